@@ -1,0 +1,3 @@
+"""ablate: ablation sweeps and experiment management for parameter-efficient VL tuning."""
+
+__version__ = "0.1.0"

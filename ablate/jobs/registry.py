@@ -1,0 +1,79 @@
+"""Registry of job kinds, chosen in a spec by short name (``job: mmt``).
+
+A job kind pairs the schema of its spec sections (a :class:`~ablate.spec.base.SpecModel`) with the
+function that runs one spec. Registering by name keeps Python import paths out of sweep files: a
+refactor must never change run ids.
+
+Job modules are imported lazily (``_BUILTIN``) so that ``ablate status`` or ``ablate report`` never
+pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from ablate.jobs.context import JobContext
+    from ablate.spec.base import SpecModel
+    from ablate.spec.run_spec import RunSpec
+
+# short name -> module that registers it on import. The schema modules must not import torch.
+_BUILTIN: dict[str, str] = {
+    "linear-fit": "ablate.jobs.linear_fit",
+    "mmt": "ablate.jobs.mmt",
+}
+
+_JOBS: dict[str, JobKind] = {}
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """One registered job kind.
+
+    Attributes:
+        name: the short name used in specs (``job: <name>``).
+        config_cls: schema of the spec's sections (everything but ``job`` and ``seed``).
+        run: import path ``module:function`` of ``run(spec, ctx) -> dict[str, float]``; imported
+            only inside a worker, so planning never imports the job's heavy dependencies.
+        scale: optional ``scale(sections: dict, name: str) -> dict`` applied by ``--scale NAME``
+            before validation (for ``mmt``: real presets -> their tiny twins).
+        describe: optional ``describe(spec) -> dict[str, Any]`` of extra plan columns
+            (trainable parameters, memory estimate).
+    """
+
+    name: str
+    config_cls: type[SpecModel]
+    run: str
+    scale: Callable[[dict[str, Any], str], dict[str, Any]] | None = None
+    describe: Callable[[RunSpec], dict[str, Any]] | None = None
+
+    def load_runner(self) -> Callable[[RunSpec, JobContext], dict[str, float]]:
+        """Import and return the job's run function."""
+        module_name, _, func = self.run.partition(":")
+        return getattr(importlib.import_module(module_name), func)
+
+
+def register_job(kind: JobKind) -> JobKind:
+    """Register ``kind`` under its name (re-registering the same name replaces it)."""
+    _JOBS[kind.name] = kind
+    return kind
+
+
+def job_names() -> list[str]:
+    """All job kinds a spec may name."""
+    return sorted(set(_BUILTIN) | set(_JOBS))
+
+
+def get_job(name: str) -> JobKind:
+    """Look up a job kind by name, importing built-in ones on first use.
+
+    Raises:
+        KeyError: the name is not registered (the message lists the allowed names).
+    """
+    if name not in _JOBS and name in _BUILTIN:
+        importlib.import_module(_BUILTIN[name])
+    if name not in _JOBS:
+        raise KeyError(f"unknown job {name!r}; allowed: {', '.join(job_names())}")
+    return _JOBS[name]

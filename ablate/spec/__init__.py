@@ -1,0 +1,1 @@
+"""Typed, frozen specs: what a run is, how a sweep expands, and how a run is named."""

@@ -1,0 +1,4 @@
+"""Training of multimodal adapters: spec, optimiser and schedule, batching, checkpoints, recipe.
+
+Only :mod:`ablate.train.spec` is torch-free; import the other modules inside workers.
+"""

@@ -1,0 +1,274 @@
+"""ScienceQA problems to token tensors: encoding, truncation, length-grouped batches, collation.
+
+Sequences follow the model contract: training inputs are ``[BOS, prompt, target, EOS]``,
+right-padded, with labels only on ``target + EOS`` (``-100`` elsewhere); generation prompts are
+``[BOS, prompt]``, left-padded so that every sample's next token sits in the last column. The model
+itself inserts the modality token and the visual tokens, and shifts the labels to match.
+
+Prompt and target are tokenised separately and concatenated, so the prompt tokens seen at training
+time are exactly the prompt tokens fed to generation (a joint tokenisation could merge tokens across
+the boundary and make the two disagree).
+
+Truncation (``max_seq_len`` text tokens): training sequences lose their tail, as LaVIN's do (the
+answer letter comes first in the target and survives unless the prompt alone is too long); samples
+left without any label token are dropped. Generation prompts keep ``BOS`` and their *last* tokens,
+so the model still sees the options and ``Response:``. Both are counted and reported.
+
+Length grouping: micro-batches are formed from samples of similar length (sorted inside shuffled
+mega-batches, as in Hugging Face's ``LengthGroupedSampler``), so a batch is padded to its own
+longest sample rather than to 512.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+IGNORE_INDEX = -100
+MEGA_BATCH_MULTIPLIER = 50
+
+
+@dataclass(frozen=True)
+class Example:
+    """One encoded problem.
+
+    Attributes:
+        pid: ScienceQA problem id.
+        input_ids: ``[BOS, prompt, target, EOS]`` after truncation (training).
+        labels: same length as ``input_ids``; ``-100`` except on target and EOS tokens.
+        prompt_ids: ``[BOS, prompt]`` after truncation (generation).
+        image: path of the problem's image, or None for a text-only problem.
+        n_choices: number of answer options (for parsing and the random fallback).
+    """
+
+    pid: str
+    input_ids: tuple[int, ...]
+    labels: tuple[int, ...]
+    prompt_ids: tuple[int, ...]
+    image: Path | None
+    n_choices: int
+
+
+@dataclass(frozen=True)
+class EncodeStats:
+    """What truncation did to a split."""
+
+    n: int
+    truncated: int
+    """Training sequences longer than ``max_seq_len`` (cut at the tail)."""
+    dropped: int
+    """Training sequences with no label left after truncation (not trained on)."""
+    prompts_truncated: int
+    """Generation prompts longer than ``max_seq_len`` (cut on the left, after BOS)."""
+
+
+def encode_problems(
+    problems: Sequence[Any],
+    tokenizer: Any,
+    prompt_format: str,
+    max_seq_len: int,
+    build_prompt: Callable[[Any, str], Any],
+) -> tuple[list[Example], EncodeStats]:
+    """Tokenise problems for training and generation.
+
+    Args:
+        problems: ScienceQA ``Problem`` records (pid, choices, image, ...).
+        tokenizer: a transformers tokenizer with ``bos_token_id`` and ``eos_token_id``.
+        prompt_format: the data spec's prompt name (``qcm-ale``, ``cqm-a``).
+        max_seq_len: maximum text tokens of a training sequence or generation prompt (>= 4).
+        build_prompt: ``build_prompt(problem, fmt) -> PromptPair(prompt, target)``.
+
+    Returns:
+        Examples in the order of ``problems`` (dropped ones excluded) and truncation counts.
+    """
+    if max_seq_len < 4:
+        raise ValueError(f"data.max_seq_len={max_seq_len} is too short; use at least 4")
+    pairs = [build_prompt(p, prompt_format) for p in problems]
+    prompt_tok = _tokenize([pair.prompt for pair in pairs], tokenizer)
+    target_tok = _tokenize([pair.target for pair in pairs], tokenizer)
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    if bos is None or eos is None:
+        raise ValueError("the tokenizer has no BOS or EOS token; the model contract needs both")
+    examples: list[Example] = []
+    truncated = dropped = prompts_truncated = 0
+    for problem, prompt_ids, target_ids in zip(problems, prompt_tok, target_tok, strict=True):
+        input_ids = [bos, *prompt_ids, *target_ids, eos]
+        labels = [IGNORE_INDEX] * (1 + len(prompt_ids)) + [*target_ids, eos]
+        if len(input_ids) > max_seq_len:
+            truncated += 1
+            input_ids, labels = input_ids[:max_seq_len], labels[:max_seq_len]
+        gen_prompt = [bos, *prompt_ids]
+        if len(gen_prompt) > max_seq_len:
+            prompts_truncated += 1
+            gen_prompt = [bos, *prompt_ids[len(prompt_ids) - (max_seq_len - 1) :]]
+        if all(label == IGNORE_INDEX for label in labels):
+            dropped += 1
+        examples.append(
+            Example(
+                pid=str(problem.pid),
+                input_ids=tuple(input_ids),
+                labels=tuple(labels),
+                prompt_ids=tuple(gen_prompt),
+                image=problem.image,
+                n_choices=len(problem.choices),
+            )
+        )
+    stats = EncodeStats(len(problems), truncated, dropped, prompts_truncated)
+    return examples, stats
+
+
+def trainable_examples(examples: Sequence[Example]) -> list[Example]:
+    """The examples that carry at least one label token."""
+    return [e for e in examples if any(label != IGNORE_INDEX for label in e.labels)]
+
+
+def _tokenize(texts: list[str], tokenizer: Any) -> list[list[int]]:
+    if not texts:
+        return []
+    return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
+def epoch_batches(
+    lengths: Sequence[int],
+    batch_size: int,
+    *,
+    seed: int,
+    epoch: int,
+    length_grouped: bool,
+) -> list[list[int]]:
+    """The micro-batches (lists of indices) of one epoch, a pure function of ``(seed, epoch)``.
+
+    Deriving the order from the seed and the epoch number, instead of from a running generator,
+    lets a resumed run rebuild the exact order of the interrupted epoch and skip what it has done.
+
+    Args:
+        lengths: sequence length of every sample.
+        batch_size: samples per micro-batch (the last one may be smaller).
+        seed: the run seed.
+        epoch: 0-based epoch.
+        length_grouped: sort by length inside mega-batches of ``50 * batch_size`` samples, then
+            shuffle the batches; otherwise plain shuffled chunks.
+    """
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    if not length_grouped or batch_size == 1:
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    mega = batch_size * MEGA_BATCH_MULTIPLIER
+    batches: list[list[int]] = []
+    for start in range(0, len(order), mega):
+        chunk = sorted(order[start : start + mega], key=lambda i: -lengths[i])
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    perm = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in perm]
+
+
+class ImageLoader:
+    """Loads a problem image and applies the vision tower's transform, caching small datasets.
+
+    Args:
+        transform: ``model.image_transform`` (PIL image -> ``(3, H, W)`` tensor).
+        cache: keep transformed tensors in memory (worth it for the synthetic data, whose images
+            are tiny; not for ScienceQA at 336 px, which would need ~16 GB).
+    """
+
+    def __init__(self, transform: Callable[[Any], torch.Tensor], cache: bool = False) -> None:
+        self.transform = transform
+        self.cache: dict[Path, torch.Tensor] | None = {} if cache else None
+
+    def __call__(self, path: Path) -> torch.Tensor:
+        """The transformed image at ``path`` (``(3, H, W)`` float)."""
+        if self.cache is not None and path in self.cache:
+            return self.cache[path]
+        from PIL import Image
+
+        with Image.open(path) as img:
+            tensor = self.transform(img.convert("RGB"))
+        if self.cache is not None:
+            self.cache[path] = tensor
+        return tensor
+
+
+def _images(examples: Sequence[Example], load_image: ImageLoader) -> dict[str, torch.Tensor | None]:
+    """``images`` (B, 3, H, W) or None when no sample has an image, and ``has_image`` (B,)."""
+    has_image = torch.tensor([e.image is not None for e in examples], dtype=torch.bool)
+    if not bool(has_image.any()):
+        return {"images": None, "has_image": has_image}
+    loaded = [load_image(e.image) if e.image is not None else None for e in examples]
+    template = next(t for t in loaded if t is not None)
+    stacked = torch.stack([t if t is not None else torch.zeros_like(template) for t in loaded])
+    return {"images": stacked, "has_image": has_image}
+
+
+def collate_train(
+    examples: Sequence[Example], pad_id: int, load_image: ImageLoader
+) -> dict[str, torch.Tensor | None]:
+    """A right-padded training batch: ``input_ids``, ``attention_mask``, ``labels``, images."""
+    width = max(len(e.input_ids) for e in examples)
+    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)  # (B, T)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)  # (B, T)
+    attention_mask = torch.zeros((len(examples), width), dtype=torch.long)  # (B, T)
+    for row, example in enumerate(examples):
+        n = len(example.input_ids)
+        input_ids[row, :n] = torch.tensor(example.input_ids)
+        labels[row, :n] = torch.tensor(example.labels)
+        attention_mask[row, :n] = 1
+    batch: dict[str, torch.Tensor | None] = {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "labels": labels,
+    }
+    batch.update(_images(examples, load_image))
+    return batch
+
+
+def collate_prompts(
+    examples: Sequence[Example], pad_id: int, load_image: ImageLoader
+) -> dict[str, torch.Tensor | None]:
+    """A left-padded generation batch: ``input_ids``, ``attention_mask`` (B, T), images."""
+    width = max(len(e.prompt_ids) for e in examples)
+    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)  # (B, T)
+    attention_mask = torch.zeros((len(examples), width), dtype=torch.long)  # (B, T)
+    for row, example in enumerate(examples):
+        n = len(example.prompt_ids)
+        input_ids[row, width - n :] = torch.tensor(example.prompt_ids)
+        attention_mask[row, width - n :] = 1
+    batch: dict[str, torch.Tensor | None] = {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+    }
+    batch.update(_images(examples, load_image))
+    return batch
+
+
+class ExampleDataset(torch.utils.data.Dataset):
+    """Index -> :class:`Example`; collation (and image loading) happens in the collate function."""
+
+    def __init__(self, examples: Sequence[Example]) -> None:
+        self.examples = list(examples)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> Example:
+        return self.examples[index]
+
+
+def train_loader(
+    examples: Sequence[Example],
+    batches: list[list[int]],
+    pad_id: int,
+    load_image: ImageLoader,
+    num_workers: int = 0,
+) -> torch.utils.data.DataLoader:
+    """A DataLoader yielding collated training batches in the given batch order."""
+    return torch.utils.data.DataLoader(
+        ExampleDataset(examples),
+        batch_sampler=batches,
+        collate_fn=functools.partial(collate_train, pad_id=pad_id, load_image=load_image),
+        num_workers=num_workers,
+    )

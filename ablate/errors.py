@@ -1,0 +1,66 @@
+"""User-facing errors: one clear message, a non-zero exit, never a traceback.
+
+Every error a user can cause by what they wrote (a sweep YAML, a runner profile, a predictions file,
+a weight path) derives from :class:`AblateError`. The CLI prints ``str(error)`` and exits with
+``error.exit_code``; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+
+class AblateError(Exception):
+    """Base of errors caused by user input or environment, shown without a traceback."""
+
+    exit_code = 2
+
+
+class SpecError(AblateError):
+    """A sweep, run spec or runner profile is malformed.
+
+    The message names the file, the line when known, the dotted key, the bad value and what is
+    allowed, e.g.::
+
+        sweeps/table2.yaml:14: grid.adapter.dimm: unknown key 'dimm' (did you mean 'dim'?)
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        line: int | None = None,
+        key: str | None = None,
+        value: Any = None,
+        allowed: Iterable[Any] | None = None,
+        show_value: bool = True,
+    ) -> None:
+        self.file = str(file) if file is not None else None
+        self.line = line
+        self.key = key
+        self.value = value
+        self.allowed = list(allowed) if allowed is not None else None
+        self.message = message
+        where = self.file or "<spec>"
+        if line is not None:
+            where += f":{line}"
+        parts = [where + ":"]
+        if key:
+            parts.append(f"{key}:")
+        parts.append(message)
+        if show_value and value is not None:
+            parts.append(f"(got {value!r})")
+        text = " ".join(parts)
+        if self.allowed:
+            text += "; allowed: " + ", ".join(str(a) for a in self.allowed)
+        super().__init__(text)
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """A ``" (did you mean 'x'?)"`` suffix when a close candidate exists, else ``""``."""
+    matches = difflib.get_close_matches(str(word), list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {matches[0]!r}?)" if matches else ""

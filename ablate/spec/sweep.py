@@ -89,8 +89,11 @@ def _flatten_lines(src: YamlSource, tree: Any, root: KeyPath) -> dict[str, Origi
     out: dict[str, Origin] = {}
     if isinstance(tree, dict):
         for dotted in flatten(tree):
-            # dotted keys written as one YAML key ("a.b") or as nesting both resolve to a line
-            out[dotted] = (str(src.path), src.line_of((*root, *dotted.split("."))))
+            parts = dotted.split(".")
+            for end in range(1, len(parts) + 1):  # leaves and every section above them
+                prefix = ".".join(parts[:end])
+                # dotted keys written as one YAML key ("a.b") or as nesting resolve alike
+                out.setdefault(prefix, (str(src.path), src.line_of((*root, *parts[:end]))))
     return out
 
 

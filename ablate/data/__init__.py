@@ -1,0 +1,1 @@
+"""ScienceQA data: spec, loaders (official layout, HF parquet), prompts and synthetic data."""

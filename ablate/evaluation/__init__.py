@@ -1,0 +1,1 @@
+"""Evaluation: answer parsing, the official ScienceQA accuracy columns and prediction files."""

@@ -1,0 +1,169 @@
+"""Batched answer generation over a split, answer parsing and scoring.
+
+Questions are generated in batches of prompts of similar length (sorted by prompt length, then
+left-padded), so little compute is spent on padding; the order of the batches is fixed, and every
+batch gets its own seed derived from the run seed, so the same run reproduces the same sampled
+answers. Each raw output is parsed ("The answer is X."); answers that do not parse are always
+counted, and scored by the spec's policy: ``wrong`` (the default, LLaVA) or ``random`` (LaVIN, a
+seeded random choice).
+
+Per-question rows (pid, predicted index, raw output, whether it parsed, correct) are what a paired
+comparison between two runs needs; :func:`write_predictions` stores them as JSONL beside the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ablate.evaluation.answers import parse_answer, resolve_unparseable
+from ablate.evaluation.scoring import COLUMNS, accuracy_table
+from ablate.evaluation.spec import EvalSpec
+from ablate.train.batches import Example, ImageLoader, collate_prompts
+
+
+@dataclass(frozen=True)
+class SplitEvaluation:
+    """The outcome of evaluating one split.
+
+    Attributes:
+        split: split name (``val``, ``test``).
+        rows: one dict per question, in the split's order: ``pid``, ``pred`` (index or None),
+            ``parsed`` (index or None, before the unparseable policy), ``raw``, ``correct``.
+        table: :func:`~ablate.evaluation.scoring.accuracy_table` output (percent 0-100, counts).
+        n_unparseable: answers that did not parse.
+        seconds: wall time of generation and scoring.
+    """
+
+    split: str
+    rows: list[dict[str, Any]]
+    table: dict[str, float]
+    n_unparseable: int
+    seconds: float
+
+    def metrics(self) -> dict[str, float]:
+        """``{split}/{column}`` accuracies plus ``{split}/unparseable`` (count) and its percent."""
+        out = {
+            f"{self.split}/{col}": float(self.table[col]) for col in COLUMNS if col in self.table
+        }
+        out[f"{self.split}/unparseable"] = float(self.n_unparseable)
+        out[f"{self.split}/unparseable_pct"] = 100.0 * self.n_unparseable / max(len(self.rows), 1)
+        out[f"{self.split}/n"] = float(len(self.rows))
+        return out
+
+
+def evaluate_split(
+    model: Any,
+    problems: Sequence[Any],
+    examples: Sequence[Example],
+    spec: EvalSpec,
+    *,
+    split: str,
+    seed: int,
+    device: str,
+    load_image: ImageLoader,
+    autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
+    max_questions: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SplitEvaluation:
+    """Generate, parse and score answers for ``problems``.
+
+    Args:
+        model: a ``MultimodalModel`` (``tokenizer``, ``generate``).
+        problems: the split's ``Problem`` records (their order is the order of ``rows``).
+        examples: encoded problems (``prompt_ids``), matched to ``problems`` by pid.
+        spec: generation settings and the unparseable policy.
+        split: name used in metric keys.
+        seed: run seed (generation and the random fallback derive theirs from it).
+        device: where the model lives.
+        load_image: image loader with the model's transform.
+        autocast: factory of the forward's autocast context (None: no autocast).
+        max_questions: evaluate only this prefix of ``problems`` (None: ``spec.max_questions``).
+        progress: called with ``(done, total)`` after every batch.
+    """
+    import time
+
+    start = time.perf_counter()
+    limit = max_questions if max_questions is not None else spec.max_questions
+    problems = list(problems)[:limit] if limit else list(problems)
+    by_pid = {e.pid: e for e in examples}
+    missing = [str(p.pid) for p in problems if str(p.pid) not in by_pid]
+    if missing:
+        raise ValueError(f"{split}: no encoded prompt for pid(s) {missing[:5]}")
+    todo = [by_pid[str(p.pid)] for p in problems]
+    order = sorted(range(len(todo)), key=lambda i: (len(todo[i].prompt_ids), i))
+    raw: dict[str, str] = {}
+    pad_id = model.tokenizer.pad_token_id
+    was_training = model.training
+    model.eval()
+    try:
+        for batch_no, start_i in enumerate(range(0, len(order), spec.batch_size)):
+            chunk = [todo[i] for i in order[start_i : start_i + spec.batch_size]]
+            batch = collate_prompts(chunk, pad_id, load_image)
+            batch = {k: v.to(device) if v is not None else None for k, v in batch.items()}
+            with autocast() if autocast is not None else contextlib.nullcontext():
+                texts = model.generate(
+                    batch["input_ids"],
+                    batch["attention_mask"],
+                    images=batch["images"],
+                    has_image=batch["has_image"],
+                    max_new_tokens=spec.max_new_tokens,
+                    temperature=spec.temperature,
+                    top_p=spec.top_p,
+                    seed=seed * 100_003 + batch_no,
+                )
+            for example, text in zip(chunk, texts, strict=True):
+                raw[example.pid] = text
+            if progress is not None:
+                progress(min(start_i + spec.batch_size, len(order)), len(order))
+    finally:
+        model.train(was_training)
+    rng = random.Random(seed)
+    rows: list[dict[str, Any]] = []
+    predictions: dict[str, int | None] = {}
+    n_unparseable = 0
+    for problem, example in zip(problems, todo, strict=True):
+        parsed = parse_answer(raw[example.pid], example.n_choices)
+        if parsed is None:
+            n_unparseable += 1
+        pred = resolve_unparseable(parsed, example.n_choices, spec.unparseable, rng)
+        predictions[example.pid] = pred
+        rows.append(
+            {
+                "pid": example.pid,
+                "pred": pred,
+                "parsed": parsed,
+                "raw": raw[example.pid],
+                "correct": pred is not None and pred == problem.answer,
+            }
+        )
+    table = accuracy_table(problems, predictions)
+    return SplitEvaluation(split, rows, table, n_unparseable, time.perf_counter() - start)
+
+
+def write_predictions(path: Path, evaluation: SplitEvaluation) -> Path:
+    """Write the per-question rows as JSONL (atomically): one ``{pid, pred, raw, correct}`` a line.
+
+    The file is readable by ``ablate score`` (its ``pred``/``raw`` fields) and by paired tests.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for row in evaluation.rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def no_grad_autocast(device: str, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Autocast to ``dtype`` on ``device`` (a null context when ``dtype`` is None)."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)

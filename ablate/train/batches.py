@@ -5,14 +5,10 @@ right-padded, with labels only on ``target + EOS`` (``-100`` elsewhere); generat
 ``[BOS, prompt]``, left-padded so that every sample's next token sits in the last column. The model
 itself inserts the modality token and the visual tokens, and shifts the labels to match.
 
-Prompt and target are tokenised separately and concatenated, so the prompt tokens seen at training
-time are exactly the prompt tokens fed to generation (a joint tokenisation could merge tokens across
-the boundary and make the two disagree).
-
-Truncation (``max_seq_len`` text tokens): training sequences lose their tail, as LaVIN's do (the
-answer letter comes first in the target and survives unless the prompt alone is too long); samples
-left without any label token are dropped. Generation prompts keep ``BOS`` and their *last* tokens,
-so the model still sees the options and ``Response:``. Both are counted and reported.
+Tokenisation and truncation are :mod:`ablate.data.encoding`'s (prompt and target tokenised apart,
+training sequences cut on the right as LaVIN does, generation prompts cut on the left so the
+options and ``Response:`` survive); samples left without any label token are not trained on. All
+three cases are counted and reported.
 
 Length grouping: micro-batches are formed from samples of similar length (sorted inside shuffled
 mega-batches, as in Hugging Face's ``LengthGroupedSampler``), so a batch is padded to its own
@@ -29,7 +25,8 @@ from typing import Any
 
 import torch
 
-IGNORE_INDEX = -100
+from ablate.data.encoding import IGNORE_INDEX
+
 MEGA_BATCH_MULTIPLIER = 50
 
 
@@ -72,48 +69,42 @@ def encode_problems(
     tokenizer: Any,
     prompt_format: str,
     max_seq_len: int,
-    build_prompt: Callable[[Any, str], Any],
 ) -> tuple[list[Example], EncodeStats]:
     """Tokenise problems for training and generation.
+
+    The truncation rules live in :mod:`ablate.data.encoding` (one implementation for every
+    consumer); this adds what batching needs: pid, image path and option count.
 
     Args:
         problems: ScienceQA ``Problem`` records (pid, choices, image, ...).
         tokenizer: a transformers tokenizer with ``bos_token_id`` and ``eos_token_id``.
         prompt_format: the data spec's prompt name (``qcm-ale``, ``cqm-a``).
-        max_seq_len: maximum text tokens of a training sequence or generation prompt (>= 4).
-        build_prompt: ``build_prompt(problem, fmt) -> PromptPair(prompt, target)``.
+        max_seq_len: maximum text tokens of a training sequence or generation prompt.
 
     Returns:
-        Examples in the order of ``problems`` (dropped ones excluded) and truncation counts.
+        Examples in the order of ``problems`` and truncation counts.
     """
-    if max_seq_len < 4:
-        raise ValueError(f"data.max_seq_len={max_seq_len} is too short; use at least 4")
-    pairs = [build_prompt(p, prompt_format) for p in problems]
-    prompt_tok = _tokenize([pair.prompt for pair in pairs], tokenizer)
-    target_tok = _tokenize([pair.target for pair in pairs], tokenizer)
-    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
-    if bos is None or eos is None:
+    from ablate.data.encoding import encode_pair, encode_prompt
+    from ablate.data.prompts import build_prompt
+
+    if tokenizer.bos_token_id is None or tokenizer.eos_token_id is None:
         raise ValueError("the tokenizer has no BOS or EOS token; the model contract needs both")
     examples: list[Example] = []
     truncated = dropped = prompts_truncated = 0
-    for problem, prompt_ids, target_ids in zip(problems, prompt_tok, target_tok, strict=True):
-        input_ids = [bos, *prompt_ids, *target_ids, eos]
-        labels = [IGNORE_INDEX] * (1 + len(prompt_ids)) + [*target_ids, eos]
-        if len(input_ids) > max_seq_len:
-            truncated += 1
-            input_ids, labels = input_ids[:max_seq_len], labels[:max_seq_len]
-        gen_prompt = [bos, *prompt_ids]
-        if len(gen_prompt) > max_seq_len:
-            prompts_truncated += 1
-            gen_prompt = [bos, *prompt_ids[len(prompt_ids) - (max_seq_len - 1) :]]
-        if all(label == IGNORE_INDEX for label in labels):
+    for problem in problems:
+        pair = build_prompt(problem, prompt_format)
+        encoded = encode_pair(tokenizer, pair, max_seq_len)
+        prompt_ids, prompt_cut = encode_prompt(tokenizer, pair.prompt, max_seq_len)
+        truncated += encoded.truncated
+        prompts_truncated += prompt_cut
+        if all(label == IGNORE_INDEX for label in encoded.labels):
             dropped += 1
         examples.append(
             Example(
                 pid=str(problem.pid),
-                input_ids=tuple(input_ids),
-                labels=tuple(labels),
-                prompt_ids=tuple(gen_prompt),
+                input_ids=tuple(encoded.input_ids),
+                labels=tuple(encoded.labels),
+                prompt_ids=tuple(prompt_ids),
                 image=problem.image,
                 n_choices=len(problem.choices),
             )
@@ -125,12 +116,6 @@ def encode_problems(
 def trainable_examples(examples: Sequence[Example]) -> list[Example]:
     """The examples that carry at least one label token."""
     return [e for e in examples if any(label != IGNORE_INDEX for label in e.labels)]
-
-
-def _tokenize(texts: list[str], tokenizer: Any) -> list[list[int]]:
-    if not texts:
-        return []
-    return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
 def epoch_batches(
@@ -264,11 +249,18 @@ def train_loader(
     pad_id: int,
     load_image: ImageLoader,
     num_workers: int = 0,
+    seed: int = 0,
 ) -> torch.utils.data.DataLoader:
-    """A DataLoader yielding collated training batches in the given batch order."""
+    """A DataLoader yielding collated training batches in the given batch order.
+
+    The loader gets its own generator: a DataLoader otherwise draws its worker base seed from the
+    global torch RNG each time it is iterated, which would make a resumed epoch consume the
+    global RNG (and hence dropout) differently from an uninterrupted one.
+    """
     return torch.utils.data.DataLoader(
         ExampleDataset(examples),
         batch_sampler=batches,
         collate_fn=functools.partial(collate_train, pad_id=pad_id, load_image=load_image),
         num_workers=num_workers,
+        generator=torch.Generator().manual_seed(seed),
     )

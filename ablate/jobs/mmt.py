@@ -1,0 +1,120 @@
+"""The ``mmt`` job kind: multimodal model tuning (adapters on a frozen ViT + LLaMA) on ScienceQA.
+
+This module holds only the schema (torch-free, so planning a sweep never imports torch) and the
+``tiny`` scale; the work is :func:`ablate.train.recipe.run_mmt`, imported inside the worker.
+
+Sections of an ``mmt`` spec::
+
+    model:   ModelSpec      backbones, precision, quantisation, neck
+    adapter: AdapterConfig  chosen by ``name`` (bottleneck, router, ...), validated by its schema
+    data:    DataSpec       ScienceQA copy (or synthetic), prompt format, splits
+    train:   TrainSpec      optimiser, schedule, batch, precision
+    eval:    EvalSpec       generation and the unparseable-answer policy
+
+``--scale tiny`` (:func:`scale_mmt`) swaps the real backbones for their tiny twins, runs them in
+fp32 without quantisation or autocast, and trains on the synthetic ScienceQA twin: the same code
+path end to end on a CPU. The numbers of the tiny schedule (epochs, sizes, learning rate) are
+data in the sweep's ``scales.tiny`` block, not code.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, SerializeAsAny
+
+from ablate.data.spec import DataSpec
+from ablate.evaluation.spec import EvalSpec
+from ablate.jobs.registry import JobKind, register_job
+from ablate.model.adapters import AdapterConfig, BottleneckConfig, validate_adapter_config
+from ablate.model.spec import ModelSpec, twin_of
+from ablate.spec.base import SpecModel
+from ablate.train.spec import TrainSpec
+
+AdapterSection = Annotated[SerializeAsAny[AdapterConfig], BeforeValidator(validate_adapter_config)]
+"""An adapter config validated by the schema its ``name`` selects, dumped with all its fields."""
+
+
+class MmtConfig(SpecModel):
+    """Everything one ``mmt`` run computes from (besides ``job`` and ``seed``)."""
+
+    model: ModelSpec = ModelSpec()
+    """Backbones and neck (default: LLaMA-2-7B + DIHT ViT-L/14-336, the paper's best)."""
+    adapter: AdapterSection = Field(default_factory=BottleneckConfig)
+    """The adapter method and its hyperparameters (default: BA, dim 16, groups 2)."""
+    data: DataSpec = DataSpec()
+    """The questions and how they are prompted."""
+    train: TrainSpec = TrainSpec()
+    """Optimiser, schedule and batching."""
+    eval: EvalSpec = EvalSpec()
+    """Generation settings and scoring policy."""
+
+
+SCALES = ("tiny",)
+
+
+def scale_mmt(sections: dict[str, Any], name: str) -> dict[str, Any]:
+    """Rewrite raw (unvalidated) spec sections for a named scale.
+
+    ``tiny``: LLM and vision presets -> their tiny twins, fp32, no quantisation, no autocast,
+    synthetic data. Other fields (adapter, schedule) are kept, so a tiny run exercises the same
+    adapter and recipe as the real one; the sweep's ``scales.tiny`` block sets the tiny schedule.
+
+    Args:
+        sections: the spec's sections as plain dicts (``model``, ``adapter``, ...); not modified.
+        name: the scale name.
+
+    Raises:
+        ValueError: unknown scale name (the message lists the allowed ones).
+    """
+    if name not in SCALES:
+        raise ValueError(f"unknown scale {name!r} for job mmt; allowed: {', '.join(SCALES)}")
+    out = copy.deepcopy(sections)
+    model = dict(out.get("model") or {})
+    defaults = ModelSpec()
+    model["llm"] = twin_of(model.get("llm", defaults.llm))
+    model["vision"] = twin_of(model.get("vision", defaults.vision))
+    model["precision"] = "fp32"
+    model["quantization"] = "none"
+    model.pop("llm_path", None)
+    model.pop("vision_path", None)
+    out["model"] = model
+    data = dict(out.get("data") or {})
+    data["dataset"] = "synthetic"
+    data.pop("root", None)
+    data.pop("source_format", None)
+    out["data"] = data
+    train = dict(out.get("train") or {})
+    train["autocast"] = "none"
+    if train.get("optimizer") == "paged_adamw32bit":
+        train["optimizer"] = "adamw"
+    out["train"] = train
+    return out
+
+
+def describe_mmt(spec: Any) -> dict[str, Any]:
+    """Plan columns: trainable parameters and an estimate of peak GPU memory (no allocation)."""
+    from ablate.model.multimodal import count_trainable_parameters, estimate_gpu_memory_gib
+
+    cfg: MmtConfig = spec.config
+    return {
+        "trainable_params": count_trainable_parameters(cfg.model, cfg.adapter),
+        "gpu_mem_gib": round(
+            estimate_gpu_memory_gib(
+                cfg.model, cfg.adapter, cfg.train.batch_size, cfg.data.max_seq_len
+            ),
+            1,
+        ),
+    }
+
+
+register_job(
+    JobKind(
+        name="mmt",
+        config_cls=MmtConfig,
+        run="ablate.train.recipe:run_mmt",
+        scale=scale_mmt,
+        describe=describe_mmt,
+    )
+)

@@ -1,0 +1,373 @@
+"""The ``mmt`` job: multimodal model tuning of adapters on ScienceQA, then evaluation.
+
+An explicit recipe in the style of torchtune's ``lora_finetune_single_device.py``: :meth:`setup`
+builds everything from the spec alone (model, data, optimiser, and the checkpoint to resume
+from), :meth:`train` runs the epochs, :meth:`evaluate` generates and scores the validation and
+test splits, :meth:`cleanup` releases memory. :func:`run_mmt` is the registered entry point.
+
+Reproducibility. Every source of randomness derives from the run seed: the global torch and
+Python RNGs (adapter init, dropout) are seeded before the model is built, the epoch order is a pure
+function of ``(seed, epoch)``, generation seeds derive from ``(seed, batch)``. On CPU the same seed
+gives the same metrics bit for bit. A checkpoint saves the RNG states with the position, so a
+resumed run continues exactly where the interrupted one stood.
+
+Checkpoints are written after every epoch (after its validation pass) and when the worker asks
+the job to stop (at the next optimiser-step boundary, then :class:`JobCancelled` is raised). An
+attempt > 1 resumes from ``run_dir``'s checkpoint when a valid one is there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ablate.jobs.context import JobCancelled, JobContext
+from ablate.train.batches import (
+    EncodeStats,
+    Example,
+    ImageLoader,
+    encode_problems,
+    epoch_batches,
+    train_loader,
+    trainable_examples,
+)
+from ablate.train.checkpoint import TrainPosition, load_checkpoint, save_checkpoint
+from ablate.train.optim import build_optimizer, lr_at_step, set_learning_rate
+
+logger = logging.getLogger(__name__)
+
+ADAPTER_FILE = "adapter.safetensors"
+IMAGE_CACHE_MAX_BYTES = 1 << 30
+AUTOCAST_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed the global torch (CPU and CUDA) and Python RNGs."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class MmtRecipe:
+    """One ``mmt`` run: setup, train, evaluate, cleanup.
+
+    Args:
+        spec: the run spec (``spec.config`` is an :class:`~ablate.jobs.mmt.MmtConfig`).
+        ctx: the worker context (run dir, attempt, device, metrics, progress, stop flag).
+    """
+
+    def __init__(self, spec: Any, ctx: JobContext) -> None:
+        self.spec = spec
+        self.cfg = spec.config
+        self.ctx = ctx
+        self.device = ctx.device
+        self.metrics: dict[str, float] = {}
+        self.position = TrainPosition()
+        self.history: dict[str, Any] = {"epoch_loss": [], "val_acc": []}
+        self._loss_sum = 0.0
+        self._loss_count = 0
+
+    # ----------------------------------------------------------------- setup
+    def setup(self) -> None:
+        """Build the model, load and encode the data, build the optimiser, resume if possible."""
+        t0 = time.perf_counter()
+        seed_everything(self.spec.seed)
+        from ablate.model.multimodal import build_multimodal_model
+
+        self.model = build_multimodal_model(self.cfg.model, self.cfg.adapter, device=self.device)
+        self.trainable = self.model.trainable_named_parameters()
+        self.metrics["train/trainable_params"] = float(sum(p.numel() for _, p in self.trainable))
+        self._setup_data()
+        train_spec = self.cfg.train
+        self.optimizer = build_optimizer(self.trainable, train_spec)
+        self.autocast_dtype = AUTOCAST_DTYPES[train_spec.autocast]
+        use_scaler = train_spec.autocast == "fp16" and torch.device(self.device).type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+        n_batches = math.ceil(len(self.train_examples) / train_spec.batch_size)
+        self.batches_per_epoch = n_batches
+        self.steps_per_epoch = math.ceil(n_batches / train_spec.accumulation)
+        self.metrics["train/effective_lr"] = train_spec.effective_lr
+        self.metrics["train/effective_batch"] = float(train_spec.effective_batch)
+        self.metrics["train/steps"] = float(self.steps_per_epoch * train_spec.epochs)
+        if self.ctx.attempt > 1:
+            self._resume()
+        self.metrics["time/setup_s"] = time.perf_counter() - t0
+
+    def _setup_data(self) -> None:
+        from ablate.data.scienceqa import load_scienceqa, resolve_dataset_root
+
+        data = self.cfg.data
+        root = resolve_dataset_root(data)
+        self.data_root = Path(root)
+        tokenizer = self.model.tokenizer
+        self.problems: dict[str, list[Any]] = {}
+        self.examples: dict[str, list[Example]] = {}
+        stats: dict[str, EncodeStats] = {}
+        for split in dict.fromkeys((data.train_split, data.val_split, data.test_split)):
+            problems = load_scienceqa(
+                root,
+                split,
+                source_format=data.source_format,
+                image_placeholder=data.image_placeholder,
+            )
+            self.problems[split] = problems
+            self.examples[split], stats[split] = encode_problems(
+                problems, tokenizer, data.prompt, data.max_seq_len
+            )
+        train_stats = stats[data.train_split]
+        if train_stats.truncated or train_stats.dropped:
+            logger.warning(
+                "%s: %d of %d sequences truncated to %d tokens, %d dropped (no answer left)",
+                data.train_split,
+                train_stats.truncated,
+                train_stats.n,
+                data.max_seq_len,
+                train_stats.dropped,
+            )
+        self.train_examples = trainable_examples(self.examples[data.train_split])
+        if not self.train_examples:
+            raise ValueError(f"split {data.train_split!r} has no trainable sample")
+        self.metrics.update(
+            {
+                "data/truncated": float(train_stats.truncated),
+                "data/dropped": float(train_stats.dropped),
+                "data/prompts_truncated": float(sum(s.prompts_truncated for s in stats.values())),
+                "data/n_train": float(len(self.train_examples)),
+                "data/n_val": float(len(self.problems[data.val_split])),
+                "data/n_test": float(len(self.problems[data.test_split])),
+                "data/image_placeholder": float(data.image_placeholder),
+            }
+        )
+        n_images = sum(p.image is not None for ps in self.problems.values() for p in ps)
+        size = getattr(self.model, "image_size", 336)
+        cache = n_images * 3 * size * size * 4 <= IMAGE_CACHE_MAX_BYTES
+        self.load_image = ImageLoader(self.model.image_transform, cache=cache)
+
+    def _resume(self) -> None:
+        payload = load_checkpoint(self.ctx.run_dir)
+        if payload is None:
+            logger.info("attempt %d: no usable checkpoint, starting over", self.ctx.attempt)
+            return
+        from ablate.train.checkpoint import restore_rng_state
+
+        self.model.load_trainable_state_dict(
+            {k: v.to(self.device) for k, v in payload["trainable"].items()}
+        )
+        self.optimizer.load_state_dict(payload["optimizer"])
+        extra = payload["extra"]
+        if self.scaler is not None and extra.get("scaler"):
+            self.scaler.load_state_dict(extra["scaler"])
+        self.history = extra.get("history", self.history)
+        self._loss_sum = float(extra.get("loss_sum", 0.0))
+        self._loss_count = int(extra.get("loss_count", 0))
+        self.position = payload["position"]
+        restore_rng_state(payload["rng"])
+        self.metrics["train/resumed_from_step"] = float(self.position.step)
+        logger.info("attempt %d: resumed at %s", self.ctx.attempt, self.position)
+
+    # ----------------------------------------------------------------- train
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(torch.device(self.device).type, dtype=self.autocast_dtype)
+
+    def _checkpoint(self, position: TrainPosition) -> None:
+        extra = {
+            "history": self.history,
+            "loss_sum": self._loss_sum,
+            "loss_count": self._loss_count,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+        }
+        save_checkpoint(
+            self.ctx.run_dir,
+            trainable=self.model.trainable_state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            position=position,
+            extra=extra,
+        )
+        self.position = position
+
+    def train(self) -> None:
+        """Run the remaining epochs, checkpointing after each and on a stop request."""
+        t0 = time.perf_counter()
+        spec = self.cfg.train
+        params = [p for _, p in self.trainable]
+        lengths = [len(e.input_ids) for e in self.train_examples]
+        pad_id = self.model.tokenizer.pad_token_id
+        total_batches = self.batches_per_epoch * spec.epochs
+        samples = 0
+        step = self.position.step
+        for epoch in range(self.position.epoch, spec.epochs):
+            batches = epoch_batches(
+                lengths,
+                spec.batch_size,
+                seed=self.spec.seed,
+                epoch=epoch,
+                length_grouped=spec.length_grouped,
+            )
+            first = self.position.batch_in_epoch if epoch == self.position.epoch else 0
+            if first == 0:
+                self._loss_sum, self._loss_count = 0.0, 0
+            loader = train_loader(
+                self.train_examples,
+                batches[first:],
+                pad_id,
+                self.load_image,
+                num_workers=spec.num_workers,
+                seed=self.spec.seed * 1_000_003 + epoch,
+            )
+            self.model.train()
+            for index, batch in enumerate(loader, start=first):
+                window_start = index - index % spec.accumulation
+                window = min(spec.accumulation, len(batches) - window_start)
+                if index == window_start:
+                    lr = lr_at_step(step, self.steps_per_epoch, spec)
+                    set_learning_rate(self.optimizer, lr)
+                loss = self._forward_backward(batch, window)
+                samples += int(batch["input_ids"].shape[0])
+                self._loss_sum += loss
+                self._loss_count += 1
+                if index + 1 == window_start + window:
+                    self._optimizer_step(params, spec.grad_clip)
+                    step += 1
+                    if step % spec.log_every == 0:
+                        self.ctx.log_metrics(step, {"train/loss": loss, "train/lr": lr})
+                    if self.ctx.should_stop():
+                        self._checkpoint(TrainPosition(epoch, index + 1, step))
+                        raise JobCancelled(f"stopped at step {step}; checkpoint saved")
+                done = epoch * self.batches_per_epoch + index + 1
+                self.ctx.report_progress(done, total_batches, phase="train", epoch=epoch)
+            epoch_loss = self._loss_sum / max(self._loss_count, 1)
+            self.history["epoch_loss"].append(epoch_loss)
+            epoch_metrics = {"train/epoch_loss": epoch_loss, "train/epoch": float(epoch + 1)}
+            if spec.eval_every_epoch and epoch + 1 < spec.epochs:
+                val = self._evaluate(self.cfg.data.val_split, spec.eval_every_epoch_max_questions)
+                self.history["val_acc"].append(val.table["Avg"])
+                epoch_metrics["val/epoch_Avg"] = float(val.table["Avg"])
+            self.ctx.log_metrics(step, epoch_metrics)
+            self._checkpoint(TrainPosition(epoch + 1, 0, step))
+        self.metrics["train/loss"] = (
+            self.history["epoch_loss"][-1] if self.history["epoch_loss"] else float("nan")
+        )
+        elapsed = time.perf_counter() - t0
+        self.metrics["time/train_s"] = elapsed
+        self.metrics["train/samples_per_s"] = samples / elapsed if samples else 0.0
+
+    def _forward_backward(self, batch: dict[str, torch.Tensor | None], window: int) -> float:
+        batch = {k: v.to(self.device) if v is not None else None for k, v in batch.items()}
+        with self._autocast():
+            out = self.model(**batch)
+        loss = out.loss / window
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+        else:
+            loss.backward()
+        return float(out.loss.detach())
+
+    def _optimizer_step(self, params: list[torch.nn.Parameter], grad_clip: float | None) -> None:
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    # -------------------------------------------------------------- evaluate
+    def _evaluate(self, split: str, max_questions: int | None = None) -> Any:
+        from ablate.evaluation.generate import evaluate_split
+
+        return evaluate_split(
+            self.model,
+            self.problems[split],
+            self.examples[split],
+            self.cfg.eval,
+            split=split,
+            seed=self.spec.seed,
+            device=self.device,
+            load_image=self.load_image,
+            autocast=self._autocast,
+            max_questions=max_questions,
+            progress=lambda done, total: self.ctx.report_progress(
+                done, total, phase=f"eval-{split}"
+            ),
+        )
+
+    def evaluate(self) -> dict[str, float]:
+        """Save the adapter, evaluate validation and test splits, write predictions; all metrics."""
+        from ablate.evaluation.generate import write_predictions
+
+        self._save_adapter()
+        t0 = time.perf_counter()
+        data = self.cfg.data
+        for key, split in (("val", data.val_split), ("test", data.test_split)):
+            result = self._evaluate(split)
+            write_predictions(self.ctx.run_dir / f"predictions_{split}.jsonl", result)
+            for name, value in result.metrics().items():
+                self.metrics[key + name[len(split) :]] = value
+            self.metrics[f"time/eval_{key}_s"] = result.seconds
+        if self.history["val_acc"]:
+            self.metrics["val/best_epoch_Avg"] = max(
+                [*self.history["val_acc"], self.metrics["val/Avg"]]
+            )
+        self.metrics["time/eval_s"] = time.perf_counter() - t0
+        self.ctx.log_metrics(self.position.step, self.metrics)
+        return self.metrics
+
+    def _save_adapter(self) -> Path:
+        from safetensors.torch import save_file
+
+        state = {
+            k: v.detach().cpu().contiguous() for k, v in self.model.trainable_state_dict().items()
+        }
+        path = self.ctx.run_dir / ADAPTER_FILE
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        save_file(state, str(tmp), metadata={"run_id": str(getattr(self.spec, "run_id", ""))})
+        os.replace(tmp, path)
+        return path
+
+    # --------------------------------------------------------------- cleanup
+    def cleanup(self) -> None:
+        """Drop the model and optimiser and return cached accelerator memory."""
+        for name in ("optimizer", "model", "trainable"):
+            if hasattr(self, name):
+                delattr(self, name)
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def run_mmt(spec: Any, ctx: JobContext) -> dict[str, float]:
+    """Train and evaluate one ``mmt`` run; the job kind's registered entry point.
+
+    Returns:
+        Metrics: ``test/Avg``, ``test/NAT`` ... ``test/unparseable``, ``val/Avg`` ...,
+        ``train/loss``, ``train/effective_lr``, ``train/effective_batch``,
+        ``train/samples_per_s``, ``train/trainable_params``, ``data/truncated``, ``time/*_s``.
+        Accuracies are percentages (0-100).
+
+    Raises:
+        JobCancelled: the worker asked the job to stop; a checkpoint was saved first.
+    """
+    t0 = time.perf_counter()
+    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    recipe = MmtRecipe(spec, ctx)
+    try:
+        recipe.setup()
+        recipe.train()
+        metrics = recipe.evaluate()
+    finally:
+        recipe.cleanup()
+    metrics["time/total_s"] = time.perf_counter() - t0
+    return metrics

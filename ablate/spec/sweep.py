@@ -358,7 +358,11 @@ def _build(layers: _Layered, path: Path, base: dict[str, Any], point: dict[str, 
         except KeyError:
             hook = None
         if hook is not None:
-            merged = hook(merged, scale)
+            try:
+                merged = hook(merged, scale)
+            except ValueError as err:
+                raise SpecError(str(err), file=scale_origin[0] or path, line=scale_origin[1],
+                                key=f"scales.{scale}") from None
         merged = _apply_point(merged, scale_over, scale_origin)
 
     def locate(dotted: str) -> tuple[str | None, int | None]:

@@ -20,11 +20,11 @@ app = typer.Typer(
     name="ablate",
     help=(
         "Ablation sweeps for parameter-efficient vision-language tuning.\n\n"
-        "Examples:\n\n"
-        "  ablate sweep sweeps/table3.yaml --scale tiny   # every Table 3 row on tiny twins, CPU\n\n"
-        "  ablate sweep sweeps/table2.yaml --dry-run      # show the plan, run nothing\n\n"
-        "  ablate status sweeps/table3.yaml               # what ran, what failed, what is left\n\n"
-        "  ablate plan sweeps/table3.yaml                 # trainable parameters and GPU memory\n\n"
+        "\b\nExamples:\n"
+        "  ablate sweep sweeps/table3.yaml --scale tiny   # Table 3 on tiny twins, on a CPU\n"
+        "  ablate sweep sweeps/table2.yaml --dry-run      # show the plan, run nothing\n"
+        "  ablate status sweeps/table3.yaml               # done, failed, left\n"
+        "  ablate plan sweeps/table3.yaml                 # trainable params, GPU memory\n"
         "  ablate score preds.json --data DIR --split test"
     ),
     no_args_is_help=True,

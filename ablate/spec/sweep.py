@@ -98,9 +98,9 @@ def _flatten_lines(src: YamlSource, tree: Any, root: KeyPath) -> dict[str, Origi
 
 
 def _load_layers(path: Path, stack: tuple[Path, ...]) -> _Layered:
-    path = path.resolve()
-    if path in stack:
-        chain = " -> ".join(p.name for p in (*stack, path))
+    resolved = path.resolve()
+    if resolved in stack:
+        chain = " -> ".join(p.name for p in (*stack, resolved))
         raise SpecError(f"extends forms a cycle: {chain}", file=path)
     src = load_yaml(path)
     data = src.data if src.data is not None else {}
@@ -123,7 +123,7 @@ def _load_layers(path: Path, stack: tuple[Path, ...]) -> _Layered:
         if not parent_path.is_file():
             raise _err(src, ("extends", index) if len(parents) > 1 else ("extends",),
                        f"extended file not found: {parent_path}", show_value=False)
-        layer = _load_layers(parent_path, (*stack, path))
+        layer = _load_layers(parent_path, (*stack, resolved))
         _merge_layer(merged, layer)
     own = _Layered(doc=copy.deepcopy(data), section_source={k: src for k in data})
     base = data.get("base", {}) or {}

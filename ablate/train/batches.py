@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,7 +38,8 @@ class Example:
         input_ids: ``[BOS, prompt, target, EOS]`` after truncation (training).
         labels: same length as ``input_ids``; ``-100`` except on target and EOS tokens.
         prompt_ids: ``[BOS, prompt]`` after truncation (generation).
-        image: path of the problem's image, or None for a text-only problem.
+        problem: the ScienceQA ``Problem`` (its image is loaded lazily, at collation).
+        has_image: whether the problem has an image (a text-only one gets ``has_image=False``).
         n_choices: number of answer options (for parsing and the random fallback).
     """
 
@@ -47,7 +47,8 @@ class Example:
     input_ids: tuple[int, ...]
     labels: tuple[int, ...]
     prompt_ids: tuple[int, ...]
-    image: Path | None
+    problem: Any
+    has_image: bool
     n_choices: int
 
 
@@ -105,7 +106,8 @@ def encode_problems(
                 input_ids=tuple(encoded.input_ids),
                 labels=tuple(encoded.labels),
                 prompt_ids=tuple(prompt_ids),
-                image=problem.image,
+                problem=problem,
+                has_image=problem.has_image,
                 n_choices=len(problem.choices),
             )
         )
@@ -153,7 +155,10 @@ def epoch_batches(
 
 
 class ImageLoader:
-    """Loads a problem image and applies the vision tower's transform, caching small datasets.
+    """Loads a problem's image and applies the vision tower's transform, caching small datasets.
+
+    Reading goes through :func:`ablate.data.scienceqa.load_image`, which knows the official files,
+    the parquet export's embedded bytes and the opt-in placeholder for missing images.
 
     Args:
         transform: ``model.image_transform`` (PIL image -> ``(3, H, W)`` tensor).
@@ -163,27 +168,29 @@ class ImageLoader:
 
     def __init__(self, transform: Callable[[Any], torch.Tensor], cache: bool = False) -> None:
         self.transform = transform
-        self.cache: dict[Path, torch.Tensor] | None = {} if cache else None
+        self.cache: dict[str, torch.Tensor] | None = {} if cache else None
 
-    def __call__(self, path: Path) -> torch.Tensor:
-        """The transformed image at ``path`` (``(3, H, W)`` float)."""
-        if self.cache is not None and path in self.cache:
-            return self.cache[path]
-        from PIL import Image
+    def __call__(self, problem: Any) -> torch.Tensor:
+        """The transformed image of ``problem`` (``(3, H, W)`` float)."""
+        if self.cache is not None and problem.pid in self.cache:
+            return self.cache[problem.pid]
+        from ablate.data.scienceqa import load_image
 
-        with Image.open(path) as img:
-            tensor = self.transform(img.convert("RGB"))
+        image = load_image(problem)
+        if image is None:
+            raise ValueError(f"problem {problem.pid} has no image to load")
+        tensor = self.transform(image)
         if self.cache is not None:
-            self.cache[path] = tensor
+            self.cache[problem.pid] = tensor
         return tensor
 
 
 def _images(examples: Sequence[Example], load_image: ImageLoader) -> dict[str, torch.Tensor | None]:
     """``images`` (B, 3, H, W) or None when no sample has an image, and ``has_image`` (B,)."""
-    has_image = torch.tensor([e.image is not None for e in examples], dtype=torch.bool)
+    has_image = torch.tensor([e.has_image for e in examples], dtype=torch.bool)  # (B,)
     if not bool(has_image.any()):
         return {"images": None, "has_image": has_image}
-    loaded = [load_image(e.image) if e.image is not None else None for e in examples]
+    loaded = [load_image(e.problem) if e.has_image else None for e in examples]
     template = next(t for t in loaded if t is not None)
     stacked = torch.stack([t if t is not None else torch.zeros_like(template) for t in loaded])
     return {"images": stacked, "has_image": has_image}

@@ -102,7 +102,11 @@ class MmtRecipe:
         self.metrics["time/setup_s"] = time.perf_counter() - t0
 
     def _setup_data(self) -> None:
-        from ablate.data.scienceqa import load_scienceqa, resolve_dataset_root
+        from ablate.data.scienceqa import (
+            count_placeholders,
+            load_scienceqa,
+            resolve_dataset_root,
+        )
 
         data = self.cfg.data
         root = resolve_dataset_root(data)
@@ -144,9 +148,12 @@ class MmtRecipe:
                 "data/n_val": float(len(self.problems[data.val_split])),
                 "data/n_test": float(len(self.problems[data.test_split])),
                 "data/image_placeholder": float(data.image_placeholder),
+                "data/placeholder_images": float(
+                    sum(count_placeholders(ps) for ps in self.problems.values())
+                ),
             }
         )
-        n_images = sum(p.image is not None for ps in self.problems.values() for p in ps)
+        n_images = sum(p.has_image for ps in self.problems.values() for p in ps)
         size = getattr(self.model, "image_size", 336)
         cache = n_images * 3 * size * size * 4 <= IMAGE_CACHE_MAX_BYTES
         self.load_image = ImageLoader(self.model.image_transform, cache=cache)

@@ -37,7 +37,7 @@ from ablate.spec.yaml_source import KeyPath, YamlSource, load_yaml
 
 SWEEP_KEYS = ("name", "description", "extends", "base", "runs", "grid", "zip", "exclude",
               "include", "seeds", "scales", "report")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 POINT_META_KEYS = ("label",)
 Origin = tuple[str, int | None]
 

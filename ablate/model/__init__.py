@@ -1,0 +1,1 @@
+"""The multimodal model: backbones, visual neck, modality token and adapters."""

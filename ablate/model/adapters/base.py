@@ -1,0 +1,143 @@
+"""Building blocks every adapter shares: 1x1 (grouped) projections, routing heads, dtype handling.
+
+Adapters keep their parameters in fp32 (they are what the optimiser updates) while the frozen
+backbones run in bf16/fp16 or 4/8-bit; :class:`Adapter` casts the input to the adapter's dtype and
+adds the branch back in the input's dtype, so a zero branch gives back the input bit for bit.
+
+Routing (LaVIN's Mixture-of-Modality adaptation) needs one hidden state per sample: the [cls] token
+(position 0) in the vision tower, the modality token u_m in the LLM. In the LLM u_m sits at position
+0 while training (right padding) but not in left-padded batched generation, and the decode steps of
+a KV-cached generation see one new token only. A :class:`RoutingState`, shared by all LLM routers and
+set by :class:`~ablate.model.multimodal.MultimodalModel`, therefore says where u_m is at prefill and
+lets every router reuse the weights it computed at prefill for the decode steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class RoutingState:
+    """Where routers read their routing token, shared by the routers of one tower.
+
+    Attributes:
+        index: (B,) position of the routing token per sample; None means position 0.
+        record: keep the weights each router computes (prefill of a generation).
+        reuse: use the recorded weights instead of computing new ones (decode steps).
+        cache: router id -> (B, n) weights recorded at prefill.
+    """
+
+    index: torch.Tensor | None = None
+    record: bool = False
+    reuse: bool = False
+    cache: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    def reset(self) -> None:
+        """Back to training behaviour: position 0, nothing recorded."""
+        self.index, self.record, self.reuse = None, False, False
+        self.cache.clear()
+
+
+class Conv1x1(nn.Conv1d):
+    """A (grouped) linear map over the channel axis of (B, T, C) tensors, stored as a 1x1 conv.
+
+    Stored as ``nn.Conv1d`` so parameter shapes (and counts) match LaVIN's and the seed code's
+    checkpoints; applied to token-major tensors without the caller transposing.
+    """
+
+    def __init__(self, in_features: int, out_features: int, groups: int = 1) -> None:
+        if in_features % groups or out_features % groups:
+            raise ValueError(
+                f"groups={groups} must divide both widths (in {in_features}, out {out_features})"
+            )
+        super().__init__(in_features, out_features, kernel_size=1, groups=groups, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C_in) -> (B, T, C_out)
+        return F.conv1d(x.transpose(1, 2), self.weight, self.bias, groups=self.groups).transpose(
+            1, 2
+        )
+
+
+def zero_(module: nn.Module) -> nn.Module:
+    """Zero every parameter of ``module`` (up-projections: the adapter starts as the identity)."""
+    for p in module.parameters():
+        nn.init.zeros_(p)
+    return module
+
+
+def init_down_(conv: nn.Conv1d) -> nn.Conv1d:
+    """LaVIN's init of a down-projection: xavier-uniform weight, zero bias."""
+    nn.init.xavier_uniform_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
+class RoutingHead(nn.Module):
+    """softmax(W_r h_0 / t): per-sample mixing weights from the routing token (LaVIN MMA)."""
+
+    def __init__(self, width: int, n_experts: int, temperature: float, state: RoutingState | None):
+        super().__init__()
+        self.proj = nn.Linear(width, n_experts)
+        self.temperature = temperature
+        # shared, not a submodule: one state object for all routers of a tower
+        self._state = [state]
+
+    @property
+    def state(self) -> RoutingState | None:
+        """The tower's routing state (None in the vision tower: always position 0)."""
+        return self._state[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, n)
+        state = self.state
+        key = id(self)
+        if state is not None and state.reuse and key in state.cache:
+            return state.cache[key]
+        if state is None or state.index is None:
+            h0 = x[:, 0]  # (B, d)
+        else:
+            h0 = x[torch.arange(x.shape[0], device=x.device), state.index.to(x.device)]
+        weights = torch.softmax(self.proj(h0) / self.temperature, dim=-1)  # (B, n)
+        if state is not None and state.record:
+            state.cache[key] = weights
+        return weights
+
+
+class Adapter(nn.Module):
+    """Base of all adapters: x -> x + branch(x), computed in the adapter's own dtype.
+
+    Subclasses implement :meth:`branch` (the residual update, zero at init) and may override
+    :meth:`trainable_parameters` (default: all their parameters).
+    """
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, T, d)
+        """The residual update; must be exactly zero at init."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d)
+        dtype = next(self.parameters()).dtype
+        return x + self.branch(x.to(dtype)).to(x.dtype)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The parameters this adapter declares trainable."""
+        return list(self.parameters())
+
+
+class AdaptedInput(nn.Module):
+    """A block's input norm followed by an adapter: how adapters are placed without patching.
+
+    Replaces ``layer.input_layernorm`` (LLM) or ``block.ln_1`` (ViT) so that the adapter sees the
+    normalised input of the attention (or MLP) and nothing else of the block changes.
+    """
+
+    def __init__(self, norm: nn.Module, adapter: Adapter) -> None:
+        super().__init__()
+        self.norm = norm
+        self.adapter = adapter
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d)
+        return self.adapter(self.norm(x))

@@ -1,0 +1,172 @@
+"""LLM presets (LLaMA v1, LLaMA-2, their tiny twins) and the builder that loads them.
+
+The real dimensions are written in (torchtune-style builders), so trainable-parameter counts and
+memory estimates are computed on the meta device without any weights. Weights come from
+``model.llm_path`` (a local transformers directory or a hub id) through ``from_pretrained``,
+optionally frozen in 4-bit NF4 (double quant) or 8-bit through bitsandbytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ablate.model import twins
+from ablate.model.spec import ModelSpec
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import LlamaConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+
+@dataclass(frozen=True)
+class LLMPreset:
+    """One LLM preset.
+
+    Attributes:
+        name: short name (``llama2-7b``).
+        config: ``LlamaConfig`` fields (dimensions written in).
+        default_path: hub id used when ``model.llm_path`` is not set (None for twins).
+        twin: whether this is a tiny twin materialised locally from a seed.
+    """
+
+    name: str
+    config: dict[str, Any] = field(default_factory=dict)
+    default_path: str | None = None
+    twin: bool = False
+
+
+_LLAMA_7B = dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32,
+                 num_key_value_heads=32, intermediate_size=11008, vocab_size=32000)  # fmt: skip
+_LLAMA_13B = dict(hidden_size=5120, num_hidden_layers=40, num_attention_heads=40,
+                  num_key_value_heads=40, intermediate_size=13824, vocab_size=32000)  # fmt: skip
+_TINY = dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
+             num_key_value_heads=4, intermediate_size=344)  # fmt: skip
+_V1 = dict(max_position_embeddings=2048, rms_norm_eps=1e-6)
+_V2 = dict(max_position_embeddings=4096, rms_norm_eps=1e-5)
+
+LLM_PRESETS: dict[str, LLMPreset] = {
+    p.name: p
+    for p in (
+        LLMPreset("llama-7b", {**_LLAMA_7B, **_V1}, "huggyllama/llama-7b"),
+        LLMPreset("llama2-7b", {**_LLAMA_7B, **_V2}, "meta-llama/Llama-2-7b-hf"),
+        LLMPreset("llama2-13b", {**_LLAMA_13B, **_V2}, "meta-llama/Llama-2-13b-hf"),
+        LLMPreset("tiny-llama", {**_TINY, **_V1}, twin=True),
+        LLMPreset("tiny-llama2", {**_TINY, **_V2}, twin=True),
+    )
+}
+
+DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+def torch_dtype(precision: str) -> torch.dtype:
+    """The torch dtype of a ``precision`` name (bf16, fp16, fp32)."""
+    import torch
+
+    return getattr(torch, DTYPES[precision])
+
+
+def get_llm_preset(name: str) -> LLMPreset:
+    """Look up an LLM preset; unknown names raise ValueError listing the allowed ones."""
+    if name not in LLM_PRESETS:
+        raise ValueError(f"unknown llm preset {name!r}; allowed: {', '.join(LLM_PRESETS)}")
+    return LLM_PRESETS[name]
+
+
+def llm_config(name: str) -> LlamaConfig:
+    """The ``LlamaConfig`` of a preset at its real shape (twins: the tokenizer's vocabulary)."""
+    from transformers import LlamaConfig
+
+    preset = get_llm_preset(name)
+    if preset.twin:
+        return LlamaConfig.from_pretrained(twin_llm_dir(name))
+    return LlamaConfig(**preset.config, tie_word_embeddings=False)
+
+
+def twin_llm_dir(name: str) -> Path:
+    """The twin's transformers directory, written on first use."""
+    preset = get_llm_preset(name)
+    return twins.materialise(name, lambda out: twins.write_llm_twin(preset.config, out))
+
+
+def resolve_llm_path(spec: ModelSpec) -> str:
+    """Where the LLM's weights come from: ``llm_path``, the twin folder, or the preset's hub id."""
+    preset = get_llm_preset(spec.llm)
+    if spec.llm_path:
+        return spec.llm_path
+    if preset.twin:
+        return str(twin_llm_dir(spec.llm))
+    assert preset.default_path is not None
+    return preset.default_path
+
+
+def quantization_config(spec: ModelSpec) -> Any:
+    """The bitsandbytes config for ``spec.quantization`` (None when unquantised)."""
+    if spec.quantization == "none":
+        return None
+    from transformers import BitsAndBytesConfig
+
+    if spec.quantization == "nf4":
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch_dtype(spec.precision),
+        )
+    return BitsAndBytesConfig(load_in_8bit=True)
+
+
+def _missing_weights(spec: ModelSpec, path: str, reason: str) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"cannot load LLM weights for preset {spec.llm!r} from {path!r}: {reason}. Point to a "
+        "local transformers directory (or a reachable hub id) with "
+        "`model.llm_path: /path/to/llama-2-7b-hf` in the run spec, or use a tiny twin "
+        "(`model.llm: tiny-llama2`)."
+    )
+
+
+def _looks_local(path: str) -> bool:
+    return path.startswith(("/", ".", "~")) or Path(path).exists()
+
+
+def load_llm(spec: ModelSpec, device: str = "cpu") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load the frozen LLM and its tokenizer for ``spec``.
+
+    Raises:
+        FileNotFoundError: the weights are missing or the hub id cannot be reached (one message
+            naming the preset, the path tried and how to point to weights).
+    """
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    path = resolve_llm_path(spec)
+    if _looks_local(path) and not Path(path).expanduser().is_dir():
+        raise _missing_weights(spec, path, "no such directory")
+    path = str(Path(path).expanduser()) if _looks_local(path) else path
+    quant = quantization_config(spec)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(spec.precision)}
+    if quant is not None:
+        kwargs["quantization_config"] = quant
+        kwargs["device_map"] = {"": device}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = LlamaForCausalLM.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as err:  # missing files, unreachable hub, gated repo
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise _missing_weights(spec, path, first_line) from None
+    if quant is None:
+        model.to(device)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
+    model.requires_grad_(False)
+    model.eval()
+    return model, tokenizer
+
+
+def meta_llm(name: str) -> PreTrainedModel:
+    """The LLM at real shape on the meta device (no allocation): for counts and estimates."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    with torch.device("meta"):
+        return LlamaForCausalLM(llm_config(name))

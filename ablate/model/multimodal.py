@@ -1,0 +1,330 @@
+"""The multimodal model: frozen LLM + frozen vision tower, joined by a neck, u_m and adapters.
+
+Input layout (paper eq. 4, LaVIN): ``[u_m, BOS, V', prompt, answer, EOS]`` for image questions and
+``[u_m, BOS, prompt, answer, EOS]`` for text-only ones, in one batch. ``V'`` is one token per
+tapped ViT block, inserted right after BOS. Only the adapters, the neck and u_m train; gradients
+reach the vision adapters through the LLM ("Multimodal Model Tuning").
+
+Routing in the LLM reads the hidden state at u_m. While training (right padding) u_m is position 0;
+in left-padded, KV-cached generation the model tells the routers where u_m is for the prefill and
+lets them reuse the prefill's weights for every decode step (``RoutingState``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from ablate.model.adapters.base import AdaptedInput, RoutingState
+from ablate.model.adapters.configs import AdapterConfig, validate_adapter_config
+from ablate.model.llm import load_llm, meta_llm, torch_dtype
+from ablate.model.neck import ModalityToken, VisualNeck
+from ablate.model.placement import place_adapters
+from ablate.model.spec import ModelSpec
+from ablate.model.vision import (
+    cls_taps,
+    get_vision_preset,
+    image_transform,
+    load_vision_tower,
+    meta_vision_tower,
+    tap_indices,
+    tower_blocks,
+    tower_width,
+)
+
+IGNORE_INDEX = -100
+
+
+class MultimodalModel(nn.Module):
+    """Frozen LLM and vision tower with trainable adapters, visual neck and modality token.
+
+    Attributes:
+        llm: the transformers causal LM (adapters inside).
+        visual: the open_clip vision tower (adapters inside).
+        neck: the visual neck V -> V'.
+        modality: the modality token u_m.
+        tokenizer: the LLM's tokenizer (pad token set), or None on the meta device.
+        image_transform: PIL image -> (3, H, W) tensor, from the vision preset.
+        image_size: the preset's input resolution.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        adapter: AdapterConfig,
+        llm: nn.Module,
+        visual: nn.Module,
+        tokenizer: Any = None,
+    ) -> None:
+        super().__init__()
+        self.spec = spec
+        self.adapter_config = adapter
+        preset = get_vision_preset(spec.vision)
+        self.llm = llm
+        self.visual = visual
+        self.tokenizer = tokenizer
+        self.image_size = preset.image_size
+        self.image_transform = image_transform(preset)
+        self.taps = tap_indices(len(tower_blocks(visual)), spec.tap_every)
+        llm_width = int(llm.config.hidden_size)
+        self.neck = VisualNeck(tower_width(visual), llm_width, spec.neck)
+        self.modality = ModalityToken(llm_width)
+        self.routing = RoutingState()
+        self.requires_grad_(False)
+        trainable = place_adapters(self.llm, self.visual, adapter, self.routing)
+        trainable += list(self.neck.parameters()) + list(self.modality.parameters())
+        for p in trainable:
+            p.requires_grad_(True)
+        self._trainable_ids = {id(p) for p in trainable}
+
+    # ------------------------------------------------------------------ trainable state
+    def trainable_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """Adapters, neck and u_m: the parameters the optimiser updates."""
+        return [(n, p) for n, p in self.named_parameters() if id(p) in self._trainable_ids]
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """The trainable weights alone (a few MB at 7B), detached copies on CPU."""
+        return {n: p.detach().cpu().clone() for n, p in self.trainable_named_parameters()}
+
+    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Load weights saved by :meth:`trainable_state_dict`, strict.
+
+        Raises:
+            ValueError: missing or unexpected keys, or a shape mismatch (named in the message).
+        """
+        params = dict(self.trainable_named_parameters())
+        missing = sorted(set(params) - set(state))
+        unexpected = sorted(set(state) - set(params))
+        if missing or unexpected:
+            raise ValueError(
+                f"trainable state dict does not match the model: missing {missing[:5]} "
+                f"({len(missing)}), unexpected {unexpected[:5]} ({len(unexpected)})"
+            )
+        with torch.no_grad():
+            for name, p in params.items():
+                if tuple(state[name].shape) != tuple(p.shape):
+                    raise ValueError(
+                        f"shape of {name!r}: saved {tuple(state[name].shape)}, model {tuple(p.shape)}"
+                    )
+                p.copy_(state[name].to(p.device, p.dtype))
+
+    # ------------------------------------------------------------------ inputs
+    @property
+    def llm_dtype(self) -> torch.dtype:
+        """Dtype of the LLM's activations (its input embeddings)."""
+        return self.llm.get_input_embeddings().weight.dtype
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (N, 3, H, W) -> visual tokens V' (N, n_taps, d_llm) in the LLM's dtype."""
+        visual_dtype = next(self.visual.parameters()).dtype
+        v = cls_taps(self.visual, images.to(visual_dtype), self.taps)  # (N, n_taps, d_vision)
+        return self.neck(v).to(self.llm_dtype)  # (N, n_taps, d_llm)
+
+    def _assemble(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor | None,
+        images: torch.Tensor | None,
+        has_image: torch.Tensor | None,
+        left_pad: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Build [u_m, BOS, V'?, rest] per sample and pad the batch.
+
+        Returns:
+            embeds (B, T', d), mask (B, T'), labels (B, T') or None, u_m position (B,).
+        """
+        batch = input_ids.shape[0]
+        device = input_ids.device
+        if has_image is None:
+            has_image = torch.zeros(batch, dtype=torch.bool, device=device)
+        has_image = has_image.to(device=device, dtype=torch.bool)
+        if images is None and bool(has_image.any()):
+            raise ValueError("has_image marks samples with an image but no images were given")
+        tokens = self.llm.get_input_embeddings()(input_ids)  # (B, T, d)
+        visual = self.encode_images(images[has_image]) if bool(has_image.any()) else None
+        u_m = self.modality(has_image).to(tokens.dtype)  # (B, 1, d)
+        seqs, labs, k = [], [], 0
+        for b in range(batch):
+            keep = attention_mask[b].bool()
+            tok = tokens[b][keep]  # (L, d): BOS, prompt(, answer, EOS)
+            n_visual = 0
+            parts = [u_m[b], tok[:1]]
+            if has_image[b]:
+                parts.append(visual[k])  # (n_taps, d)
+                n_visual = visual.shape[1]
+                k += 1
+            parts.append(tok[1:])
+            seqs.append(torch.cat(parts))
+            if labels is not None:
+                lab = labels[b][keep].long()
+                ignore = torch.full((1 + n_visual,), IGNORE_INDEX, device=device, dtype=torch.long)
+                labs.append(torch.cat([ignore[:1], lab[:1], ignore[1:], lab[1:]]))
+        length = max(s.shape[0] for s in seqs)
+        width = tokens.shape[-1]
+        embeds = tokens.new_zeros(batch, length, width)
+        mask = attention_mask.new_zeros(batch, length)
+        out_labels = torch.full((batch, length), IGNORE_INDEX, device=device, dtype=torch.long)
+        u_pos = torch.zeros(batch, dtype=torch.long, device=device)
+        for b, seq in enumerate(seqs):
+            n = seq.shape[0]
+            start = length - n if left_pad else 0
+            embeds[b, start : start + n] = seq
+            mask[b, start : start + n] = 1
+            if labels is not None:
+                out_labels[b, start : start + n] = labs[b]
+            u_pos[b] = start
+        return embeds, mask, (out_labels if labels is not None else None), u_pos
+
+    # ------------------------------------------------------------------ forward / generate
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        images: torch.Tensor | None = None,
+        has_image: torch.Tensor | None = None,
+    ) -> CausalLMOutputWithPast:
+        """Loss on the answer tokens (and logits over the assembled sequence).
+
+        Args:
+            input_ids: (B, T) ``[BOS, prompt, answer, EOS]``, right-padded.
+            attention_mask: (B, T), 1 on real tokens.
+            labels: (B, T), -100 everywhere but the answer (+EOS) tokens; shifted here to match
+                the inserted u_m and visual positions.
+            images: (B, 3, H, W) or None; rows without ``has_image`` are ignored.
+            has_image: (B,) bool.
+
+        Returns:
+            transformers ``CausalLMOutputWithPast`` with ``loss`` (when labels are given) and
+            ``logits`` (B, T + 1 + n_taps (image rows), V).
+        """
+        self.routing.reset()
+        embeds, mask, labels, _ = self._assemble(
+            input_ids, attention_mask, labels, images, has_image, left_pad=False
+        )
+        return self.llm(inputs_embeds=embeds, attention_mask=mask, labels=labels, use_cache=False)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        images: torch.Tensor | None = None,
+        has_image: torch.Tensor | None = None,
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 0.1,
+        top_p: float = 0.75,
+        seed: int | None = None,
+    ) -> list[str]:
+        """Sample answers for left-padded prompts ``[BOS, prompt]``, batched with a KV cache.
+
+        ``temperature <= 0`` decodes greedily. Returns the decoded new text of every sample
+        (up to its EOS, special tokens skipped).
+        """
+        if self.tokenizer is None:
+            raise ValueError("generate needs a tokenizer (this model was built on the meta device)")
+        eos = self.tokenizer.eos_token_id
+        embeds, mask, _, u_pos = self._assemble(
+            input_ids, attention_mask, None, images, has_image, left_pad=True
+        )
+        device = embeds.device
+        generator = torch.Generator(device=device)
+        if seed is not None:
+            generator.manual_seed(seed)
+        batch = embeds.shape[0]
+        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        self.routing.reset()
+        self.routing.index, self.routing.record = u_pos, True
+        try:
+            out = self.llm(
+                inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True
+            )
+            self.routing.record, self.routing.reuse = False, True
+            past = out.past_key_values
+            next_pos = positions[:, -1:] + 1  # (B, 1)
+            logits = out.logits[:, -1].float()  # (B, V)
+            new_tokens = torch.zeros(batch, 0, dtype=torch.long, device=device)
+            done = torch.zeros(batch, dtype=torch.bool, device=device)
+            for _ in range(max_new_tokens):
+                token = _sample(logits, temperature, top_p, generator)  # (B,)
+                token = torch.where(done, torch.full_like(token, eos), token)
+                new_tokens = torch.cat([new_tokens, token[:, None]], dim=1)
+                done |= token == eos
+                if bool(done.all()):
+                    break
+                mask = torch.cat([mask, mask.new_ones(batch, 1)], dim=1)
+                out = self.llm(
+                    input_ids=token[:, None],
+                    attention_mask=mask,
+                    position_ids=next_pos,
+                    past_key_values=past,
+                    use_cache=True,
+                )
+                past, next_pos = out.past_key_values, next_pos + 1
+                logits = out.logits[:, -1].float()
+        finally:
+            self.routing.reset()
+        texts = []
+        for row in new_tokens.tolist():
+            row = row[: row.index(eos)] if eos in row else row
+            texts.append(self.tokenizer.decode(row, skip_special_tokens=True))
+        return texts
+
+
+def _sample(
+    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Temperature + nucleus (top-p) sampling; greedy when temperature <= 0. (B, V) -> (B,)."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    outside = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keep the smallest head >= top_p
+    sorted_probs = sorted_probs.masked_fill(outside, 0.0)
+    sorted_probs = sorted_probs / sorted_probs.sum(-1, keepdim=True)
+    choice = torch.multinomial(sorted_probs, 1, generator=generator)  # (B, 1)
+    return order.gather(-1, choice).squeeze(-1)
+
+
+def _move_adapters(model: MultimodalModel, device: str) -> None:
+    """Put every adapter (fp32) and the neck/u_m on ``device``; frozen modules stay as loaded."""
+    for module in model.modules():
+        if isinstance(module, AdaptedInput):
+            module.adapter.to(device)
+    model.neck.to(device)
+    model.modality.to(device)
+
+
+def build_multimodal_model(
+    model: ModelSpec, adapter: AdapterConfig | dict, device: str = "cpu"
+) -> MultimodalModel:
+    """Load the backbones of ``model``, insert ``adapter`` and return the multimodal model.
+
+    Frozen backbones are in ``model.precision`` (the LLM possibly 4/8-bit); trainable modules in
+    fp32. Weights are loaded from ``llm_path`` / ``vision_path``, the presets' defaults, or the
+    tiny twins (materialised on first use).
+
+    Raises:
+        FileNotFoundError: weights missing or unreachable (one clear message).
+        ValueError: a bad adapter config or a checkpoint that does not fit.
+    """
+    adapter = validate_adapter_config(adapter)
+    llm, tokenizer = load_llm(model, device)
+    visual = load_vision_tower(model).to(device=device, dtype=torch_dtype(model.precision))
+    mm = MultimodalModel(model, adapter, llm, visual, tokenizer)
+    _move_adapters(mm, device)
+    return mm
+
+
+def build_meta_model(model: ModelSpec, adapter: AdapterConfig | dict) -> MultimodalModel:
+    """The multimodal model at real shapes on the meta device (no weights, no allocation)."""
+    adapter = validate_adapter_config(adapter)
+    llm = meta_llm(model.llm)
+    visual = meta_vision_tower(model.vision)
+    with torch.device("meta"):
+        return MultimodalModel(model, adapter, llm, visual, tokenizer=None)

@@ -1,0 +1,113 @@
+"""The model section of a run spec: which backbones, at which precision, with which neck.
+
+This module must stay importable without torch: planning, run ids and ``ablate status`` read it.
+Preset names are plain data here; the builders that turn them into modules live in
+:mod:`ablate.model.llm` and :mod:`ablate.model.vision`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import field_validator
+
+from ablate.spec.base import SpecModel, nonsemantic
+
+# real preset -> its tiny twin (same classes, a few layers, small width; for CPU tests and smoke runs)
+LLM_TWINS: dict[str, str] = {
+    "llama-7b": "tiny-llama",
+    "llama2-7b": "tiny-llama2",
+    "llama2-13b": "tiny-llama2",
+}
+VISION_TWINS: dict[str, str] = {
+    "clip-vit-l14": "tiny-clip",
+    "clip-vit-l14-336": "tiny-clip",
+    "diht-vit-l14-336": "tiny-diht",
+    "alip-vit-b32": "tiny-alip",
+}
+LLM_PRESETS: tuple[str, ...] = (*LLM_TWINS, *sorted(set(LLM_TWINS.values())))
+VISION_PRESETS: tuple[str, ...] = (*VISION_TWINS, *sorted(set(VISION_TWINS.values())))
+
+
+def _all_twins() -> dict[str, str]:
+    twins = {**LLM_TWINS, **VISION_TWINS}
+    for twin in list(twins.values()):
+        twins[twin] = twin
+    return twins
+
+
+def twin_of(preset: str) -> str:
+    """The tiny twin of a preset (twins map to themselves).
+
+    Raises:
+        ValueError: unknown preset; the message lists the allowed names.
+    """
+    twins = _all_twins()
+    if preset not in twins:
+        raise ValueError(f"unknown model preset {preset!r}; allowed: {', '.join(sorted(twins))}")
+    return twins[preset]
+
+
+def is_twin(preset: str) -> bool:
+    """Whether ``preset`` is a tiny twin (built locally from a seed, never downloaded)."""
+    return twin_of(preset) == preset
+
+
+class NeckSpec(SpecModel):
+    """Visual neck V' = rho(V W_v + b_v) W_t + b_t (paper eq. 3)."""
+
+    dim: int = 128
+    """Hidden width d_v of the neck (the paper: 128)."""
+    act: Literal["silu", "swiglu"] = "silu"
+    """rho: ``silu`` as in LaVIN's code, ``swiglu`` as the paper's text names it."""
+
+    @field_validator("dim")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError(f"neck.dim must be positive, got {value}")
+        return value
+
+
+class ModelSpec(SpecModel):
+    """Backbones, their precision and the visual neck of one run."""
+
+    llm: str = "llama2-7b"
+    """LLM preset: llama-7b, llama2-7b, llama2-13b, or a tiny twin (tiny-llama, tiny-llama2)."""
+    llm_path: str | None = nonsemantic()
+    """Local transformers directory or hub id overriding the preset's default location."""
+    vision: str = "diht-vit-l14-336"
+    """Vision preset: clip-vit-l14, clip-vit-l14-336, diht-vit-l14-336, alip-vit-b32, or a twin."""
+    vision_path: str | None = nonsemantic()
+    """State-dict file (or open_clip pretrained tag) overriding the preset's weights."""
+    precision: Literal["bf16", "fp16", "fp32"] = "bf16"
+    """Dtype of the frozen backbones (and the compute dtype of 4/8-bit layers)."""
+    quantization: Literal["none", "nf4", "int8"] = "none"
+    """Freeze the LLM in 4-bit NF4 (double quant) or 8-bit through bitsandbytes."""
+    neck: NeckSpec = NeckSpec()
+    """The visual neck between the vision tower and the LLM."""
+    tap_every: int = 4
+    """Take the [cls] token after every k-th ViT block (ViT-L/14: 6 tokens)."""
+
+    @field_validator("llm")
+    @classmethod
+    def _known_llm(cls, value: str) -> str:
+        if value not in LLM_PRESETS:
+            raise ValueError(f"unknown llm preset {value!r}; allowed: {', '.join(LLM_PRESETS)}")
+        return value
+
+    @field_validator("vision")
+    @classmethod
+    def _known_vision(cls, value: str) -> str:
+        if value not in VISION_PRESETS:
+            raise ValueError(
+                f"unknown vision preset {value!r}; allowed: {', '.join(VISION_PRESETS)}"
+            )
+        return value
+
+    @field_validator("tap_every")
+    @classmethod
+    def _positive_tap(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError(f"tap_every must be positive, got {value}")
+        return value

@@ -1,0 +1,241 @@
+"""Vision presets (open_clip towers and tiny twins), their loading, and the [cls]-tap wrapper.
+
+Image features are the [cls] token after every ``tap_every``-th block (ViT-L/14: blocks 4, 8, ...,
+24 give 6 tokens of width 1024); ``ln_post`` and the projection are not used. Only the vision
+tower is kept: weights are loaded strict into the full open_clip model (so a checkpoint that does
+not fit is an error, not a silent partial load) and the text tower is dropped right after.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from ablate.model import twins
+from ablate.model.spec import ModelSpec
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass(frozen=True)
+class VisionPreset:
+    """One vision preset.
+
+    Attributes:
+        name: short name (``diht-vit-l14-336``).
+        model_name: open_clip model config name.
+        quick_gelu: OpenAI CLIP weights use QuickGELU; DIHT and ALIP use GELU.
+        image_size: input resolution of the image transform.
+        checkpoint_format: ``open_clip`` (plain open_clip state dict), ``diht`` (plain state dict),
+            ``alip`` (state dict whose keys may carry a ``module.`` prefix).
+        pretrained_tag: open_clip pretrained tag used when no ``vision_path`` is given.
+        file_name: the checkpoint's usual file name (shown in errors, used by twins).
+        twin_config: open_clip model config of a tiny twin (None for real towers).
+        mean, std: normalisation of the image transform.
+    """
+
+    name: str
+    model_name: str
+    quick_gelu: bool
+    image_size: int
+    checkpoint_format: str
+    pretrained_tag: str | None = None
+    file_name: str = "open_clip_model.pt"
+    twin_config: dict[str, Any] | None = None
+    mean: tuple[float, float, float] = OPENAI_MEAN
+    std: tuple[float, float, float] = OPENAI_STD
+
+    @property
+    def twin(self) -> bool:
+        """Whether this is a tiny twin."""
+        return self.twin_config is not None
+
+
+def _tiny_config(layers: int, quick_gelu: bool) -> dict[str, Any]:
+    return {
+        "embed_dim": 32,
+        "quick_gelu": quick_gelu,
+        "vision_cfg": {"image_size": 64, "layers": layers, "width": 64, "head_width": 16,
+                       "patch_size": 16},  # fmt: skip
+        "text_cfg": {"context_length": 16, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
+    }
+
+
+VISION_PRESETS: dict[str, VisionPreset] = {
+    p.name: p
+    for p in (
+        VisionPreset("clip-vit-l14", "ViT-L-14", True, 224, "open_clip", "openai"),
+        VisionPreset("clip-vit-l14-336", "ViT-L-14-336", True, 336, "open_clip", "openai"),
+        VisionPreset("diht-vit-l14-336", "ViT-L-14-336", False, 336, "diht",
+                     file_name="diht_vitl14_336px.pth"),  # fmt: skip
+        VisionPreset("alip-vit-b32", "ViT-B-32", False, 224, "alip", file_name="ALIP_YFCC15M_B32.pt"),
+        VisionPreset("tiny-clip", "ablate-tiny-clip", True, 64, "open_clip",
+                     twin_config=_tiny_config(8, True)),  # fmt: skip
+        VisionPreset("tiny-diht", "ablate-tiny-diht", False, 64, "diht",
+                     file_name="diht_tiny.pth", twin_config=_tiny_config(12, False)),  # fmt: skip
+        VisionPreset("tiny-alip", "ablate-tiny-alip", False, 64, "alip",
+                     file_name="alip_tiny.pt", twin_config=_tiny_config(12, False)),  # fmt: skip
+    )
+}
+
+
+def get_vision_preset(name: str) -> VisionPreset:
+    """Look up a vision preset; unknown names raise ValueError listing the allowed ones."""
+    if name not in VISION_PRESETS:
+        raise ValueError(f"unknown vision preset {name!r}; allowed: {', '.join(VISION_PRESETS)}")
+    preset = VISION_PRESETS[name]
+    if preset.twin_config is not None:
+        twins.register_vision_twin_config(preset.model_name, preset.twin_config)
+    return preset
+
+
+def tap_indices(num_blocks: int, tap_every: int) -> list[int]:
+    """0-based indices of the blocks whose [cls] output is tapped (after blocks k, 2k, ...)."""
+    taps = list(range(tap_every - 1, num_blocks, tap_every))
+    if not taps:
+        raise ValueError(f"tap_every={tap_every} exceeds the tower's {num_blocks} blocks")
+    return taps
+
+
+def image_transform(preset: VisionPreset) -> Callable[[Any], torch.Tensor]:
+    """PIL image -> (3, H, W) tensor: resize, centre crop, normalise, as the preset records."""
+    import open_clip
+
+    return open_clip.image_transform(
+        preset.image_size, is_train=False, mean=preset.mean, std=preset.std
+    )
+
+
+def twin_vision_file(name: str) -> Path:
+    """The twin's checkpoint file (its real format), written on first use."""
+    preset = get_vision_preset(name)
+    prefix = "module." if preset.checkpoint_format == "alip" else ""
+    folder = twins.materialise(
+        name,
+        lambda out: twins.write_vision_twin(preset.model_name, preset.file_name, prefix, out),
+    )
+    return folder / preset.file_name
+
+
+def _missing_weights(spec: ModelSpec, path: str, reason: str) -> FileNotFoundError:
+    preset = get_vision_preset(spec.vision)
+    return FileNotFoundError(
+        f"cannot load vision weights for preset {spec.vision!r} from {path!r}: {reason}. Point to "
+        f"the checkpoint with `model.vision_path: /path/to/{preset.file_name}` in the run spec, "
+        "or use a tiny twin (`model.vision: tiny-diht`)."
+    )
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file into a plain state dict with open_clip keys.
+
+    Unwraps ``{"state_dict": ...}`` / ``{"model": ...}`` and strips a ``module.`` prefix (ALIP,
+    DDP checkpoints).
+    """
+    import torch
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _open_clip_model(preset: VisionPreset) -> nn.Module:
+    import open_clip
+
+    return open_clip.create_model(
+        preset.model_name, pretrained=None, force_quick_gelu=preset.quick_gelu
+    )
+
+
+def load_vision_tower(spec: ModelSpec) -> nn.Module:
+    """Load the frozen open_clip vision tower of ``spec`` (fp32, CPU; the caller casts and moves).
+
+    Raises:
+        FileNotFoundError: the checkpoint is missing or cannot be fetched (one message naming the
+            preset, the path tried and how to point to weights).
+        ValueError: the checkpoint does not fit the preset's architecture (strict load).
+    """
+    import open_clip
+
+    preset = get_vision_preset(spec.vision)
+    source = spec.vision_path
+    if source is None and preset.twin:
+        source = str(twin_vision_file(spec.vision))
+    if source is None and preset.pretrained_tag is None:
+        raise _missing_weights(spec, "<no vision_path set>", "the preset has no default weights")
+    if source is not None and Path(source).expanduser().is_file():
+        clip = _open_clip_model(preset)
+        state = read_state_dict(Path(source).expanduser())
+        try:
+            clip.load_state_dict(state, strict=True)
+        except RuntimeError as err:
+            raise ValueError(
+                f"checkpoint {source!r} does not fit vision preset {spec.vision!r} "
+                f"({preset.model_name}): {str(err).splitlines()[0]}"
+            ) from None
+    else:
+        tag = source or preset.pretrained_tag
+        if source is not None and (source.startswith(("/", ".", "~")) or "/" in source):
+            raise _missing_weights(spec, source, "no such file")
+        try:
+            clip = open_clip.create_model(
+                preset.model_name, pretrained=tag, force_quick_gelu=preset.quick_gelu
+            )
+        except Exception as err:  # noqa: BLE001 - any download/lookup failure gets one message
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise _missing_weights(spec, f"open_clip pretrained tag {tag!r}", first) from None
+    visual = clip.visual
+    del clip  # the text tower is dropped
+    visual.requires_grad_(False)
+    visual.eval()
+    return visual
+
+
+def meta_vision_tower(name: str) -> nn.Module:
+    """The vision tower at real shape on the meta device (no allocation, no text tower)."""
+    import open_clip
+    import torch
+    from open_clip.model import _build_vision_tower
+
+    preset = get_vision_preset(name)
+    cfg = open_clip.get_model_config(preset.model_name)
+    with torch.device("meta"):
+        return _build_vision_tower(cfg["embed_dim"], cfg["vision_cfg"], preset.quick_gelu)
+
+
+def tower_width(visual: nn.Module) -> int:
+    """Token width of an open_clip VisionTransformer (never hard-coded)."""
+    return int(visual.transformer.width)
+
+
+def tower_blocks(visual: nn.Module) -> list[nn.Module]:
+    """The residual blocks of an open_clip VisionTransformer, in order."""
+    return list(visual.transformer.resblocks)
+
+
+def cls_taps(visual: nn.Module, images: torch.Tensor, taps: list[int]) -> torch.Tensor:
+    """[cls] tokens after the tapped blocks: images (B, 3, H, W) -> (B, n_taps, width)."""
+    import torch
+
+    out = visual.forward_intermediates(
+        images,
+        indices=taps,
+        stop_early=True,
+        intermediates_only=True,
+        output_fmt="NLC",
+        output_extra_tokens=True,
+    )
+    return torch.cat(out["image_intermediates_prefix"], dim=1)  # n_taps x (B, 1, w) -> (B, n, w)

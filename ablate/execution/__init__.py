@@ -1,0 +1,1 @@
+"""Executors: where an attempt runs (in-process, local subprocess per slot; SLURM later)."""

@@ -1,0 +1,110 @@
+"""The ``inline`` executor: run each attempt in the orchestrator's own process (debugging).
+
+No subprocess, no slots: breakpoints and profilers work, and a traceback is one ``pdb`` away. It
+writes the same records as the worker (both call :func:`~ablate.execution.attempt.run_attempt`).
+Ctrl-C reaches the job through the sweep's stop flag; the job checkpoints and is recorded
+cancelled.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ablate.execution.attempt import PROGRESS_FILE, run_attempt
+from ablate.execution.base import AttemptRequest, JobOutcome
+from ablate.store.results_store import ResultsStore
+
+
+class InlineHandle:
+    """A finished in-process attempt (``submit`` returned only after it ended)."""
+
+    def __init__(self, request: AttemptRequest, started_at: float, returncode: int) -> None:
+        self.request = request
+        self.started_at = started_at
+        self._returncode = returncode
+
+    def done(self) -> bool:
+        """Whether the attempt has finished."""
+        return True
+
+    def outcome(self) -> JobOutcome:
+        """How the attempt ended."""
+        return JobOutcome(returncode=self._returncode, slot="inline")
+
+    def progress_file(self) -> Path:
+        """The run's ``progress.json``."""
+        return self.request.run_dir / PROGRESS_FILE
+
+    def cancel(self) -> None:
+        """Nothing to stop: the attempt already ended."""
+
+    def kill(self) -> None:
+        """Nothing to stop: the attempt already ended."""
+
+
+class InlineExecutor:
+    """Runs attempts one at a time inside this process.
+
+    Args:
+        store: where records are written.
+        device: ``cpu``/``cuda``; resolved from the environment when ``None``.
+    """
+
+    name = "inline"
+
+    def __init__(self, store: ResultsStore, *, device: str | None = None) -> None:
+        self.store = store
+        self.device = device
+        self._stop_flag: Callable[[], bool] = lambda: False
+
+    @property
+    def capacity(self) -> int:
+        """Attempts it can run at once."""
+        return 1
+
+    def free_slots(self) -> int:
+        """Attempts it can start now."""
+        return 1
+
+    def bind_stop(self, stop_flag: Callable[[], bool]) -> None:
+        """Keep the sweep's stop flag for the jobs it runs."""
+        self._stop_flag = stop_flag
+
+    def submit(self, request: AttemptRequest) -> InlineHandle:
+        """Run the attempt now; returns once it has ended and its record is written."""
+        started = time.time()
+        with _environment(request.env):
+            record = run_attempt(
+                request.run_dir,
+                request.attempt,
+                store=self.store,
+                executor=self.name,
+                stop_flag=self._stop_flag,
+                device=self.device,
+            )
+        return InlineHandle(request, started, 0 if record.status.value == "success" else 1)
+
+    def release(self, handle: InlineHandle) -> None:
+        """Nothing is leased inline."""
+
+    def shutdown(self) -> None:
+        """Nothing to release."""
+
+
+@contextmanager
+def _environment(extra: dict[str, str]) -> Iterator[None]:
+    """Apply ``extra`` to ``os.environ`` for the duration of an inline attempt."""
+    saved = {k: os.environ.get(k) for k in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

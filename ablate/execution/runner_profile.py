@@ -1,0 +1,197 @@
+"""Runner profiles (``runners/*.yaml``): WHERE runs execute, never what they compute.
+
+A profile picks an executor and its resources (GPUs, CPU slots, threads, timeouts). Profiles are
+validated like specs (frozen pydantic models, unknown keys are errors with a "did you mean").
+``--runner NAME`` looks for ``runners/NAME.yaml``; ``--runner path/to/file.yaml`` reads that file;
+``local``, ``inline`` and ``cpu`` have built-in defaults, identical to the files shipped in
+``runners/``, so an installed ``ablate`` works outside the repository.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+
+from ablate.errors import SpecError, did_you_mean
+from ablate.execution.base import Executor
+from ablate.execution.slots import SlotPool, discover_gpus
+from ablate.spec.base import SpecModel
+from ablate.store.results_store import ResultsStore
+
+DEFAULT_PROFILE = "local"
+PROFILE_DIR = Path("runners")
+
+BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
+    "local": {
+        "executor": "local",
+        "description": "This machine: one job per GPU, or CPU slots when there is no GPU.",
+    },
+    "inline": {
+        "executor": "inline",
+        "description": "In the orchestrator's process, one run at a time (debugging).",
+    },
+    "cpu": {
+        "executor": "local",
+        "description": "This machine's CPUs only, two jobs at once, GPUs hidden.",
+        "gpus": "none",
+        "cpu_slots": 2,
+    },
+}
+
+
+class RunnerProfile(SpecModel):
+    """Where and how the runs of a sweep execute."""
+
+    executor: Literal["inline", "local"]
+    """``inline`` (in-process, debugging) or ``local`` (a worker subprocess per run)."""
+    description: str = ""
+    """One line for humans."""
+    gpus: Literal["auto", "none"] | list[str] = "auto"
+    """GPUs to lease, one per job: ``auto`` (``CUDA_VISIBLE_DEVICES`` or ``nvidia-smi``),
+    ``none``, or a list of ids."""
+    cpu_slots: int | Literal["auto"] = Field("auto")
+    """Parallel jobs when there is no GPU; ``auto`` = half the cores, between 1 and 4."""
+    threads_per_job: int | Literal["auto"] | None = "auto"
+    """CPU threads per job in a CPU slot; ``auto`` = cores / slots; ``null`` = inherit."""
+    max_parallel: int | None = Field(None, ge=1)
+    """Upper bound on jobs at once (``--max-parallel`` overrides)."""
+    timeout_s: float | None = Field(None, gt=0)
+    """Wall time after which an attempt is stopped and recorded failed (timeout)."""
+    grace_s: float = Field(30.0, ge=0)
+    """Seconds a stopped job gets to checkpoint before it is killed."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Extra environment for every job."""
+    name: str = ""
+    """The profile's name (filled in from the file name)."""
+
+    @field_validator("gpus", mode="before")
+    @classmethod
+    def _gpu_ids_as_text(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [str(v) for v in value]
+        return value
+
+    @field_validator("cpu_slots", "threads_per_job")
+    @classmethod
+    def _positive(cls, value: Any) -> Any:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be >= 1 (or 'auto')")
+        return value
+
+    def gpu_ids(self) -> list[str]:
+        """The GPU ids this profile leases (discovered for ``auto``)."""
+        if self.gpus == "none":
+            return []
+        if self.gpus == "auto":
+            return discover_gpus()
+        return list(self.gpus)
+
+    def resolved_cpu_slots(self) -> int:
+        """Number of CPU slots (``auto`` resolved against this machine's cores)."""
+        if self.cpu_slots == "auto":
+            return max(1, min(4, (os.cpu_count() or 1) // 2))
+        return int(self.cpu_slots)
+
+    def resolved_threads(self, slots: int) -> int | None:
+        """Threads per CPU job (``auto``: cores shared evenly by the slots)."""
+        if self.threads_per_job is None:
+            return None
+        if self.threads_per_job == "auto":
+            return max(1, (os.cpu_count() or 1) // max(1, slots))
+        return int(self.threads_per_job)
+
+
+def _profile_error(err: ValidationError, source: str) -> SpecError:
+    first = err.errors()[0]
+    loc = [str(p) for p in first["loc"]]
+    key = ".".join(loc) or None
+    allowed_fields = [f for f in RunnerProfile.model_fields if f != "name"]
+    if first["type"] == "extra_forbidden":
+        return SpecError(
+            f"unknown key {loc[-1]!r}{did_you_mean(loc[-1], allowed_fields)}",
+            file=source,
+            key=key,
+            allowed=allowed_fields,
+            show_value=False,
+        )
+    message = first["msg"].removeprefix("Value error, ")
+    return SpecError(message, file=source, key=key, value=first.get("input"))
+
+
+def parse_runner_profile(data: Any, *, name: str, source: str) -> RunnerProfile:
+    """Validate a profile mapping.
+
+    Raises:
+        SpecError: not a mapping, unknown key, or a bad value (names the file, key and value).
+    """
+    if not isinstance(data, dict):
+        raise SpecError("a runner profile must be a mapping", file=source, value=data)
+    try:
+        return RunnerProfile.model_validate({**data, "name": name})
+    except ValidationError as err:
+        raise _profile_error(err, source) from None
+
+
+def load_runner_profile(
+    name_or_path: str | Path | None = None, *, search_dir: Path = PROFILE_DIR
+) -> RunnerProfile:
+    """Load a runner profile by name (``runners/NAME.yaml`` or built-in) or by file path.
+
+    Raises:
+        SpecError: the profile does not exist (lists the ones that do) or does not validate.
+    """
+    name_or_path = str(name_or_path or DEFAULT_PROFILE)
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = Path(search_dir) / f"{name_or_path}.yaml"
+    name = path.stem
+    if not path.is_file():
+        if name_or_path in BUILTIN_PROFILES:
+            return parse_runner_profile(
+                BUILTIN_PROFILES[name_or_path], name=name_or_path, source=f"<builtin {name}>"
+            )
+        found = sorted(p.stem for p in Path(search_dir).glob("*.yaml"))
+        choices = sorted(set(found) | set(BUILTIN_PROFILES))
+        raise SpecError(
+            f"runner profile not found{did_you_mean(name, choices)}",
+            file=path,
+            allowed=choices,
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise SpecError(f"not valid YAML: {err}", file=path, line=line) from None
+    return parse_runner_profile(data, name=name, source=str(path))
+
+
+def make_executor(
+    profile: RunnerProfile, store: ResultsStore, *, max_parallel: int | None = None
+) -> Executor:
+    """Build the executor a profile describes.
+
+    Args:
+        profile: the runner profile.
+        store: the results store (its root is the runs root).
+        max_parallel: caps the number of local slots (``--max-parallel``).
+    """
+    if profile.executor == "inline":
+        from ablate.execution.inline import InlineExecutor
+
+        return InlineExecutor(store)
+    from ablate.execution.local import LocalExecutor
+
+    gpus = profile.gpu_ids()
+    cpu_slots = profile.resolved_cpu_slots()
+    limit = max_parallel or profile.max_parallel
+    if limit is not None:
+        gpus = gpus[:limit]
+        cpu_slots = min(cpu_slots, limit)
+    pool = SlotPool.for_devices(gpus, cpu_slots)
+    threads = profile.resolved_threads(pool.size) if pool.kind == "cpu" else None
+    return LocalExecutor(pool, runs_root=store.root, threads_per_job=threads, env=profile.env)

@@ -1,0 +1,1 @@
+"""Orchestration: plan a sweep against the store, dispatch attempts, retry, stop cleanly."""

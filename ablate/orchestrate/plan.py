@@ -1,0 +1,183 @@
+"""The plan: what state every run of a sweep is in, and which ones a sweep will dispatch.
+
+States, from the results store and the claims:
+
+- ``new``: no attempt recorded (or only cancelled ones: cancelling never uses up the budget);
+- ``done``: an attempt succeeded, in this sweep or any other (run ids are global);
+- ``failed``: attempts failed, retries left (``--retries N`` allows N+1 failed attempts);
+- ``exhausted``: the failed-attempt budget is spent (raise ``--retries`` or use ``--force``);
+- ``running``: another process holds the run's claim right now.
+
+``--force`` dispatches every run that is not running, ignoring its history (its failures are
+counted from zero again).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from ablate.orchestrate.claims import held_claims
+from ablate.store.record import AttemptStatus
+from ablate.store.results_store import AttemptSummary, ResultsStore
+
+if TYPE_CHECKING:
+    from ablate.spec.sweep import PlannedRun, Sweep
+
+DEFAULT_RETRIES = 1
+
+
+class RunState(str, Enum):
+    """Where a run stands before a sweep dispatches anything."""
+
+    NEW = "new"
+    DONE = "done"
+    FAILED = "failed"
+    EXHAUSTED = "exhausted"
+    RUNNING = "running"
+
+
+@dataclass(frozen=True)
+class RunHistory:
+    """What the store says about one run id."""
+
+    attempts: int = 0
+    failures: int = 0
+    cancelled: int = 0
+    succeeded_in: str | None = None
+    last_status: AttemptStatus | None = None
+    last_attempt: int = 0
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    """One run of the sweep, its state and whether this sweep will dispatch it.
+
+    Attributes:
+        run: the planned run (spec and axes).
+        state: see :class:`RunState`.
+        history: counts from the store.
+        dispatch: whether the sweep will start an attempt of it.
+        holder: who runs it now (``running`` only): pid, host, sweep.
+    """
+
+    run: PlannedRun
+    state: RunState
+    history: RunHistory
+    dispatch: bool
+    holder: dict[str, Any] | None = None
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return self.run.spec.run_id
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The states of all runs of a sweep and the dispatch list."""
+
+    sweep: Sweep
+    entries: tuple[PlanEntry, ...]
+    retries: int
+    force: bool
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def to_dispatch(self) -> list[PlanEntry]:
+        """Entries the sweep will start, in sweep order."""
+        return [e for e in self.entries if e.dispatch]
+
+    def retries_left(self, entry: PlanEntry) -> int:
+        """Failed attempts the run may still make."""
+        used = 0 if self.force else entry.history.failures
+        return max(0, self.retries + 1 - used)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One plain row per run (run_id, state, attempts, failures, axes) for tables."""
+        return [
+            {
+                "run_id": e.run_id,
+                "state": e.state.value,
+                "dispatch": e.dispatch,
+                "attempts": e.history.attempts,
+                "failures": e.history.failures,
+                "label": getattr(e.run, "label", None),
+                **e.run.axes,
+            }
+            for e in self.entries
+        ]
+
+
+def summarise(summaries: list[AttemptSummary]) -> dict[str, RunHistory]:
+    """Per run id: attempts, failures, cancellations, where it succeeded, last status."""
+    by_run: dict[str, list[AttemptSummary]] = defaultdict(list)
+    for s in summaries:
+        by_run[s.run_id].append(s)
+    histories = {}
+    for run_id, items in by_run.items():
+        items.sort(key=lambda s: s.attempt)
+        succeeded = next((s.sweep or "?" for s in items if s.status is AttemptStatus.SUCCESS), None)
+        histories[run_id] = RunHistory(
+            attempts=len(items),
+            failures=sum(s.status is AttemptStatus.FAILED for s in items),
+            cancelled=sum(s.status is AttemptStatus.CANCELLED for s in items),
+            succeeded_in=succeeded,
+            last_status=items[-1].status,
+            last_attempt=items[-1].attempt,
+        )
+    return histories
+
+
+def state_of(history: RunHistory, retries: int, running: bool) -> RunState:
+    """The state of a run from its history, the retry budget and whether it is claimed."""
+    if running:
+        return RunState.RUNNING
+    if history.succeeded_in is not None:
+        return RunState.DONE
+    if history.failures == 0:
+        return RunState.NEW
+    return RunState.FAILED if history.failures <= retries else RunState.EXHAUSTED
+
+
+def make_plan(
+    sweep: Sweep,
+    store: ResultsStore,
+    *,
+    retries: int = DEFAULT_RETRIES,
+    force: bool = False,
+    check_claims: bool = True,
+) -> Plan:
+    """Plan a sweep against the store: each run's state and whether to dispatch it.
+
+    Args:
+        sweep: the expanded sweep.
+        store: the results store (its index is refreshed with any new records).
+        retries: failed attempts allowed beyond the first (``--retries``).
+        force: dispatch done and exhausted runs again.
+        check_claims: look for runs held by other processes (off for a pure store view).
+
+    Raises:
+        ValueError: ``retries`` is negative.
+    """
+    if retries < 0:
+        raise ValueError(f"--retries must be >= 0, got {retries}")
+    histories = summarise(store.summaries())
+    held = held_claims(store.layout) if check_claims else {}
+    empty = RunHistory()
+    entries = []
+    counts = {s.value: 0 for s in RunState}
+    for run in sweep.runs:
+        run_id = run.spec.run_id
+        history = histories.get(run_id, empty)
+        state = state_of(history, retries, run_id in held)
+        if state is RunState.RUNNING:
+            dispatch = False
+        elif force:
+            dispatch = True
+        else:
+            dispatch = state in (RunState.NEW, RunState.FAILED)
+        counts[state.value] += 1
+        entries.append(PlanEntry(run, state, history, dispatch, held.get(run_id)))
+    return Plan(sweep=sweep, entries=tuple(entries), retries=retries, force=force, counts=counts)

@@ -1,0 +1,77 @@
+"""Where everything lives under a runs root (default ``./runs``).
+
+One object knows the folder layout so that the orchestrator, the worker, the store and the CLI
+never build paths by hand::
+
+    runs/
+      .store/records/<run_id>-<attempt:04d>-<status>-<uid8>.json   one file per attempt
+      .store/index.parquet                                          incremental index of records
+      .store/claims/<run_id>.lock                                   who is running a run right now
+      <sweep>/.lock                                                 the sweep lock
+      <sweep>/<run_id>/spec.json, run.json, worker.log, progress.json, checkpoints ...
+
+Run ids are global: the store and the claims are shared by all sweeps, so a run that succeeded
+in one sweep is done in every sweep that contains it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+RUNS_DIR_ENV = "ABLATE_RUNS_DIR"
+DEFAULT_RUNS_DIR = "runs"
+
+
+def default_runs_root() -> Path:
+    """The runs root: ``$ABLATE_RUNS_DIR`` if set, else ``./runs``."""
+    return Path(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
+
+
+@dataclass(frozen=True)
+class RunsLayout:
+    """Paths under one runs root.
+
+    Attributes:
+        root: the runs root folder (created lazily by whoever writes first).
+    """
+
+    root: Path
+
+    @property
+    def store_dir(self) -> Path:
+        """The results store folder (records, index, claims)."""
+        return self.root / ".store"
+
+    @property
+    def records_dir(self) -> Path:
+        """One JSON file per attempt, flat so a single directory listing sees them all."""
+        return self.store_dir / "records"
+
+    @property
+    def index_path(self) -> Path:
+        """Parquet index of the records already read (refreshed incrementally)."""
+        return self.store_dir / "index.parquet"
+
+    @property
+    def claims_dir(self) -> Path:
+        """Per-run claim files, locked with ``flock`` while an attempt runs."""
+        return self.store_dir / "claims"
+
+    def sweep_dir(self, sweep: str) -> Path:
+        """The folder of one sweep's runs."""
+        return self.root / sweep
+
+    def sweep_lock_path(self, sweep: str) -> Path:
+        """The lock file held by the orchestrator of ``sweep``."""
+        return self.sweep_dir(sweep) / ".lock"
+
+    def run_dir(self, sweep: str, run_id: str) -> Path:
+        """The run's own folder: its ``spec.json``, logs, progress and checkpoints."""
+        return self.sweep_dir(sweep) / run_id
+
+    @classmethod
+    def for_run_dir(cls, run_dir: Path) -> RunsLayout:
+        """The layout a run folder ``<root>/<sweep>/<run_id>`` belongs to."""
+        return cls(Path(run_dir).resolve().parent.parent)

@@ -1,0 +1,119 @@
+"""What was recorded beside a result but never hashed into the run id.
+
+Git sha and dirty flag of the code that ran, package versions, host and device. Capturing them is
+cheap (two ``git`` calls, metadata look-ups, no imports of the packages themselves); the
+orchestrator computes the git part once and hands it to its workers through the environment so a
+sweep of a thousand jobs does not call ``git`` a thousand times.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+GIT_SHA_ENV = "ABLATE_GIT_SHA"
+GIT_DIRTY_ENV = "ABLATE_GIT_DIRTY"
+
+# Distributions whose versions change results; looked up by metadata only (no import).
+TRACKED_PACKAGES = (
+    "ablate",
+    "torch",
+    "torchvision",
+    "transformers",
+    "open_clip_torch",
+    "peft",
+    "bitsandbytes",
+    "numpy",
+)
+
+
+@dataclass(frozen=True)
+class GitState:
+    """The commit of the code that ran and whether the working tree had local changes."""
+
+    sha: str | None
+    dirty: bool | None
+
+
+def _source_root() -> Path:
+    return Path(__file__).resolve().parent.parent.parent
+
+
+@lru_cache(maxsize=1)
+def git_state() -> GitState:
+    """The git state of the ``ablate`` source tree (from the environment if the parent set it).
+
+    Returns ``GitState(None, None)`` when the package is not in a git checkout or git is absent.
+    """
+    if GIT_SHA_ENV in os.environ:
+        sha = os.environ[GIT_SHA_ENV] or None
+        dirty_text = os.environ.get(GIT_DIRTY_ENV, "")
+        dirty = {"1": True, "0": False}.get(dirty_text)
+        return GitState(sha, dirty)
+    root = _source_root()
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
+        if sha.returncode != 0:
+            return GitState(None, None)
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return GitState(None, None)
+    dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
+    return GitState(sha.stdout.strip(), dirty)
+
+
+def git_env() -> dict[str, str]:
+    """Environment that passes this process's git state on to a worker."""
+    state = git_state()
+    dirty = "" if state.dirty is None else ("1" if state.dirty else "0")
+    return {GIT_SHA_ENV: state.sha or "", GIT_DIRTY_ENV: dirty}
+
+
+@lru_cache(maxsize=1)
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the result-relevant packages that are installed."""
+    versions = {"python": platform.python_version()}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def host_name() -> str:
+    """Short host name of this machine."""
+    return socket.gethostname().split(".")[0]
+
+
+def device_name(device: str) -> str:
+    """A human name for the device a job ran on: the GPU's name, or ``cpu``.
+
+    Imports torch only if the job already did (a CPU job never pays for the import).
+    """
+    if not device.startswith("cuda"):
+        return "cpu"
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return device
+    try:
+        if torch.cuda.is_available():
+            return str(torch.cuda.get_device_name(0))
+    except Exception:  # noqa: BLE001 - a broken driver must not lose the record
+        return device
+    return device

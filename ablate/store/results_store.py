@@ -1,0 +1,321 @@
+"""The results store: one record file per attempt, read back as a table.
+
+The store is the source of truth for reports. Writers (workers, the orchestrator) only ever add
+files, atomically; nothing is rewritten in place, so several processes can write at once without
+locks. Readers keep a parquet index of the records they have already verified and read only the
+files that appeared since, which keeps planning against tens of thousands of records well under a
+second. A record that fails its checksum is reported with a warning and never used as a result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ablate.store.layout import RunsLayout
+from ablate.store.record import AttemptRecord, AttemptStatus, CorruptRecordError, RecordName
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+INDEX_VERSION = 1
+
+# Index columns, in order. JSON-valued fields are stored as text.
+_SCALAR_COLUMNS = (
+    "run_id",
+    "sweep",
+    "attempt",
+    "status",
+    "failure_kind",
+    "failure_reason",
+    "job",
+    "seed",
+    "started_at",
+    "ended_at",
+    "git_sha",
+    "git_dirty",
+    "host",
+    "device",
+    "executor",
+    "run_dir",
+    "record_id",
+)
+_JSON_COLUMNS = ("axes", "metrics", "spec", "versions")
+
+
+class CorruptRecordWarning(UserWarning):
+    """A record file was ignored because it cannot be trusted."""
+
+
+@dataclass(frozen=True)
+class AttemptSummary:
+    """The few fields planning needs about one attempt."""
+
+    run_id: str
+    attempt: int
+    status: AttemptStatus
+    sweep: str | None
+
+
+class ResultsStore:
+    """Append-only store of attempt records under ``<runs root>/.store``.
+
+    Args:
+        root: the runs root (``./runs`` by default); the store lives in ``root/.store``.
+    """
+
+    def __init__(self, root: Path | str) -> None:
+        self.layout = RunsLayout(Path(root))
+        self._warned: set[str] = set()
+
+    @property
+    def root(self) -> Path:
+        """The runs root this store belongs to."""
+        return self.layout.root
+
+    # ----------------------------------------------------------------------------- writing
+    def write(self, record: AttemptRecord) -> Path:
+        """Add one attempt record (atomic); returns the file written."""
+        return record.write(self.layout.records_dir)
+
+    # ----------------------------------------------------------------------------- reading
+    def record_names(self) -> list[RecordName]:
+        """Parsed names of all record files (no content read, not verified)."""
+        return [name for name in map(RecordName.parse, self._list_files()) if name is not None]
+
+    def attempts_of(self, run_id: str) -> list[AttemptRecord]:
+        """The verified records of one run, by attempt (reads only that run's files)."""
+        records = []
+        for file_name in self._list_files():
+            parsed = RecordName.parse(file_name)
+            if parsed is None or parsed.run_id != run_id:
+                continue
+            record = self._read_verified(self.layout.records_dir / file_name)
+            if record is not None:
+                records.append(record)
+        return sorted(records, key=lambda r: (r.attempt, r.ended_at or 0.0))
+
+    def has_attempt(self, run_id: str, attempt: int) -> bool:
+        """Whether a verified record exists for ``(run_id, attempt)``."""
+        return any(r.attempt == attempt for r in self.attempts_of(run_id))
+
+    def next_attempt(self, run_id: str) -> int:
+        """The attempt number the next attempt of ``run_id`` gets (1 + highest recorded)."""
+        attempts = [n.attempt for n in self.record_names() if n.run_id == run_id]
+        return max(attempts, default=0) + 1
+
+    def summaries(self) -> list[AttemptSummary]:
+        """Run id, attempt, status and sweep of every verified record (uses the index)."""
+        table = self.index_table()
+        valid = table.column("valid").to_pylist()
+        run_ids = table.column("run_id").to_pylist()
+        attempts = table.column("attempt").to_pylist()
+        statuses = table.column("status").to_pylist()
+        sweeps = table.column("sweep").to_pylist()
+        status_of = {s.value: s for s in AttemptStatus}
+        return [
+            AttemptSummary(run_id, attempt, status_of[status], sweep)
+            for ok, run_id, attempt, status, sweep in zip(
+                valid, run_ids, attempts, statuses, sweeps, strict=True
+            )
+            if ok
+        ]
+
+    def records(self) -> list[AttemptRecord]:
+        """Every verified record, read in full (slower than :meth:`dataframe`; for tools)."""
+        out = []
+        for file_name in sorted(self._list_files()):
+            if RecordName.parse(file_name) is None:
+                continue
+            record = self._read_verified(self.layout.records_dir / file_name)
+            if record is not None:
+                out.append(record)
+        return out
+
+    def dataframe(self) -> pd.DataFrame:
+        """All verified records as one DataFrame, one row per attempt.
+
+        Columns: the record's scalar fields, ``duration_s``, ``axes``/``metrics``/``spec``/
+        ``versions`` as dicts, and flattened ``axes.<key>`` and ``metrics.<name>`` columns for
+        pivoting. ``started_at``/``ended_at`` are UTC timestamps.
+        """
+        import pandas as pd
+
+        table = self.index_table()
+        frame = table.to_pandas()
+        frame = frame[frame["valid"]].drop(columns=["valid", "error", "file"])
+        frame = frame.reset_index(drop=True)
+        for column in _JSON_COLUMNS:
+            frame[column] = [json.loads(text) if text else {} for text in frame[column]]
+        frame["duration_s"] = frame["ended_at"] - frame["started_at"]
+        for column in ("started_at", "ended_at"):
+            frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
+        extra: dict[str, list[Any]] = {}
+        for prefix in ("axes", "metrics"):
+            keys = sorted({k for d in frame[prefix] for k in d})
+            for key in keys:
+                extra[f"{prefix}.{key}"] = [d.get(key) for d in frame[prefix]]
+        if extra:
+            frame = pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)
+        return frame.sort_values(["run_id", "attempt"], kind="stable").reset_index(drop=True)
+
+    # ----------------------------------------------------------------------------- index
+    def index_table(self) -> pa.Table:
+        """The verified index of all record files, refreshed with the files added since."""
+        import pyarrow as pa
+
+        names = set(self._list_files())
+        names = {n for n in names if RecordName.parse(n) is not None}
+        table = self._read_index()
+        known: list[str] = table.column("file").to_pylist() if table is not None else []
+        known_set = set(known)
+        new = sorted(names - known_set)
+        gone = known_set - names
+        if table is not None and gone:
+            keep = pa.array([f not in gone for f in known])
+            table = table.filter(keep)
+        if new:
+            rows = [self._index_row(name) for name in new]
+            added = pa.Table.from_pylist(rows, schema=_index_schema())
+            table = added if table is None else pa.concat_tables([table, added])
+        if table is None:
+            table = _index_schema().empty_table()
+        if new or gone:
+            self._write_index(table)
+        self._warn_invalid(table)
+        return table
+
+    def _index_row(self, file_name: str) -> dict[str, Any]:
+        parsed = RecordName.parse(file_name)
+        assert parsed is not None
+        row: dict[str, Any] = dict.fromkeys(_index_schema().names)
+        row.update(
+            file=file_name,
+            run_id=parsed.run_id,
+            attempt=parsed.attempt,
+            status=parsed.status.value,
+            valid=False,
+        )
+        try:
+            record = AttemptRecord.read(self.layout.records_dir / file_name)
+            if (record.run_id, record.attempt, record.status) != (
+                parsed.run_id,
+                parsed.attempt,
+                parsed.status,
+            ):
+                raise CorruptRecordError(f"{file_name}: content does not match the file name")
+        except CorruptRecordError as exc:
+            row["error"] = str(exc)
+            return row
+        data = record.to_dict()
+        for column in _SCALAR_COLUMNS:
+            row[column] = data[column]
+        for column in _JSON_COLUMNS:
+            row[column] = json.dumps(data[column], sort_keys=True)
+        row["valid"] = True
+        return row
+
+    def _read_index(self) -> pa.Table | None:
+        import pyarrow.parquet as pq
+
+        path = self.layout.index_path
+        if not path.exists():
+            return None
+        try:
+            table = pq.read_table(path)
+        except Exception:  # noqa: BLE001 - a damaged index is rebuilt from the records
+            return None
+        meta = table.schema.metadata or {}
+        if meta.get(b"ablate_index_version") != str(INDEX_VERSION).encode():
+            return None
+        if table.schema.remove_metadata() != _index_schema().remove_metadata():
+            return None
+        return table
+
+    def _write_index(self, table: pa.Table) -> None:
+        import pyarrow.parquet as pq
+
+        path = self.layout.index_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        pq.write_table(table.replace_schema_metadata(_index_schema().metadata), tmp)
+        os.replace(tmp, path)
+
+    def _warn_invalid(self, table: pa.Table) -> None:
+        valid = table.column("valid").to_pylist()
+        if all(valid):
+            return
+        files = table.column("file").to_pylist()
+        errors = table.column("error").to_pylist()
+        for ok, file_name, error in zip(valid, files, errors, strict=True):
+            if not ok and file_name not in self._warned:
+                self._warned.add(file_name)
+                warnings.warn(
+                    f"ignoring corrupt record {self.layout.records_dir / file_name}: {error}",
+                    CorruptRecordWarning,
+                    stacklevel=3,
+                )
+
+    def _read_verified(self, path: Path) -> AttemptRecord | None:
+        try:
+            return AttemptRecord.read(path)
+        except CorruptRecordError as exc:
+            if path.name not in self._warned:
+                self._warned.add(path.name)
+                warnings.warn(
+                    f"ignoring corrupt record {path}: {exc}", CorruptRecordWarning, stacklevel=3
+                )
+            return None
+
+    def _list_files(self) -> Iterable[str]:
+        try:
+            with os.scandir(self.layout.records_dir) as entries:
+                return [e.name for e in entries if not e.name.startswith(".")]
+        except FileNotFoundError:
+            return []
+
+
+_SCHEMA_CACHE: list[Any] = []
+
+
+def _index_schema() -> pa.Schema:
+    if not _SCHEMA_CACHE:
+        import pyarrow as pa
+
+        schema = pa.schema(
+            [
+                ("file", pa.string()),
+                ("valid", pa.bool_()),
+                ("error", pa.string()),
+                ("run_id", pa.string()),
+                ("sweep", pa.string()),
+                ("attempt", pa.int64()),
+                ("status", pa.string()),
+                ("failure_kind", pa.string()),
+                ("failure_reason", pa.string()),
+                ("job", pa.string()),
+                ("seed", pa.int64()),
+                ("started_at", pa.float64()),
+                ("ended_at", pa.float64()),
+                ("git_sha", pa.string()),
+                ("git_dirty", pa.bool_()),
+                ("host", pa.string()),
+                ("device", pa.string()),
+                ("executor", pa.string()),
+                ("run_dir", pa.string()),
+                ("record_id", pa.string()),
+                ("axes", pa.string()),
+                ("metrics", pa.string()),
+                ("spec", pa.string()),
+                ("versions", pa.string()),
+            ],
+            metadata={"ablate_index_version": str(INDEX_VERSION)},
+        )
+        _SCHEMA_CACHE.append(schema)
+    return _SCHEMA_CACHE[0]

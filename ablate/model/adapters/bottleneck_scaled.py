@@ -1,0 +1,57 @@
+"""Bottleneck Adapter with dynamic weight factors (Table 3 row 11 of arXiv 2407.17813).
+
+Citation: arXiv 2407.17813 section 4 ("we tried our mainline adapter with dynamic weight factors")
+with the weight factors of LaVIN's Mixture-of-Modality adapter (Luo et al., NeurIPS 2023).
+
+Our reading: the BA of :mod:`ablate.model.adapters.bottleneck` (grouped down-projection, no
+non-linearity, no dropout) with two grouped up-projections mixed by routing weights
+softmax(W_r h_0 / t): Z + s * (w0 U1(D(Z)) + w1 U2(D(Z))). It differs from ``router`` by the BA's
+grouped down-projection, its width (16) and the missing dropout.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ablate.model.adapters.base import (
+    Adapter,
+    Conv1x1,
+    RoutingHead,
+    RoutingState,
+    init_down_,
+    zero_,
+)
+from ablate.model.adapters.configs import BottleneckScaledConfig
+from ablate.model.adapters.registry import AdapterMethod, register_method
+
+
+class ScaledBottleneckAdapter(Adapter):
+    """Z + s * (w0 U1(D(Z)) + w1 U2(D(Z))), both U zero-init."""
+
+    def __init__(self, width: int, config: BottleneckScaledConfig, state: RoutingState | None):
+        super().__init__()
+        down_groups = config.groups if config.grouped == "both" else 1
+        self.down = init_down_(Conv1x1(width, config.dim, groups=down_groups))
+        self.up_1 = zero_(Conv1x1(config.dim, width, groups=config.groups))
+        self.up_2 = zero_(Conv1x1(config.dim, width, groups=config.groups))
+        self.router = RoutingHead(width, 2, config.temperature, state)
+        self.scale = config.scale
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d)
+        w = self.router(x)  # (B, 2)
+        h = self.down(x)  # (B, T, dim)
+        mixed = self.up_1(h) * w[:, 0, None, None] + self.up_2(h) * w[:, 1, None, None]
+        return mixed * self.scale
+
+
+def _build(config: BottleneckScaledConfig, width: int, tower: str, state: RoutingState | None):
+    return ScaledBottleneckAdapter(width, config, state)
+
+
+METHOD = register_method(
+    AdapterMethod(
+        name="bottleneck_scaled",
+        citation="arXiv 2407.17813 Table 3 row 11 (BA with dynamic weight factors)",
+        block_adapter=_build,
+    )
+)

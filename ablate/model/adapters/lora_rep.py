@@ -1,0 +1,57 @@
+"""LoRA in the LLM + RepAdapter in the vision tower (Table 3 row 10 of arXiv 2407.17813).
+
+Citations: Hu et al., "LoRA: Low-Rank Adaptation of Large Language Models" (2021), through peft;
+Luo et al., "Towards Efficient Visual Adaption via Structural Re-parameterization" (RepAdapter),
+as used in LaVIN's vision tower. The paper's text calls this experiment 11; its table, row 10.
+
+LoRA is injected in place with ``peft.inject_adapter_in_model`` (no ``PeftModel`` wrapper, so module
+paths stay those of the bare LLM); it works on 4-bit and 8-bit bases. peft zero-initialises LoRA's
+B, so the LLM starts unchanged.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ablate.model.adapters.base import RoutingState
+from ablate.model.adapters.configs import LoraRepConfig
+from ablate.model.adapters.registry import AdapterMethod, register_method
+from ablate.model.adapters.router import RepAdapter
+
+
+def _vision_adapter(config: LoraRepConfig, width: int, tower: str, state: RoutingState | None):
+    return RepAdapter(width, config.dim, config.groups, config.dropout, config.scale)
+
+
+def _inject_lora(config: LoraRepConfig, llm: nn.Module) -> list[nn.Parameter]:
+    """Add LoRA to ``config.target_modules`` of every decoder layer; return the LoRA parameters."""
+    from peft import LoraConfig, inject_adapter_in_model
+    from peft.tuners.lora import LoraLayer
+
+    lora = LoraConfig(
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.target_modules),
+        bias="none",
+    )
+    inject_adapter_in_model(lora, llm)
+    params: list[nn.Parameter] = []
+    for module in llm.modules():
+        if isinstance(module, LoraLayer):
+            params += list(module.lora_A.parameters()) + list(module.lora_B.parameters())
+    if not params:
+        raise ValueError(
+            f"lora_rep: target_modules {list(config.target_modules)} match no layer of the LLM"
+        )
+    return params
+
+
+METHOD = register_method(
+    AdapterMethod(
+        name="lora_rep",
+        citation="arXiv 2407.17813 Table 3 row 10 (LoRA in the LLM + RepAdapter in the ViT)",
+        block_adapter=_vision_adapter,
+        adapt_llm=_inject_lora,
+    )
+)

@@ -130,7 +130,9 @@ def _looks_local(path: str) -> bool:
     return path.startswith(("/", ".", "~")) or Path(path).exists()
 
 
-def load_llm(spec: ModelSpec, device: str = "cpu") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def load_llm(
+    spec: ModelSpec, device: str = "cpu"
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load the frozen LLM and its tokenizer for ``spec``.
 
     Raises:

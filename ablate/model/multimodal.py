@@ -105,10 +105,9 @@ class MultimodalModel(nn.Module):
             )
         with torch.no_grad():
             for name, p in params.items():
-                if tuple(state[name].shape) != tuple(p.shape):
-                    raise ValueError(
-                        f"shape of {name!r}: saved {tuple(state[name].shape)}, model {tuple(p.shape)}"
-                    )
+                saved, wanted = tuple(state[name].shape), tuple(p.shape)
+                if saved != wanted:
+                    raise ValueError(f"shape of {name!r}: saved {saved}, model {wanted}")
                 p.copy_(state[name].to(p.device, p.dtype))
 
     # ------------------------------------------------------------------ inputs

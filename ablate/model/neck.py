@@ -29,6 +29,7 @@ class VisualNeck(nn.Module):
         self.proj_out = nn.Linear(spec.dim, llm_width)  # W_t, b_t
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:  # (B, n, d_vision)
+        """Map tapped [cls] tokens to LLM-width visual tokens."""
         h = self.proj_in(v.to(self.proj_in.weight.dtype))  # (B, n, gate * d_v)
         if self.act == "swiglu":
             a, g = h.chunk(2, dim=-1)
@@ -46,4 +47,5 @@ class ModalityToken(nn.Module):
         self.embedding = nn.Embedding(2, llm_width)
 
     def forward(self, has_image: torch.Tensor) -> torch.Tensor:  # (B,) bool -> (B, 1, d_llm)
+        """One u_m token per sample, chosen by whether it has an image."""
         return self.embedding(has_image.long())[:, None, :]

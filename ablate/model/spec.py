@@ -13,7 +13,7 @@ from pydantic import field_validator
 
 from ablate.spec.base import SpecModel, nonsemantic
 
-# real preset -> its tiny twin (same classes, a few layers, small width; for CPU tests and smoke runs)
+# real preset -> its tiny twin (same classes, a few layers, small width; for CPU tests, smoke runs)
 LLM_TWINS: dict[str, str] = {
     "llama-7b": "tiny-llama",
     "llama2-7b": "tiny-llama2",

@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 TWIN_VERSION = "v1"
 TWIN_SEED = 1234

@@ -8,9 +8,10 @@ not fit is an error, not a silent partial load) and the text tower is dropped ri
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ablate.model import twins
 from ablate.model.spec import ModelSpec
@@ -61,8 +62,13 @@ def _tiny_config(layers: int, quick_gelu: bool) -> dict[str, Any]:
     return {
         "embed_dim": 32,
         "quick_gelu": quick_gelu,
-        "vision_cfg": {"image_size": 64, "layers": layers, "width": 64, "head_width": 16,
-                       "patch_size": 16},  # fmt: skip
+        "vision_cfg": {
+            "image_size": 64,
+            "layers": layers,
+            "width": 64,
+            "head_width": 16,
+            "patch_size": 16,
+        },  # fmt: skip
         "text_cfg": {"context_length": 16, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
     }
 
@@ -72,15 +78,43 @@ VISION_PRESETS: dict[str, VisionPreset] = {
     for p in (
         VisionPreset("clip-vit-l14", "ViT-L-14", True, 224, "open_clip", "openai"),
         VisionPreset("clip-vit-l14-336", "ViT-L-14-336", True, 336, "open_clip", "openai"),
-        VisionPreset("diht-vit-l14-336", "ViT-L-14-336", False, 336, "diht",
-                     file_name="diht_vitl14_336px.pth"),  # fmt: skip
-        VisionPreset("alip-vit-b32", "ViT-B-32", False, 224, "alip", file_name="ALIP_YFCC15M_B32.pt"),
-        VisionPreset("tiny-clip", "ablate-tiny-clip", True, 64, "open_clip",
-                     twin_config=_tiny_config(8, True)),  # fmt: skip
-        VisionPreset("tiny-diht", "ablate-tiny-diht", False, 64, "diht",
-                     file_name="diht_tiny.pth", twin_config=_tiny_config(12, False)),  # fmt: skip
-        VisionPreset("tiny-alip", "ablate-tiny-alip", False, 64, "alip",
-                     file_name="alip_tiny.pt", twin_config=_tiny_config(12, False)),  # fmt: skip
+        VisionPreset(
+            "diht-vit-l14-336",
+            "ViT-L-14-336",
+            False,
+            336,
+            "diht",
+            file_name="diht_vitl14_336px.pth",
+        ),  # fmt: skip
+        VisionPreset(
+            "alip-vit-b32", "ViT-B-32", False, 224, "alip", file_name="ALIP_YFCC15M_B32.pt"
+        ),
+        VisionPreset(
+            "tiny-clip",
+            "ablate-tiny-clip",
+            True,
+            64,
+            "open_clip",
+            twin_config=_tiny_config(8, True),
+        ),  # fmt: skip
+        VisionPreset(
+            "tiny-diht",
+            "ablate-tiny-diht",
+            False,
+            64,
+            "diht",
+            file_name="diht_tiny.pth",
+            twin_config=_tiny_config(12, False),
+        ),  # fmt: skip
+        VisionPreset(
+            "tiny-alip",
+            "ablate-tiny-alip",
+            False,
+            64,
+            "alip",
+            file_name="alip_tiny.pt",
+            twin_config=_tiny_config(12, False),
+        ),  # fmt: skip
     )
 }
 

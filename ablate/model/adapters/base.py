@@ -7,8 +7,8 @@ adds the branch back in the input's dtype, so a zero branch gives back the input
 Routing (LaVIN's Mixture-of-Modality adaptation) needs one hidden state per sample: the [cls] token
 (position 0) in the vision tower, the modality token u_m in the LLM. In the LLM u_m sits at position
 0 while training (right padding) but not in left-padded batched generation, and the decode steps of
-a KV-cached generation see one new token only. A :class:`RoutingState`, shared by all LLM routers and
-set by :class:`~ablate.model.multimodal.MultimodalModel`, therefore says where u_m is at prefill and
+a KV-cached generation see one new token only. A :class:`RoutingState`, shared by all LLM routers
+and set by :class:`~ablate.model.multimodal.MultimodalModel`, says where u_m is at prefill and
 lets every router reuse the weights it computed at prefill for the decode steps.
 """
 
@@ -58,6 +58,7 @@ class Conv1x1(nn.Conv1d):
         super().__init__(in_features, out_features, kernel_size=1, groups=groups, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C_in) -> (B, T, C_out)
+        """Project the channels of token-major input."""
         return F.conv1d(x.transpose(1, 2), self.weight, self.bias, groups=self.groups).transpose(
             1, 2
         )
@@ -93,6 +94,7 @@ class RoutingHead(nn.Module):
         return self._state[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, n)
+        """Routing weights of every sample (recorded / reused as the state says)."""
         state = self.state
         key = id(self)
         if state is not None and state.reuse and key in state.cache:
@@ -119,6 +121,7 @@ class Adapter(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d)
+        """Return x + branch(x): the branch in the adapter's dtype, the sum in the input's."""
         dtype = next(self.parameters()).dtype
         return x + self.branch(x.to(dtype)).to(x.dtype)
 
@@ -140,4 +143,5 @@ class AdaptedInput(nn.Module):
         self.adapter = adapter
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d)
+        """Normalise, then adapt."""
         return self.adapter(self.norm(x))

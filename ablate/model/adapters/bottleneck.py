@@ -25,6 +25,7 @@ class BottleneckAdapter(Adapter):
         self.scale = config.scale
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d)
+        """The residual update (zero at init)."""
         return self.up(self.down(x)) * self.scale  # (B, T, dim) -> (B, T, d)
 
 

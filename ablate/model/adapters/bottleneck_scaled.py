@@ -38,6 +38,7 @@ class ScaledBottleneckAdapter(Adapter):
         self.scale = config.scale
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d)
+        """The routed residual update (zero at init)."""
         w = self.router(x)  # (B, 2)
         h = self.down(x)  # (B, T, dim)
         mixed = self.up_1(h) * w[:, 0, None, None] + self.up_2(h) * w[:, 1, None, None]

@@ -6,7 +6,8 @@ al., "CSPNet" (CVPRW 2020); routing as in LaVIN's RepAdapter_Router.
 
 Our reading: two down-projections psi_1 (dense) and psi_2 (grouped) of width ``dim`` each, their
 outputs concatenated to 2*dim channels and mapped back by one grouped, zero-initialised
-up-projection: Z + s * U([w0 psi_1(Z), w1 psi_2(Z)]). The paper does not say how rows 5 and 6 differ;
+up-projection: Z + s * U([w0 psi_1(Z), w1 psi_2(Z)]). The paper does not say how rows 5 and 6
+differ;
 ``routed`` switches the routing weights w (LaVIN-style) on or off (off: w0 = w1 = 1).
 """
 
@@ -40,6 +41,7 @@ class ConcatRouterAdapter(Adapter):
         self.scale = config.scale
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d)
+        """The residual update (zero at init)."""
         a, b = self.psi_1(x), self.psi_2(x)  # (B, T, dim) each
         if self.router is not None:
             w = self.router(x)  # (B, 2)

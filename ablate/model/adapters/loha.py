@@ -49,6 +49,7 @@ class LohaConv1x1(nn.Module):
         return (self.x1 @ self.y1.T) * (self.x2 @ self.y2.T)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, in) -> (B, T, out)
+        """Apply the Hadamard-product weight."""
         return torch.nn.functional.linear(x, self.weight(), self.bias)
 
 
@@ -63,6 +64,7 @@ class LohaRoutedPair(Adapter):
         self.scale = config.scale
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d)
+        """The routed residual update (zero at init)."""
         w = self.router(x)  # (B, 2)
         mixed = self.conv_1(x) * w[:, 0, None, None] + self.conv_2(x) * w[:, 1, None, None]
         return mixed * self.scale
@@ -81,6 +83,7 @@ class LohaRouter(Adapter):
         self.scale = config.scale
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d)
+        """The routed residual update (zero at init)."""
         w = self.router(x)  # (B, 2)
         h = self.dropout(self.conv_A(x))  # (B, T, dim)
         mixed = self.conv_B(h) * w[:, 0, None, None] + self.conv_D(h) * w[:, 1, None, None]
@@ -97,6 +100,7 @@ class LohaSiLU(Adapter):
         self.scale = config.scale
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d)
+        """The residual update (zero at init)."""
         return self.phi_L1(torch.nn.functional.silu(self.phi_L2(x))) * self.scale
 
 

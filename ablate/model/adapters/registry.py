@@ -7,8 +7,9 @@ are imported lazily so that importing the registry stays cheap.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ablate.model.adapters.configs import AdapterConfig, adapter_names
 

@@ -54,6 +54,7 @@ class RouterAdapter(Adapter):
         self.scale = scale
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d)
+        """The routed residual update (zero at init)."""
         w = self.router(x)  # (B, 2)
         h = self.dropout(self.conv_A(x))  # (B, T, dim)
         mixed = self.conv_B(h) * w[:, 0, None, None] + self.conv_D(h) * w[:, 1, None, None]
@@ -71,6 +72,7 @@ class RepAdapter(Adapter):
         self.scale = scale
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d)
+        """The residual update (zero at init)."""
         return self.conv_B(self.dropout(self.conv_A(x))) * self.scale
 
 

@@ -56,6 +56,23 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _materialise_twins(model: Any) -> None:
+    """Write the tiny twins a spec uses before seeding, so seeding covers the adapter init.
+
+    A twin is written from its own fixed seed the first time it is used; doing that after the run
+    seed was set would reset the global RNG mid-build and make the first run on a machine differ
+    from every later one.
+    """
+    from ablate.model.llm import twin_llm_dir
+    from ablate.model.spec import is_twin
+    from ablate.model.vision import twin_vision_file
+
+    if is_twin(model.llm) and not model.llm_path:
+        twin_llm_dir(model.llm)
+    if is_twin(model.vision) and not model.vision_path:
+        twin_vision_file(model.vision)
+
+
 class MmtRecipe:
     """One ``mmt`` run: setup, train, evaluate, cleanup.
 
@@ -79,8 +96,13 @@ class MmtRecipe:
     def setup(self) -> None:
         """Build the model, load and encode the data, build the optimiser, resume if possible."""
         t0 = time.perf_counter()
-        seed_everything(self.spec.seed)
         from ablate.model.multimodal import build_multimodal_model
+
+        if torch.device(self.device).type == "cpu":
+            torch.set_num_threads(self.cfg.train.cpu_threads)
+
+        _materialise_twins(self.cfg.model)
+        seed_everything(self.spec.seed)
 
         self.model = build_multimodal_model(self.cfg.model, self.cfg.adapter, device=self.device)
         self.trainable = self.model.trainable_named_parameters()

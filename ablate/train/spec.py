@@ -64,6 +64,10 @@ class TrainSpec(SpecModel):
     """Cap the per-epoch validation pass to a prefix of the split (the final pass is complete)."""
     num_workers: int = nonsemantic(0, ge=0)
     """DataLoader worker processes (does not change the result)."""
+    cpu_threads: int = nonsemantic(1, ge=1)
+    """Torch intra-op threads when training on CPU. One is fastest for the tiny twins (their
+    matrices are too small to split, and spinning OpenMP threads collapse on a shared 2-core
+    machine) and keeps CPU results bit-identical across machines with different core counts."""
     log_every: int = nonsemantic(10, ge=1)
     """Log training metrics every this many optimiser steps."""
 

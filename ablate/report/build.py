@@ -1,0 +1,154 @@
+"""``ablate report``: resolve what to report, build its table, write every requested output.
+
+A target is a report spec (``reports/table3.yaml``), a sweep (``sweeps/table3.yaml``: the report
+spec naming it is looked up in ``reports/``, else a plain table of its rows is made), a bare name
+(``table3``: ``reports/table3.yaml``, then ``sweeps/table3.yaml``), or nothing (every spec in
+``reports/``). Reading goes through the results store only: no MLflow, no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ablate.report.collect import collect_sweep
+from ablate.report.render import EXTENSIONS, FORMATS, latex_document, render
+from ablate.report.spec import PlotSpec, ReportSpec, find_report_spec, load_report_spec
+from ablate.report.tables import Table, build_table
+from ablate.spec.yaml_source import load_yaml
+
+DEFAULT_REPORTS_DIR = Path("reports")
+DEFAULT_OUT_DIR = DEFAULT_REPORTS_DIR / "out"
+
+
+@dataclass(frozen=True)
+class ReportOutput:
+    """What one report produced."""
+
+    spec: ReportSpec
+    table: Table
+    files: tuple[Path, ...]
+
+
+def resolve_targets(target: str | Path | None, reports_dir: Path) -> list[ReportSpec]:
+    """The report specs a command-line target names (see the module docstring).
+
+    Raises:
+        FileNotFoundError: nothing matches; the message says where it looked.
+    """
+    if target is None:
+        specs = sorted(Path(reports_dir).glob("*.yaml"))
+        if not specs:
+            raise FileNotFoundError(f"no report specs (*.yaml) in {reports_dir}")
+        return [load_report_spec(p) for p in specs]
+    path = Path(target)
+    if not path.exists() and path.suffix == "":
+        for candidate in (Path(reports_dir) / f"{path}.yaml", Path("sweeps") / f"{path}.yaml"):
+            if candidate.is_file():
+                path = candidate
+                break
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{target}: not a report spec or sweep file (also looked for "
+            f"{Path(reports_dir) / f'{target}.yaml'} and sweeps/{target}.yaml)"
+        )
+    data = load_yaml(path).data
+    if isinstance(data, dict) and "layout" in data:
+        return [load_report_spec(path)]
+    found = find_report_spec(path, reports_dir)
+    if found is None:
+        found = find_report_spec(path, path.resolve().parent.parent / "reports")
+    if found is not None:
+        return [load_report_spec(found)]
+    return [plain_spec(path)]
+
+
+def plain_spec(sweep_path: Path) -> ReportSpec:
+    """A rows table of a sweep no report spec describes: its rows, overall accuracy, no paper."""
+    sweep_path = Path(sweep_path)
+    return ReportSpec(
+        name=sweep_path.stem,
+        path=sweep_path,
+        sweep_path=sweep_path.resolve(),
+        layout="rows",
+        title=f"{sweep_path.stem}: test accuracy",
+        plot=PlotSpec("bars"),
+    )
+
+
+def build_report(spec: ReportSpec, *, runs_root: Path | str, scale: str | None = None) -> Table:
+    """Collect the spec's sweep from the results store and build its table."""
+    results = collect_sweep(spec.sweep_path, runs_root, scale=scale)
+    return build_table(spec, results)
+
+
+def write_report(
+    spec: ReportSpec,
+    table: Table,
+    *,
+    formats: tuple[str, ...],
+    out_dir: Path,
+    plots: bool = True,
+) -> list[Path]:
+    """Write the table in each format (LaTeX also as a standalone document) and its figures."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    for fmt in formats:
+        path = out_dir / f"{table.name}.{EXTENSIONS[fmt]}"
+        text = render(table, fmt)
+        path.write_text(text, encoding="utf-8")
+        files.append(path)
+        if fmt == "latex":
+            standalone = out_dir / f"{table.name}_standalone.tex"
+            standalone.write_text(latex_document(text), encoding="utf-8")
+            files.append(standalone)
+    if plots and spec.plot.kind != "none":
+        from ablate.report.plots import plot_table
+
+        files += plot_table(spec, table, out_dir)
+    return files
+
+
+def render_report(
+    target: str | Path | None = None,
+    *,
+    runs_root: Path | str = "runs",
+    fmt: str | tuple[str, ...] = "md",
+    out_dir: Path | str = DEFAULT_OUT_DIR,
+    reports_dir: Path | str = DEFAULT_REPORTS_DIR,
+    scale: str | None = None,
+    plots: bool = True,
+) -> list[ReportOutput]:
+    """Render the reports a target names into ``out_dir``.
+
+    Args:
+        target: report spec, sweep file, bare name, or ``None`` for every spec in ``reports_dir``.
+        runs_root: the runs root holding the results store.
+        fmt: one format or several (``md``, ``latex``, ``csv``, ``html``; ``all`` for every one).
+        out_dir: where outputs go (``reports/out`` by default).
+        reports_dir: where report specs are looked up.
+        scale: report this scale's runs only (default: the variant with the most results).
+        plots: also draw the spec's figure (PNG and SVG).
+
+    Raises:
+        ValueError: unknown format.
+        FileNotFoundError: the target names nothing.
+        ablate.errors.SpecError: a malformed report spec or sweep.
+    """
+    formats = _formats(fmt)
+    outputs = []
+    for spec in resolve_targets(target, Path(reports_dir)):
+        table = build_report(spec, runs_root=runs_root, scale=scale)
+        files = write_report(spec, table, formats=formats, out_dir=Path(out_dir), plots=plots)
+        outputs.append(ReportOutput(spec, table, tuple(files)))
+    return outputs
+
+
+def _formats(fmt: str | tuple[str, ...]) -> tuple[str, ...]:
+    requested = (fmt,) if isinstance(fmt, str) else tuple(fmt)
+    if "all" in requested:
+        return FORMATS
+    for name in requested:
+        if name not in FORMATS:
+            raise ValueError(f"unknown report format {name!r}; allowed: {', '.join(FORMATS)}, all")
+    return requested

@@ -1,0 +1,82 @@
+"""The ``ablate report`` command, as a plain typed function the CLI registers.
+
+Register it in ``ablate/cli.py`` with ``app.command("report")(report_command)``. It prints the
+markdown of each table (when markdown is among the formats) and the files written; user errors
+(missing spec or sweep, malformed YAML) surface as :class:`~ablate.errors.AblateError` or
+``FileNotFoundError``/``ValueError`` with one clear message for the CLI to map to an exit code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ablate.report.build import DEFAULT_OUT_DIR, DEFAULT_REPORTS_DIR, render_report
+from ablate.report.render import FORMATS, to_markdown
+from ablate.store.layout import default_runs_root
+
+
+def report_command(
+    target: Annotated[
+        str | None,
+        typer.Argument(
+            help="Sweep YAML, report spec (reports/*.yaml) or a bare name such as table3; "
+            "default: every spec in reports/.",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help=f"Output format, repeatable: {', '.join(FORMATS)} or all (default md).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="Output folder for tables and figures.")
+    ] = DEFAULT_OUT_DIR,
+    runs_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--runs-dir", help="Runs root (default ./runs or $ABLATE_RUNS_DIR).", show_default=False
+        ),
+    ] = None,
+    scale: Annotated[
+        str | None,
+        typer.Option(
+            "--scale", help="Report only this scale's runs (default: the scale with most results)."
+        ),
+    ] = None,
+    reports_dir: Annotated[
+        Path, typer.Option("--reports-dir", help="Where report specs are looked up.")
+    ] = DEFAULT_REPORTS_DIR,
+    plots: Annotated[
+        bool, typer.Option("--plots/--no-plots", help="Draw the figures (PNG and SVG).")
+    ] = True,
+) -> None:
+    """Tables 1-3 from the results store, the paper's values beside ours (never needs MLflow).
+
+    Example: ablate report sweeps/table3.yaml --format md --format latex
+    """
+    formats = tuple(fmt or ["md"])
+    outputs = render_report(
+        target,
+        runs_root=runs_dir or default_runs_root(),
+        fmt=formats,
+        out_dir=out,
+        reports_dir=reports_dir,
+        scale=scale,
+        plots=plots,
+    )
+    for output in outputs:
+        if "md" in formats or "all" in formats:
+            typer.echo(to_markdown(output.table))
+        found = sum(1 for r in output.table.records if r["source"] == "ours" and r.get("n"))
+        if not found:
+            typer.echo(f"[ablate report] {output.spec.name}: no successful runs in the store yet")
+        for path in output.files:
+            typer.echo(f"wrote {path}")

@@ -1,0 +1,365 @@
+"""Build a report's table (text cells plus numbers) from a spec and the sweep's results.
+
+The table is format-neutral: :mod:`ablate.report.render` writes it as markdown, LaTeX, CSV or
+HTML, and :mod:`ablate.report.plots` draws it. Every statistic is computed here once:
+
+* ours: mean ± sample std over seeds, and ``n`` (successful runs);
+* delta: ours minus the paper's value;
+* 95% CI: bootstrap over questions when per-question predictions exist (averaged over seeds),
+  else over seeds (two or more), else none;
+* p vs the reference row: exact McNemar when both rows have one run, a paired bootstrap over
+  questions when either has several seeds.
+
+A table holding any tiny-twin or synthetic-data result carries :data:`TINY_LABEL` in its title and
+as its first note, and shows no delta against the paper, so such numbers are never presented as
+comparable to the paper's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ablate.report.collect import RowRuns, SweepResults
+from ablate.report.spec import ReportSpec, RowSpec
+from ablate.report.stats import (
+    Interval,
+    PairedTest,
+    mcnemar_exact,
+    mean_std,
+    paired_bootstrap_p,
+    question_bootstrap,
+    seed_bootstrap_ci,
+)
+
+TINY_LABEL = "tiny twins / synthetic data: not comparable to the paper"
+DASH = "—"
+TEST_MARK = {"mcnemar": "M", "paired-bootstrap": "B"}
+CI_MARK = {"questions": "q", "seeds": "s"}
+
+
+@dataclass
+class Table:
+    """A rendered-to-be table.
+
+    Attributes:
+        name: short name (file stem of the outputs).
+        title: caption.
+        header: column headers.
+        rows: text cells, one list per row, as wide as ``header``.
+        numeric_columns: indices of columns aligned right.
+        rule_after: row indices after which a horizontal rule is drawn.
+        notes: lines printed under the table (the tiny label first when it applies).
+        tiny: whether any result shown comes from tiny twins or synthetic data.
+        records: one flat dict of numbers per (row, metric), for CSV and plots.
+    """
+
+    name: str
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    numeric_columns: set[int] = field(default_factory=set)
+    rule_after: set[int] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+    tiny: bool = False
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    """A number with fixed decimals, or a dash for a missing one."""
+    return DASH if value is None else f"{value:.{digits}f}"
+
+
+def fmt_mean(mean: float | None, std: float | None) -> str:
+    """``mean ± std`` (just the mean for one run, a dash for none)."""
+    if mean is None:
+        return DASH
+    return fmt(mean) if std is None else f"{fmt(mean)} ± {fmt(std)}"
+
+
+def fmt_p(p: float) -> str:
+    """A p-value with three decimals, or ``<0.001``."""
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+@dataclass
+class RowStats:
+    """The statistics of one row of results."""
+
+    mean: float | None = None
+    std: float | None = None
+    n: int = 0
+    interval: Interval | None = None
+    test: PairedTest | None = None
+    correctness: tuple[list[str], np.ndarray] | None = None
+
+
+def row_stats(row: RowRuns | None, metric: str, *, with_questions: bool = True) -> RowStats:
+    """Mean, std, n and the 95% interval of ``metric`` over a row's runs."""
+    if row is None:
+        return RowStats()
+    values = row.values(metric)
+    if not values:
+        return RowStats()
+    mean, std = mean_std(values)
+    stats = RowStats(mean=mean, std=std, n=len(values))
+    if with_questions:
+        stats.correctness = row.correctness_matrix()
+    if stats.correctness is not None:
+        stats.interval = question_bootstrap(stats.correctness[1])
+    else:
+        stats.interval = seed_bootstrap_ci(values)
+    return stats
+
+
+def paired_test(row: RowStats, reference: RowStats) -> PairedTest | None:
+    """Test a row against the reference row on the questions both answered."""
+    if row.correctness is None or reference.correctness is None:
+        return None
+    pids_a, mat_a = row.correctness
+    pids_b, mat_b = reference.correctness
+    common = sorted(set(pids_a) & set(pids_b))
+    if not common:
+        return None
+    pos_a = {p: i for i, p in enumerate(pids_a)}
+    pos_b = {p: i for i, p in enumerate(pids_b)}
+    a = mat_a[:, [pos_a[p] for p in common]]  # (seeds_a, Q)
+    b = mat_b[:, [pos_b[p] for p in common]]  # (seeds_b, Q)
+    if a.shape[0] == 1 and b.shape[0] == 1:
+        return mcnemar_exact(a[0], b[0])
+    return paired_bootstrap_p(a, b)
+
+
+def _ci_text(interval: Interval | None) -> str:
+    if interval is None:
+        return DASH
+    return f"[{fmt(interval.low)}, {fmt(interval.high)}] ({CI_MARK[interval.method]})"
+
+
+def _stat_notes(ref_name: str | None) -> list[str]:
+    notes = [
+        "ours: mean ± sample std over seeds; n: successful runs. "
+        "95% CI: percentile bootstrap (2000 resamples) over questions (q) or over seeds (s)."
+    ]
+    if ref_name is not None:
+        notes.append(
+            f"p: two-sided, per-question correctness against the reference row ({ref_name}): "
+            "(M) exact McNemar, (B) paired bootstrap over questions."
+        )
+    return notes
+
+
+def _match_rows(spec: ReportSpec, results: SweepResults) -> list[tuple[RowSpec | None, RowRuns]]:
+    """Pair spec rows with sweep rows (by label, else by axis values); extras go last."""
+    used: set[str] = set()
+    pairs: list[tuple[RowSpec | None, RowRuns]] = []
+    for row_spec in spec.rows:
+        found = None
+        for row in results.rows:
+            if row.key in used:
+                continue
+            if (
+                row_spec.label is not None
+                and row.label == row_spec.label
+                or row_spec.match
+                and all(row.axes.get(k) == v for k, v in row_spec.match.items())
+            ):
+                found = row
+            if found is not None:
+                break
+        if found is None:
+            found = RowRuns(key=row_spec.name, label=row_spec.label, axes=dict(row_spec.match))
+        used.add(found.key)
+        pairs.append((row_spec, found))
+    pairs.extend((None, row) for row in results.rows if row.key not in used)
+    return pairs
+
+
+def build_rows_table(spec: ReportSpec, results: SweepResults) -> Table:
+    """Tables 2 and 3: one row per ablation with paper value, ours, n, delta, CI and p."""
+    tiny = results.tiny
+    pairs = _match_rows(spec, results)
+    stats = [row_stats(row, spec.metric) for _, row in pairs]
+    ref_index = next(
+        (i for i, (rs, _) in enumerate(pairs) if rs is not None and rs.name == spec.reference),
+        None,
+    )
+    ours_head = "ours, tiny (mean ± std)" if tiny else "ours (mean ± std)"
+    header = [*spec.cells, "paper", ours_head, "n", "Δ", "95% CI", "p vs ref"]
+    if not spec.cells:
+        header.insert(0, "run")
+    width = len(spec.cells) or 1
+    table = Table(
+        name=spec.name,
+        title=_title(spec.title, tiny),
+        header=header,
+        rows=[],
+        numeric_columns=set(range(width, len(header))),
+        tiny=tiny,
+    )
+    notes: list[str] = []
+    for i, ((row_spec, row), st) in enumerate(zip(pairs, stats, strict=False)):
+        if ref_index is not None and i != ref_index and st.n:
+            st.test = paired_test(st, stats[ref_index])
+        paper = row_spec.paper if row_spec is not None else None
+        delta = None if (tiny or paper is None or st.mean is None) else st.mean - paper
+        cells = list(row_spec.cells) if row_spec is not None and spec.cells else [row.key]
+        if row_spec is None and spec.cells:
+            cells = [row.key] + [""] * (width - 1)
+        if i == ref_index:
+            p_text = "ref"
+        elif st.test is not None:
+            p_text = f"{fmt_p(st.test.p_value)} ({TEST_MARK[st.test.method]})"
+        else:
+            p_text = DASH
+        delta_text = "n/c" if tiny and paper is not None and st.mean is not None else fmt(delta)
+        if delta is not None and delta > 0:
+            delta_text = "+" + delta_text
+        table.rows.append(
+            [
+                *cells,
+                fmt(paper),
+                fmt_mean(st.mean, st.std),
+                str(st.n),
+                delta_text,
+                _ci_text(st.interval),
+                p_text,
+            ]
+        )
+        if row.failed and not st.n:
+            notes.append(
+                f"{row.key}: {len(row.failed)} run(s) failed or were cancelled, none succeeded."
+            )
+        table.records.append(_record(spec, row, row_spec, st, paper, delta, tiny, spec.metric))
+    ref_name = pairs[ref_index][0].name if ref_index is not None else None  # type: ignore[union-attr]
+    table.notes = _head_notes(tiny) + _stat_notes(ref_name) + list(spec.notes) + notes
+    if tiny:
+        table.notes.insert(
+            1, "Δ is not computed (n/c) for tiny runs: they do not estimate the paper's numbers."
+        )
+    return table
+
+
+def build_columns_table(spec: ReportSpec, results: SweepResults) -> Table:
+    """Table 1: the paper's rows, then ours (mean ± std per accuracy column), n, Δ Avg, CI Avg."""
+    tiny = results.tiny
+    columns = list(spec.columns)
+    avg_col = "Avg" if "Avg" in columns else columns[-1]
+    header = ["method", *columns, "n", f"Δ {avg_col}", f"95% CI {avg_col}"]
+    table = Table(
+        name=spec.name,
+        title=_title(spec.title, tiny),
+        header=header,
+        rows=[],
+        numeric_columns=set(range(1, len(header))),
+        tiny=tiny,
+    )
+    reference = next((p for p in spec.paper if p.method == spec.reference), None)
+    ref_avg = reference.values[columns.index(avg_col)] if reference is not None else None
+    for paper_row in spec.paper:
+        table.rows.append([paper_row.method, *(fmt(v) for v in paper_row.values), "", "", ""])
+        for column, value in zip(columns, paper_row.values, strict=False):
+            table.records.append(
+                {
+                    "table": spec.name,
+                    "row": paper_row.method,
+                    "source": "paper",
+                    "metric": spec.metric_prefix + column,
+                    "paper": value,
+                    "mean": None,
+                    "std": None,
+                    "n": None,
+                    "delta": None,
+                    "ci_low": None,
+                    "ci_high": None,
+                    "ci_method": None,
+                    "p_value": None,
+                    "test": None,
+                    "tiny": False,
+                }
+            )
+    if spec.paper:
+        table.rule_after.add(len(table.rows) - 1)
+    rows = results.rows or [RowRuns(key="", label=None, axes={})]
+    notes: list[str] = []
+    for row in rows:
+        name = spec.ours if len(rows) == 1 or not row.key else f"{spec.ours}: {row.key}"
+        if row.tiny:
+            name += " [tiny]"
+        cells = [name]
+        per_col = [row_stats(row, spec.metric_prefix + c, with_questions=False) for c in columns]
+        for st in per_col:
+            cells.append(fmt_mean(st.mean, st.std))
+        avg = row_stats(row, spec.metric_prefix + avg_col)
+        delta = None if (tiny or ref_avg is None or avg.mean is None) else avg.mean - ref_avg
+        delta_text = "n/c" if tiny and avg.mean is not None else fmt(delta)
+        if delta is not None and delta > 0:
+            delta_text = "+" + delta_text
+        cells += [str(avg.n), delta_text, _ci_text(avg.interval)]
+        table.rows.append(cells)
+        for column, st in zip(columns, per_col, strict=False):
+            if column == avg_col:
+                st = avg
+            paper = reference.values[columns.index(column)] if reference is not None else None
+            d = None if (tiny or paper is None or st.mean is None) else st.mean - paper
+            table.records.append(
+                _record(spec, row, None, st, paper, d, tiny, spec.metric_prefix + column, name=name)
+            )
+        if row.failed and not avg.n:
+            notes.append(
+                f"{name}: {len(row.failed)} run(s) failed or were cancelled, none succeeded."
+            )
+    table.notes = _head_notes(tiny) + _stat_notes(None) + list(spec.notes) + notes
+    return table
+
+
+def build_table(spec: ReportSpec, results: SweepResults) -> Table:
+    """The table a spec describes, by its layout."""
+    if spec.layout == "columns":
+        return build_columns_table(spec, results)
+    return build_rows_table(spec, results)
+
+
+def _title(title: str, tiny: bool) -> str:
+    return f"{title} [{TINY_LABEL}]" if tiny else title
+
+
+def _head_notes(tiny: bool) -> list[str]:
+    return [f"{TINY_LABEL.upper()}."] if tiny else []
+
+
+def _record(
+    spec: ReportSpec,
+    row: RowRuns,
+    row_spec: RowSpec | None,
+    st: RowStats,
+    paper: float | None,
+    delta: float | None,
+    tiny: bool,
+    metric: str,
+    *,
+    name: str | None = None,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "table": spec.name,
+        "row": name or (row_spec.name if row_spec is not None else row.key),
+        "source": "ours",
+        "metric": metric,
+        "paper": paper,
+        "mean": st.mean,
+        "std": st.std,
+        "n": st.n,
+        "delta": delta,
+        "ci_low": st.interval.low if st.interval else None,
+        "ci_high": st.interval.high if st.interval else None,
+        "ci_method": st.interval.method if st.interval else None,
+        "p_value": st.test.p_value if st.test else None,
+        "test": st.test.method if st.test else None,
+        "tiny": tiny,
+    }
+    for key, value in row.axes.items():
+        if not isinstance(value, (dict, list)):
+            out[f"axes.{key}"] = value
+    return out

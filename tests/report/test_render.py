@@ -1,0 +1,227 @@
+import csv
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import REPO, fill_store
+
+from ablate.report.build import render_report, resolve_targets
+from ablate.report.render import latex_document, to_latex
+from ablate.report.tables import TINY_LABEL
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("ABLATE_UPDATE_GOLDEN") == "1"
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if UPDATE:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    assert path.is_file(), f"no golden file {path}; run with ABLATE_UPDATE_GOLDEN=1 once"
+    assert text == path.read_text(), f"{name} differs from its golden file"
+
+
+def render_one(target, runs_root, out, fmt="all", plots=False):
+    [output] = render_report(
+        target, runs_root=runs_root, fmt=fmt, out_dir=out, reports_dir=REPO / "reports",
+        plots=plots,
+    )
+    return output
+
+
+@pytest.fixture
+def tiny_store(runs_root):
+    fill_store(runs_root, "table3.yaml", scale="tiny", skip=(5,), fail=(6,))
+    fill_store(runs_root, "table2.yaml", scale="tiny")
+    return runs_root
+
+
+@pytest.fixture
+def full_store(runs_root):
+    fill_store(runs_root, "table1.yaml")
+    return runs_root
+
+
+def test_golden_table1_full_scale(full_store, tmp_path):
+    out = render_one(REPO / "reports/table1.yaml", full_store, tmp_path / "out")
+    md = (tmp_path / "out/table1.md").read_text()
+    check_golden("table1.md", md)
+    check_golden("table1.tex", (tmp_path / "out/table1.tex").read_text())
+    assert TINY_LABEL not in md
+    assert not out.table.tiny
+    ours = out.table.rows[-1]
+    assert ours[0] == "7B-lite-diht-BA (ours)"
+    assert ours[-3:] == ["3", "-20.12", ours[-1]]  # n, delta vs the paper's 90.12
+    assert ours[-1].endswith("(q)")  # predictions exist: interval over questions
+
+
+def test_golden_table3_tiny(tiny_store, tmp_path):
+    out = render_one(REPO / "sweeps/table3.yaml", tiny_store, tmp_path / "out")
+    md = (tmp_path / "out/table3.md").read_text()
+    check_golden("table3.md", md)
+    check_golden("table3.tex", (tmp_path / "out/table3.tex").read_text())
+    rows = {r[0]: r for r in out.table.rows}
+    assert rows["4"][-1] == "ref"
+    assert rows["3"][-1].endswith("(M)")  # single runs: exact McNemar
+    assert rows["6"][5:7] == ["—", "0"]  # no record at all
+    assert rows["7"][5:7] == ["—", "0"]  # only a failed attempt
+    assert any("7 7B-lite-diht-loha-1" in n and "failed" in n for n in out.table.notes)
+    assert all(r[6] == "0" or r[7] == "n/c" for r in out.table.rows)  # no delta vs the paper
+
+
+def test_golden_table2_tiny(tiny_store, tmp_path):
+    render_one("table2", tiny_store, tmp_path / "out", fmt=("md", "latex"))
+    check_golden("table2.md", (tmp_path / "out/table2.md").read_text())
+    check_golden("table2.tex", (tmp_path / "out/table2.tex").read_text())
+
+
+def test_tiny_label_in_every_format_and_plot(tiny_store, tmp_path):
+    out = render_one(REPO / "reports/table3.yaml", tiny_store, tmp_path / "out", plots=True)
+    names = {p.name for p in out.files}
+    assert {"table3.md", "table3.tex", "table3.csv", "table3.html", "table3_bars.png",
+            "table3_bars.svg", "table3_standalone.tex"} <= names
+    for ext in ("md", "html"):
+        text = (tmp_path / f"out/table3.{ext}").read_text()
+        assert TINY_LABEL in text and TINY_LABEL.upper() in text
+    tex = (tmp_path / "out/table3.tex").read_text()
+    assert "\\caption{Table 3: Backbones and adapter variants {[}" + TINY_LABEL in tex
+    records = list(csv.DictReader(io.StringIO((tmp_path / "out/table3.csv").read_text())))
+    assert records and all(r["tiny"] == "True" for r in records)
+    assert TINY_LABEL in (tmp_path / "out/table3_bars.svg").read_text()
+    assert (tmp_path / "out/table3_bars.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_heatmap_for_table2(tiny_store, tmp_path):
+    out = render_one(REPO / "reports/table2.yaml", tiny_store, tmp_path / "out", fmt="csv",
+                     plots=True)
+    svg = (tmp_path / "out/table2_heatmap.svg").read_text()
+    assert "paper 90.12" in svg and "adapter.dim" in svg
+    assert {p.suffix for p in out.files} == {".csv", ".png", ".svg"}
+
+
+def test_csv_carries_numbers(full_store, tmp_path):
+    render_one("table1", full_store, tmp_path / "out", fmt="csv")
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "out/table1.csv").read_text())))
+    ours = [r for r in rows if r["source"] == "ours" and r["metric"] == "test/Avg"]
+    assert len(ours) == 1
+    assert float(ours[0]["mean"]) == pytest.approx(70.0)
+    assert float(ours[0]["delta"]) == pytest.approx(70.0 - 90.12)
+    assert float(ours[0]["ci_low"]) < 70.0 < float(ours[0]["ci_high"])
+    paper = [r for r in rows if r["row"] == "LLaVA" and r["metric"] == "test/SOC"]
+    assert float(paper[0]["paper"]) == 95.95
+
+
+def latex_structure_ok(tex: str) -> None:
+    assert tex.count("\\begin{table}") == tex.count("\\end{table}") == 1
+    assert tex.count("\\begin{tabular}") == tex.count("\\end{tabular}") == 1
+    spec = re.search(r"\\begin\{tabular\}\{([lr]+)\}", tex).group(1)
+    body = tex.split("\\toprule")[1].split("\\bottomrule")[0]
+    for line in body.splitlines():
+        if line.endswith("\\\\"):
+            assert line.count(" & ") == len(spec) - 1, line
+    text = re.sub(r"\\[%&_#$]", "", tex.split("\n", 1)[1])
+    assert not re.search(r"[%&_#](?![^$]*\$)", text.replace(" & ", "")), "unescaped special"
+
+
+def test_latex_structure_and_compile(tiny_store, full_store, tmp_path):
+    for name in ("table1", "table3"):
+        render_one(name, tiny_store, tmp_path / "out", fmt="latex")
+        tex = (tmp_path / f"out/{name}.tex").read_text()
+        latex_structure_ok(tex)
+    if shutil.which("pdflatex") is None:
+        return  # structure checked above; compiled where CI has TeX
+    for name in ("table1", "table3"):
+        proc = subprocess.run(
+            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", f"{name}_standalone.tex"],
+            cwd=tmp_path / "out", capture_output=True, text=True, timeout=120,
+        )
+        assert proc.returncode == 0, proc.stdout[-2000:]
+
+
+def test_latex_escapes_special_characters():
+    from ablate.report.tables import Table
+
+    table = Table("t_1", "50% & $x_1$ #", ["a_b", "Δ"], [["x & y", "± 1"]], {1})
+    tex = to_latex(table)
+    assert "50\\% \\& \\$x\\_1\\$ \\#" in tex and "$\\Delta$" in tex and "x \\& y" in tex
+    assert latex_document(tex).startswith("\\documentclass")
+
+
+MULTI_SEED_SWEEP = """
+    name: seeds
+    base: {job: mmt, adapter: {name: bottleneck}}
+    seeds: [0, 1]
+    scales: {tiny: {data.dataset: synthetic}}
+    runs:
+      - {label: small, adapter.dim: 4}
+      - {label: ref, adapter.dim: 16}
+"""
+MULTI_SEED_REPORT = """
+    sweep: ../sweeps/seeds.yaml
+    layout: rows
+    reference: ref
+    rows:
+      - {label: ref, paper: 90.0}
+      - {label: small, paper: 86.0}
+"""
+
+
+def test_multi_seed_rows_use_paired_bootstrap(tmp_path, runs_root, monkeypatch):
+    import conftest
+
+    (tmp_path / "sweeps").mkdir()
+    (tmp_path / "sweeps/seeds.yaml").write_text(textwrap.dedent(MULTI_SEED_SWEEP))
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/seeds.yaml").write_text(textwrap.dedent(MULTI_SEED_REPORT))
+    monkeypatch.setattr(conftest, "SWEEPS", tmp_path / "sweeps")
+    fill_store(runs_root, "seeds.yaml", n_questions=300)
+    [out] = render_report(tmp_path / "sweeps/seeds.yaml", runs_root=runs_root, fmt="md",
+                          out_dir=tmp_path / "out", reports_dir=tmp_path / "reports", plots=False)
+    ref, small = out.table.rows
+    assert ref[0] == "ref" and ref[-1] == "ref" and ref[3] == "2"
+    assert " ± " in small[2] and small[3] == "2"
+    assert small[-1].endswith("(B)")
+    # no tiny run: the delta against the paper is shown
+    assert small[4] != "n/c" and not out.table.tiny
+
+
+def test_sweep_without_report_spec_gives_a_plain_table(tmp_path, runs_root, monkeypatch):
+    import conftest
+
+    (tmp_path / "sweeps").mkdir()
+    (tmp_path / "sweeps/seeds.yaml").write_text(textwrap.dedent(MULTI_SEED_SWEEP))
+    monkeypatch.setattr(conftest, "SWEEPS", tmp_path / "sweeps")
+    fill_store(runs_root, "seeds.yaml", scale="tiny", predictions=False)
+    [out] = render_report(tmp_path / "sweeps/seeds.yaml", runs_root=runs_root, fmt="md",
+                          out_dir=tmp_path / "out", reports_dir=tmp_path / "none", plots=False)
+    assert [r[0] for r in out.table.rows] == ["small", "ref"]
+    assert out.table.tiny and TINY_LABEL in out.table.title
+    assert out.table.rows[0][-2].endswith("(s)")  # no predictions: interval over seeds
+
+
+def test_unknown_target_and_format(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope: not a report spec or sweep file"):
+        resolve_targets("nope", REPO / "reports")
+    with pytest.raises(ValueError, match="unknown report format 'pdf'"):
+        render_report("table1", runs_root=tmp_path, fmt="pdf", reports_dir=REPO / "reports")
+
+
+def test_report_never_imports_torch_or_mlflow(full_store, tmp_path):
+    code = (
+        "import sys; from ablate.report.build import render_report; "
+        f"render_report('table1', runs_root={str(full_store)!r}, fmt='all', "
+        f"out_dir={str(tmp_path / 'o')!r}, reports_dir={str(REPO / 'reports')!r}); "
+        "bad = [m for m in ('torch', 'mlflow', 'transformers') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]

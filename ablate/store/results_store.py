@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ablate.store.layout import RunsLayout
-from ablate.store.record import AttemptRecord, AttemptStatus, CorruptRecordError, RecordName
+from ablate.store.record import (
+    RECORD_NAME,
+    AttemptRecord,
+    AttemptStatus,
+    CorruptRecordError,
+    RecordName,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -112,20 +118,33 @@ class ResultsStore:
 
     def summaries(self) -> list[AttemptSummary]:
         """Run id, attempt, status and sweep of every verified record (uses the index)."""
-        table = self.index_table()
-        valid = table.column("valid").to_pylist()
-        run_ids = table.column("run_id").to_pylist()
-        attempts = table.column("attempt").to_pylist()
-        statuses = table.column("status").to_pylist()
-        sweeps = table.column("sweep").to_pylist()
+        columns = self.attempt_columns()
         status_of = {s.value: s for s in AttemptStatus}
         return [
             AttemptSummary(run_id, attempt, status_of[status], sweep)
-            for ok, run_id, attempt, status, sweep in zip(
-                valid, run_ids, attempts, statuses, sweeps, strict=True
+            for run_id, attempt, status, sweep in zip(
+                columns["run_id"],
+                columns["attempt"],
+                columns["status"],
+                columns["sweep"],
+                strict=True,
             )
-            if ok
         ]
+
+    def attempt_columns(self) -> dict[str, list[Any]]:
+        """``run_id``, ``attempt``, ``status`` and ``sweep`` of every verified record, as lists.
+
+        The fast path for planning: reads four columns of the index, builds no objects.
+        """
+        table = self.index_table(columns=["valid", "run_id", "attempt", "status", "sweep"])
+        valid = table.column("valid").to_pylist()
+        out = {}
+        for name in ("run_id", "attempt", "status", "sweep"):
+            values = table.column(name).to_pylist()
+            out[name] = (
+                values if all(valid) else [v for v, ok in zip(values, valid, strict=True) if ok]
+            )
+        return out
 
     def records(self) -> list[AttemptRecord]:
         """Every verified record, read in full (slower than :meth:`dataframe`; for tools)."""
@@ -166,28 +185,43 @@ class ResultsStore:
         return frame.sort_values(["run_id", "attempt"], kind="stable").reset_index(drop=True)
 
     # ----------------------------------------------------------------------------- index
-    def index_table(self) -> pa.Table:
-        """The verified index of all record files, refreshed with the files added since."""
+    def index_table(self, columns: list[str] | None = None) -> pa.Table:
+        """The verified index of all record files, refreshed with the files added since.
+
+        Args:
+            columns: read only these columns when the index is already up to date (planning
+                needs four of them; the spec and metrics texts are the bulk of the file).
+        """
         import pyarrow as pa
 
-        names = set(self._list_files())
-        names = {n for n in names if RecordName.parse(n) is not None}
-        table = self._read_index()
-        known: list[str] = table.column("file").to_pylist() if table is not None else []
+        names = {n for n in self._list_files() if RECORD_NAME.match(n)}
+        known_table = self._read_index(["file"])
+        known: list[str] = known_table.column("file").to_pylist() if known_table else []
         known_set = set(known)
         new = sorted(names - known_set)
         gone = known_set - names
+        if not new and not gone:
+            table = self._read_index(columns) if known_table is not None else None
+            if table is None:
+                table = _index_schema().empty_table()
+                if columns is not None:
+                    table = table.select(columns)
+            self._warn_invalid(table)
+            return table
+        table = self._read_index(None)
         if table is not None and gone:
-            keep = pa.array([f not in gone for f in known])
-            table = table.filter(keep)
+            table = table.filter(
+                pa.array([f not in gone for f in table.column("file").to_pylist()])
+            )
         if new:
             rows = [self._index_row(name) for name in new]
             added = pa.Table.from_pylist(rows, schema=_index_schema())
             table = added if table is None else pa.concat_tables([table, added])
         if table is None:
             table = _index_schema().empty_table()
-        if new or gone:
-            self._write_index(table)
+        self._write_index(table)
+        if columns is not None:
+            table = table.select(columns)
         self._warn_invalid(table)
         return table
 
@@ -221,22 +255,22 @@ class ResultsStore:
         row["valid"] = True
         return row
 
-    def _read_index(self) -> pa.Table | None:
+    def _read_index(self, columns: list[str] | None) -> pa.Table | None:
         import pyarrow.parquet as pq
 
         path = self.layout.index_path
         if not path.exists():
             return None
         try:
-            table = pq.read_table(path)
+            schema = pq.read_schema(path)
+            meta = schema.metadata or {}
+            if meta.get(b"ablate_index_version") != str(INDEX_VERSION).encode():
+                return None
+            if schema.remove_metadata() != _index_schema().remove_metadata():
+                return None
+            return pq.read_table(path, columns=columns)
         except Exception:  # noqa: BLE001 - a damaged index is rebuilt from the records
             return None
-        meta = table.schema.metadata or {}
-        if meta.get(b"ablate_index_version") != str(INDEX_VERSION).encode():
-            return None
-        if table.schema.remove_metadata() != _index_schema().remove_metadata():
-            return None
-        return table
 
     def _write_index(self, table: pa.Table) -> None:
         import pyarrow.parquet as pq
@@ -251,6 +285,11 @@ class ResultsStore:
         valid = table.column("valid").to_pylist()
         if all(valid):
             return
+        if "file" not in table.column_names or "error" not in table.column_names:
+            table = self._read_index(["valid", "file", "error"])
+            if table is None:
+                return
+            valid = table.column("valid").to_pylist()
         files = table.column("file").to_pylist()
         errors = table.column("error").to_pylist()
         for ok, file_name, error in zip(valid, files, errors, strict=True):

@@ -8,8 +8,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 import quick_job  # noqa: F401  (registers quick-fit in this process)
+
 from ablate.execution.inline import InlineExecutor
 from ablate.execution.local import LocalExecutor
 from ablate.execution.slots import SlotPool

@@ -40,12 +40,30 @@ def fill(root: Path, n_records: int) -> None:
         correct = rng.random(QUESTIONS) < 0.6 + 0.02 * i
         with (run_dir / "predictions_test.jsonl").open("w") as fh:
             for q, ok in enumerate(correct):
-                fh.write(json.dumps({"pid": str(q), "pred": 0, "raw": "The answer is A.",
-                                     "parsed": True, "correct": bool(ok)}) + "\n")
-        rec = AttemptRecord(run_id=run.spec.run_id, sweep=sweep.name, attempt=1,
-                            status=AttemptStatus.SUCCESS, job="mmt", seed=0, axes=run.axes,
-                            spec=run.spec.to_dict(), metrics={"test/Avg": 100 * correct.mean()},
-                            run_dir=str(run_dir))
+                fh.write(
+                    json.dumps(
+                        {
+                            "pid": str(q),
+                            "pred": 0,
+                            "raw": "The answer is A.",
+                            "parsed": True,
+                            "correct": bool(ok),
+                        }
+                    )
+                    + "\n"
+                )
+        rec = AttemptRecord(
+            run_id=run.spec.run_id,
+            sweep=sweep.name,
+            attempt=1,
+            status=AttemptStatus.SUCCESS,
+            job="mmt",
+            seed=0,
+            axes=run.axes,
+            spec=run.spec.to_dict(),
+            metrics={"test/Avg": 100 * correct.mean()},
+            run_dir=str(run_dir),
+        )
         (records_dir / rec.file_name).write_text(rec.to_json())
         written += 1
     spec = sweep.runs[0].spec.to_dict()
@@ -53,10 +71,15 @@ def fill(root: Path, n_records: int) -> None:
         k = written
         failed = k % 5 == 0
         rec = AttemptRecord(
-            run_id=f"other{k:07d}", sweep=f"other{k % 40}", attempt=1 + k % 2,
+            run_id=f"other{k:07d}",
+            sweep=f"other{k % 40}",
+            attempt=1 + k % 2,
             status=AttemptStatus.FAILED if failed else AttemptStatus.SUCCESS,
-            failure_kind=FailureKind.ERROR if failed else None, job="mmt", seed=k % 3,
-            axes={"adapter.dim": 4 << (k % 4)}, spec=spec,
+            failure_kind=FailureKind.ERROR if failed else None,
+            job="mmt",
+            seed=k % 3,
+            axes={"adapter.dim": 4 << (k % 4)},
+            spec=spec,
             metrics={} if failed else {f"test/{c}": 80.0 + k % 7 for c in ("Avg", "NAT", "SOC")},
         )
         (records_dir / rec.file_name).write_text(rec.to_json())
@@ -78,8 +101,9 @@ def main() -> None:
 
     t0 = time.perf_counter()
     n = len(ResultsStore(root).index_table())
-    print(f"cold index build (first read of {n} record files, once): "
-          f"{time.perf_counter() - t0:.2f}s")
+    print(
+        f"cold index build (first read of {n} record files, once): {time.perf_counter() - t0:.2f}s"
+    )
 
     t0 = time.perf_counter()
     from ablate.report.build import render_report
@@ -88,15 +112,23 @@ def main() -> None:
     timings = {}
     for label, plots in (("all formats, no figures", False), ("all formats + figures", True)):
         t0 = time.perf_counter()
-        [out] = render_report("table3", runs_root=root, fmt="all", out_dir=tmp / "out",
-                              reports_dir=REPO / "reports", plots=plots)
+        [out] = render_report(
+            "table3",
+            runs_root=root,
+            fmt="all",
+            out_dir=tmp / "out",
+            reports_dir=REPO / "reports",
+            plots=plots,
+        )
         timings[label] = time.perf_counter() - t0
     assert sum(r["n"] or 0 for r in out.table.records) == 11, "expected the 11 tiny runs"
     print(f"import ablate.report: {import_s:.2f}s")
     for label, seconds in timings.items():
         verdict = "OK" if seconds + import_s < 2.0 else "OVER 2 s"
-        print(f"report table3 over {args.records} records, {label}: {seconds:.2f}s "
-              f"(+ import {import_s:.2f}s = {seconds + import_s:.2f}s, {verdict})")
+        print(
+            f"report table3 over {args.records} records, {label}: {seconds:.2f}s "
+            f"(+ import {import_s:.2f}s = {seconds + import_s:.2f}s, {verdict})"
+        )
     if args.keep is None:
         shutil.rmtree(tmp)
 

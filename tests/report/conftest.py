@@ -43,14 +43,32 @@ def fill_store(
         run_dir = root / sweep.name / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
         base = dict(
-            run_id=run_id, sweep=sweep.name, job="mmt", seed=run.spec.seed, axes=run.axes,
-            spec=run.spec.to_dict(), started_at=1_700_000_000.0 + i, ended_at=1_700_000_100.0 + i,
-            git_sha="abc", git_dirty=False, host="h", device="cpu", executor="inline",
-            run_dir=str(run_dir), record_id=f"{i:08x}",
+            run_id=run_id,
+            sweep=sweep.name,
+            job="mmt",
+            seed=run.spec.seed,
+            axes=run.axes,
+            spec=run.spec.to_dict(),
+            started_at=1_700_000_000.0 + i,
+            ended_at=1_700_000_100.0 + i,
+            git_sha="abc",
+            git_dirty=False,
+            host="h",
+            device="cpu",
+            executor="inline",
+            run_dir=str(run_dir),
+            record_id=f"{i:08x}",
         )
         if i in fail:
-            store.write(AttemptRecord(attempt=1, status=AttemptStatus.FAILED,
-                                      failure_kind=FailureKind.OOM, failure_reason="oom", **base))
+            store.write(
+                AttemptRecord(
+                    attempt=1,
+                    status=AttemptStatus.FAILED,
+                    failure_kind=FailureKind.OOM,
+                    failure_reason="oom",
+                    **base,
+                )
+            )
             continue
         correct = np.array([(q * 7 + i * 3) % 10 < 8 - (i % 3) for q in range(n_questions)])
         acc = 100.0 * correct.mean()
@@ -59,10 +77,19 @@ def fill_store(
         if predictions:
             with (run_dir / "predictions_test.jsonl").open("w") as fh:
                 for q, ok in enumerate(correct):
-                    fh.write(json.dumps({"pid": str(q), "pred": 0, "raw": "x", "parsed": True,
-                                         "correct": bool(ok)}) + "\n")
-        store.write(AttemptRecord(attempt=1, status=AttemptStatus.SUCCESS, metrics=metrics,
-                                  **base))
+                    fh.write(
+                        json.dumps(
+                            {
+                                "pid": str(q),
+                                "pred": 0,
+                                "raw": "x",
+                                "parsed": True,
+                                "correct": bool(ok),
+                            }
+                        )
+                        + "\n"
+                    )
+        store.write(AttemptRecord(attempt=1, status=AttemptStatus.SUCCESS, metrics=metrics, **base))
     return sweep
 
 

@@ -30,7 +30,11 @@ def check_golden(name: str, text: str) -> None:
 
 def render_one(target, runs_root, out, fmt="all", plots=False):
     [output] = render_report(
-        target, runs_root=runs_root, fmt=fmt, out_dir=out, reports_dir=REPO / "reports",
+        target,
+        runs_root=runs_root,
+        fmt=fmt,
+        out_dir=out,
+        reports_dir=REPO / "reports",
         plots=plots,
     )
     return output
@@ -85,8 +89,15 @@ def test_golden_table2_tiny(tiny_store, tmp_path):
 def test_tiny_label_in_every_format_and_plot(tiny_store, tmp_path):
     out = render_one(REPO / "reports/table3.yaml", tiny_store, tmp_path / "out", plots=True)
     names = {p.name for p in out.files}
-    assert {"table3.md", "table3.tex", "table3.csv", "table3.html", "table3_bars.png",
-            "table3_bars.svg", "table3_standalone.tex"} <= names
+    assert {
+        "table3.md",
+        "table3.tex",
+        "table3.csv",
+        "table3.html",
+        "table3_bars.png",
+        "table3_bars.svg",
+        "table3_standalone.tex",
+    } <= names
     for ext in ("md", "html"):
         text = (tmp_path / f"out/table3.{ext}").read_text()
         assert TINY_LABEL in text and TINY_LABEL.upper() in text
@@ -99,8 +110,9 @@ def test_tiny_label_in_every_format_and_plot(tiny_store, tmp_path):
 
 
 def test_heatmap_for_table2(tiny_store, tmp_path):
-    out = render_one(REPO / "reports/table2.yaml", tiny_store, tmp_path / "out", fmt="csv",
-                     plots=True)
+    out = render_one(
+        REPO / "reports/table2.yaml", tiny_store, tmp_path / "out", fmt="csv", plots=True
+    )
     svg = (tmp_path / "out/table2_heatmap.svg").read_text()
     assert "paper 90.12" in svg and "adapter.dim" in svg
     assert {p.suffix for p in out.files} == {".csv", ".png", ".svg"}
@@ -140,7 +152,10 @@ def test_latex_structure_and_compile(tiny_store, full_store, tmp_path):
     for name in ("table1", "table3"):
         proc = subprocess.run(
             ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", f"{name}_standalone.tex"],
-            cwd=tmp_path / "out", capture_output=True, text=True, timeout=120,
+            cwd=tmp_path / "out",
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert proc.returncode == 0, proc.stdout[-2000:]
 
@@ -182,8 +197,14 @@ def test_multi_seed_rows_use_paired_bootstrap(tmp_path, runs_root, monkeypatch):
     (tmp_path / "reports/seeds.yaml").write_text(textwrap.dedent(MULTI_SEED_REPORT))
     monkeypatch.setattr(conftest, "SWEEPS", tmp_path / "sweeps")
     fill_store(runs_root, "seeds.yaml", n_questions=300)
-    [out] = render_report(tmp_path / "sweeps/seeds.yaml", runs_root=runs_root, fmt="md",
-                          out_dir=tmp_path / "out", reports_dir=tmp_path / "reports", plots=False)
+    [out] = render_report(
+        tmp_path / "sweeps/seeds.yaml",
+        runs_root=runs_root,
+        fmt="md",
+        out_dir=tmp_path / "out",
+        reports_dir=tmp_path / "reports",
+        plots=False,
+    )
     ref, small = out.table.rows
     assert ref[0] == "ref" and ref[-1] == "ref" and ref[3] == "2"
     assert " ± " in small[2] and small[3] == "2"
@@ -199,8 +220,14 @@ def test_sweep_without_report_spec_gives_a_plain_table(tmp_path, runs_root, monk
     (tmp_path / "sweeps/seeds.yaml").write_text(textwrap.dedent(MULTI_SEED_SWEEP))
     monkeypatch.setattr(conftest, "SWEEPS", tmp_path / "sweeps")
     fill_store(runs_root, "seeds.yaml", scale="tiny", predictions=False)
-    [out] = render_report(tmp_path / "sweeps/seeds.yaml", runs_root=runs_root, fmt="md",
-                          out_dir=tmp_path / "out", reports_dir=tmp_path / "none", plots=False)
+    [out] = render_report(
+        tmp_path / "sweeps/seeds.yaml",
+        runs_root=runs_root,
+        fmt="md",
+        out_dir=tmp_path / "out",
+        reports_dir=tmp_path / "none",
+        plots=False,
+    )
     assert [r[0] for r in out.table.rows] == ["small", "ref"]
     assert out.table.tiny and TINY_LABEL in out.table.title
     assert out.table.rows[0][-2].endswith("(s)")  # no predictions: interval over seeds
@@ -222,6 +249,7 @@ def test_report_never_imports_torch_or_mlflow(full_store, tmp_path):
         "assert not bad, bad"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -38,7 +38,17 @@ def test_paper_values_are_the_papers():
     assert [r.paper for r in t2.rows] == [87.88, 90.12, 86.49, 84.15, 89.74]
     t3 = load_report_spec(REPO / "reports/table3.yaml")
     assert [r.paper for r in t3.rows] == [
-        88.35, 88.78, 87.97, 88.68, 87.62, 86.88, 63.10, 55.10, 49.68, 85.81, 84.01
+        88.35,
+        88.78,
+        87.97,
+        88.68,
+        87.62,
+        86.88,
+        63.10,
+        55.10,
+        49.68,
+        85.81,
+        84.01,
     ]
     assert any("87.98" in note for note in t3.notes)
 

@@ -11,7 +11,10 @@ from ablate.report.stats import (
 )
 
 
-@pytest.mark.parametrize("k,n", [(0, 1), (0, 5), (1, 9), (3, 10), (5, 10), (12, 40), (90, 200), (1000, 2100), (2000, 4241)])
+@pytest.mark.parametrize(
+    "k,n",
+    [(0, 1), (0, 5), (1, 9), (3, 10), (5, 10), (12, 40), (90, 200), (1000, 2100), (2000, 4241)],
+)
 def test_exact_binomial_matches_scipy(k, n):
     scipy_stats = pytest.importorskip("scipy.stats")
     expected = scipy_stats.binomtest(k, n, 0.5).pvalue

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -31,7 +31,8 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
-console = Console()
+# not on a terminal (logs, CI): wide enough that run ids and axis values never fold
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 SweepFile = Annotated[Path, typer.Argument(help="Sweep YAML (see sweeps/).", show_default=False)]
@@ -45,6 +46,151 @@ RunsDirOpt = Annotated[
     typer.Option("--runs-dir", help="Runs root (default ./runs or $ABLATE_RUNS_DIR).",
                  show_default=False),
 ]
+
+
+def _runs_root(runs_dir: Path | None) -> Path:
+    from ablate.store.layout import default_runs_root
+
+    return runs_dir if runs_dir is not None else default_runs_root()
+
+
+def _print_rows(title: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """A rich table of ``rows`` (plain text when not on a terminal)."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    console.print(table)
+
+
+def _plan_table(plan: Any, title: str) -> None:
+    sweep = plan.sweep
+    rows = plan.rows()
+    for row in rows:
+        row["dispatch"] = "yes" if row["dispatch"] else ""
+    columns = ["run_id", "state", "dispatch", "attempts", "failures"]
+    if any(r.get("label") for r in rows):
+        columns.append("label")
+    _print_rows(title, rows, columns + list(sweep.axis_keys))
+    counts = ", ".join(f"{n} {state}" for state, n in plan.counts.items() if n)
+    console.print(f"{len(rows)} runs: {counts}; {len(plan.to_dispatch())} to dispatch")
+
+
+@app.command()
+def sweep(
+    sweep_file: SweepFile,
+    scale: ScaleOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan, run nothing.")] = False,
+    runner: Annotated[str | None, typer.Option(
+        "--runner", help="Runner profile: a name in runners/ (local, cpu, inline) or a YAML path.",
+        show_default="local")] = None,
+    max_parallel: Annotated[int | None, typer.Option(
+        "--max-parallel", min=1, help="At most N jobs at once.", show_default=False)] = None,
+    retries: Annotated[int, typer.Option(
+        "--retries", min=0, help="Failed attempts allowed per run beyond the first.")] = 1,
+    force: Annotated[bool, typer.Option("--force", help="Rerun runs that are already done.")
+                     ] = False,
+    runs_dir: RunsDirOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    r"""Expand a sweep, show the plan, dispatch its runs; rerunning resumes.
+
+    Done runs are skipped, failed ones retried within the budget. Ctrl-C stops the running jobs,
+    records them as cancelled and exits 130; the next invocation picks up where it stopped.
+
+    \b
+    Examples:
+      ablate sweep sweeps/table3.yaml --scale tiny
+      ablate sweep sweeps/table2.yaml --dry-run
+      ablate sweep sweeps/table1.yaml --runner local --max-parallel 2 --retries 2
+    """
+    from ablate.execution.runner_profile import load_runner_profile, make_executor
+    from ablate.orchestrate.orchestrator import plan_sweep, run_sweep
+    from ablate.orchestrate.progress import make_progress
+    from ablate.spec.sweep import load_sweep
+    from ablate.store.results_store import ResultsStore
+
+    spec = load_sweep(sweep_file, scale=scale)
+    profile = load_runner_profile(runner)
+    store = ResultsStore(_runs_root(runs_dir))
+    the_plan = plan_sweep(spec, store, retries=retries, force=force)
+    if dry_run or not quiet:
+        _plan_table(the_plan, f"sweep {spec.name}" + (f" (scale {scale})" if scale else "")
+                    + f" -> {store.root}/{spec.name}/")
+    if dry_run:
+        return
+    executor = make_executor(profile, store, max_parallel=max_parallel)
+    result = run_sweep(
+        spec, executor=executor, store=store, retries=retries, max_parallel=max_parallel,
+        force=force, progress=make_progress(quiet=quiet), timeout_s=profile.timeout_s,
+        grace_s=profile.grace_s,
+    )
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def status(sweep_file: SweepFile, scale: ScaleOpt = None, runs_dir: RunsDirOpt = None,
+           retries: Annotated[int, typer.Option("--retries", min=0, help="Retry budget to "
+                                                "judge failed runs against.")] = 1) -> None:
+    """What ran, what failed and why, what is left, for one sweep.
+
+    Example: ablate status sweeps/table3.yaml --scale tiny
+    """
+    from ablate.orchestrate.orchestrator import plan_sweep
+    from ablate.spec.sweep import load_sweep
+    from ablate.store.results_store import ResultsStore
+
+    spec = load_sweep(sweep_file, scale=scale)
+    store = ResultsStore(_runs_root(runs_dir))
+    the_plan = plan_sweep(spec, store, retries=retries)
+    _plan_table(the_plan, f"status of {spec.name}" + (f" (scale {scale})" if scale else ""))
+    for entry in the_plan.entries:
+        if entry.state.value in ("failed", "exhausted"):
+            last = store.attempts_of(entry.run_id)[-1]
+            reason = (last.failure_reason or "").strip().splitlines()
+            console.print(f"{entry.run_id} {entry.state.value}: "
+                          f"{last.failure_kind.value if last.failure_kind else ''} "
+                          f"{reason[0] if reason else ''} (log: {last.run_dir}/worker.log)",
+                          markup=False, highlight=False)
+
+
+@app.command()
+def runs(
+    runs_dir: RunsDirOpt = None,
+    sweep_name: Annotated[str | None, typer.Option("--sweep", help="Only this sweep's attempts."
+                                                   )] = None,
+    status_filter: Annotated[str | None, typer.Option(
+        "--status", help="Only attempts with this status: success, failed, cancelled.")] = None,
+    limit: Annotated[int, typer.Option(help="Show the last N attempts.")] = 50,
+) -> None:
+    """Every attempt in the results store, newest last.
+
+    Example: ablate runs --sweep table3 --status failed
+    """
+    from ablate.store.results_store import ResultsStore
+
+    frame = ResultsStore(_runs_root(runs_dir)).dataframe()
+    if frame.empty:
+        console.print(f"no records under {_runs_root(runs_dir)}")
+        return
+    if sweep_name:
+        frame = frame[frame["sweep"] == sweep_name]
+    if status_filter:
+        frame = frame[frame["status"] == status_filter]
+    frame = frame.sort_values("ended_at").tail(limit)
+    rows = []
+    for rec in frame.to_dict("records"):
+        metrics = rec.get("metrics") or {}
+        headline = next((f"{k}={v:.4g}" for k in ("test/Avg", "eval/r2", "eval/mse")
+                         if isinstance(v := metrics.get(k), (int, float))), "")
+        dur = rec.get("duration_s")
+        rows.append({**rec, "duration": f"{dur:.1f}s" if isinstance(dur, float) else "",
+                     "headline": headline})
+    _print_rows(f"{len(rows)} attempts", rows, ["run_id", "sweep", "attempt", "status",
+                                                "failure_kind", "duration", "headline", "host"])
 
 
 @app.command()

@@ -108,7 +108,7 @@ def run_linear_fit(spec, ctx: JobContext) -> dict[str, float]:
         opt.step()
         if (step + 1) % cfg.train.checkpoint_every == 0:
             checkpoint(step + 1)
-        ctx.log_metrics(step, {"train/loss": float(loss)})
+        ctx.log_metrics(step, {"train/loss": loss.item()})
         ctx.report_progress(step + 1, cfg.train.steps)
         if cfg.debug.sleep_per_step:
             time.sleep(cfg.debug.sleep_per_step)

@@ -1,0 +1,31 @@
+"""4-bit NF4 and 8-bit tiny twins run forward and backward on CPU (bitsandbytes >= 0.50)."""
+
+import pytest
+import torch
+from conftest import text_batch
+
+from ablate.model.multimodal import build_multimodal_model
+from ablate.model.spec import ModelSpec
+
+
+@pytest.mark.parametrize(
+    "quantization, adapter",
+    [("nf4", "bottleneck"), ("int8", "router"), ("nf4", "lora_rep"), ("nf4", "loha")],
+)
+def test_quantized_twin_forward_backward(quantization, adapter):
+    import bitsandbytes as bnb
+
+    spec = ModelSpec(
+        llm="tiny-llama2", vision="tiny-clip", precision="fp32", quantization=quantization
+    )
+    mm = build_multimodal_model(spec, {"name": adapter})
+    layer_cls = bnb.nn.Linear4bit if quantization == "nf4" else bnb.nn.Linear8bitLt
+    assert any(isinstance(m, layer_cls) for m in mm.llm.modules())
+    ids, mask, labels = text_batch(mm.tokenizer, ["Question: Select the solid. Response: C", "Hi"])
+    out = mm(ids, mask, labels, torch.randn(2, 3, 64, 64), torch.tensor([True, False]))
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    grads = [(n, p.grad) for n, p in mm.trainable_named_parameters()]
+    assert all(p.grad is None for n, p in mm.named_parameters() if n not in dict(grads))
+    assert any(g is not None and g.abs().sum() > 0 for n, g in grads if n.startswith("visual."))
+    assert any(g is not None and g.abs().sum() > 0 for n, g in grads if n.startswith("llm."))

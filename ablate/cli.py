@@ -54,6 +54,13 @@ def _runs_root(runs_dir: Path | None) -> Path:
     return runs_dir if runs_dir is not None else default_runs_root()
 
 
+def _cell(value: Any) -> str:
+    """Table text for a value; missing values (None, pandas NaN) are blank."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return str(value)
+
+
 def _print_rows(title: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
     """A rich table of ``rows`` (plain text when not on a terminal)."""
     from rich.table import Table
@@ -62,7 +69,7 @@ def _print_rows(title: str, rows: list[dict[str, Any]], columns: list[str]) -> N
     for col in columns:
         table.add_column(col, overflow="fold")
     for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        table.add_row(*(_cell(row.get(c)) for c in columns))
     console.print(table)
 
 

@@ -1,0 +1,89 @@
+"""The CLI as a user meets it: help, plans, errors without tracebacks, resume, status."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+
+SWEEP = """
+name: clidemo
+base: {job: linear-fit, train: {steps: 5}}
+grid: {train.lr: [0.01, 0.02]}
+"""
+
+
+def ablate(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ABLATE_RUNS_DIR": str(cwd / "runs"), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "ablate.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_help_lists_commands_with_examples(tmp_path):
+    out = ablate("--help", cwd=tmp_path)
+    assert out.returncode == 0
+    for command in ("sweep", "status", "runs", "plan", "score"):
+        assert command in out.stdout
+    assert "ablate sweep sweeps/table3.yaml --scale tiny" in out.stdout
+    sweep_help = ablate("sweep", "--help", cwd=tmp_path)
+    assert "--dry-run" in sweep_help.stdout and "Examples:" in sweep_help.stdout
+
+
+def test_bad_sweep_is_one_line_error_exit_2(write, tmp_path):
+    path = write("bad.yaml", "base: {job: linear-fit, train: {stepz: 3}}\n")
+    out = ablate("sweep", str(path), "--dry-run", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert "bad.yaml:1: train.stepz: unknown key 'stepz' (did you mean 'steps'?)" in out.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unknown_runner_profile_names_the_choices(write, tmp_path):
+    path = write("s.yaml", SWEEP)
+    out = ablate("sweep", str(path), "--runner", "gpu-farm", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "runner profile not found" in out.stderr and "local" in out.stderr
+
+
+def test_dry_run_plans_and_runs_nothing(write, tmp_path):
+    path = write("s.yaml", SWEEP)
+    out = ablate("sweep", str(path), "--dry-run", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "2 runs: 2 new; 2 to dispatch" in out.stdout
+    assert not (tmp_path / "runs" / ".store").exists()
+
+
+def test_sweep_then_rerun_skips_done_and_status_reports(write, tmp_path):
+    path = write("s.yaml", SWEEP)
+    first = ablate("sweep", str(path), "--runner", "inline", cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "2 succeeded" in first.stdout
+    again = ablate("sweep", str(path), "--runner", "inline", cwd=tmp_path)
+    assert again.returncode == 0
+    assert "2 runs: 2 done; 0 to dispatch" in again.stdout
+    status = ablate("status", str(path), cwd=tmp_path)
+    assert status.stdout.count(" done ") >= 2
+    runs = ablate("runs", cwd=tmp_path)
+    assert runs.stdout.count("success") == 2 and "eval/r2=" in runs.stdout
+
+
+def test_failed_run_is_retried_then_reported(write, tmp_path):
+    path = write("s.yaml", """
+        name: flaky
+        base: {job: linear-fit, train: {steps: 5}, debug: {fail_at_step: 2, fail_attempts: 5}}
+    """)
+    out = ablate("sweep", str(path), "--runner", "inline", "--retries", "1", cwd=tmp_path)
+    assert out.returncode == 1
+    status = ablate("status", str(path), "--retries", "1", cwd=tmp_path)
+    assert "exhausted" in status.stdout
+    assert "injected failure at step 2" in status.stdout
+
+
+def test_repo_sweeps_dry_run_at_tiny_scale(tmp_path):
+    out = ablate("sweep", str(REPO / "sweeps/table3.yaml"), "--scale", "tiny", "--dry-run",
+                 cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "11 runs: 11 new; 11 to dispatch" in out.stdout

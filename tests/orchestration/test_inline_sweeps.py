@@ -160,9 +160,11 @@ def test_run_held_by_another_process_is_waited_for(tmp_path, store):
 
 def test_second_orchestrator_on_the_same_sweep_is_refused(tmp_path, store):
     sweep = quick_sweep(tmp_path, seeds=(0,))
-    with SweepLock(store.layout, "quick", command="ablate sweep quick.yaml"):
-        with pytest.raises(SweepLockedError) as info:
-            run_sweep(sweep, executor=inline_executor(store), store=store)
+    with (
+        SweepLock(store.layout, "quick", command="ablate sweep quick.yaml"),
+        pytest.raises(SweepLockedError) as info,
+    ):
+        run_sweep(sweep, executor=inline_executor(store), store=store)
     message = str(info.value)
     assert "sweep 'quick' is already running" in message
     assert "ablate sweep quick.yaml" in message and "pid" in message

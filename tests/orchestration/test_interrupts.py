@@ -26,7 +26,9 @@ from ablate.store import ResultsStore
 def start_driver(path: Path, runs: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(DRIVER), str(path), str(runs), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -41,8 +43,9 @@ def wait_for_running(runs: Path, sweep: str, count: int, timeout: float = 60) ->
 
 
 def quick_file(tmp_path: Path, name: str, *, seeds: int, **fit) -> Path:
-    lines = "".join(f"    {k}: {str(v).lower() if isinstance(v, bool) else v}\n"
-                    for k, v in fit.items())
+    lines = "".join(
+        f"    {k}: {str(v).lower() if isinstance(v, bool) else v}\n" for k, v in fit.items()
+    )
     body = f"base:\n  job: quick-fit\n  fit:\n{lines}seeds: {list(range(seeds))}\n"
     return sweep_file(tmp_path, name, body)
 
@@ -81,8 +84,12 @@ def test_interrupt_records_cancelled_and_rerun_completes(tmp_path, sig):
     assert_clean(runs)
     assert sweep_lock_holder(ResultsStore(runs).layout, "intr") is None
 
-    rerun = subprocess.run([sys.executable, str(DRIVER), str(path), str(runs)],
-                           capture_output=True, text=True, timeout=120)
+    rerun = subprocess.run(
+        [sys.executable, str(DRIVER), str(path), str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert rerun.returncode == 0, rerun.stdout
     records = assert_one_success_each(runs, path)
     resumed = [r for r in records if r.status.value == "success" and r.attempt == 2]
@@ -124,22 +131,36 @@ def test_killed_orchestrator_leaves_no_orphans_and_rerun_completes(tmp_path):
     proc = start_driver(path, runs, "--slots", "3")
     wait_for_running(runs, "lin", 3, timeout=120)
 
-    second = subprocess.run([sys.executable, str(DRIVER), str(path), str(runs)],
-                            capture_output=True, text=True, timeout=60)
+    second = subprocess.run(
+        [sys.executable, str(DRIVER), str(path), str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert second.returncode == 3
     assert f"sweep 'lin' is already running (pid {proc.pid}" in second.stdout
 
-    workers = [int(line.split("pid ")[1].split()[0])
-               for log in (runs / "lin").glob("*/worker.log")
-               for line in log.read_text().splitlines() if "[ablate worker]" in line and "pid" in line]
+    workers = [
+        int(line.split(" pid ")[1].split()[0])
+        for log in (runs / "lin").glob("*/worker.log")
+        for line in log.read_text().splitlines()
+        if line.startswith("[ablate worker]") and " pid " in line
+    ]
+    assert len(workers) == 3
     proc.kill()
     proc.communicate(timeout=30)
-    rerun = subprocess.run([sys.executable, str(DRIVER), str(path), str(runs), "--slots", "3"],
-                           capture_output=True, text=True, timeout=240)
+    rerun = subprocess.run(
+        [sys.executable, str(DRIVER), str(path), str(runs), "--slots", "3"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert rerun.returncode == 0, rerun.stdout
     for pid in workers:  # the killed orchestrator's workers went down with it
-        assert not os.path.exists(f"/proc/{pid}") or "zombie" in Path(
-            f"/proc/{pid}/status").read_text()
+        assert (
+            not os.path.exists(f"/proc/{pid}")
+            or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        )
     records = assert_one_success_each(runs, path)
     assert {r.status.value for r in records} <= {"success", "cancelled"}
     assert_clean(runs)

@@ -42,7 +42,7 @@ def test_each_worker_sees_only_its_leased_gpu(tmp_path, store):
     assert set(seen) <= {"3", "5"} and len(set(seen)) == 2
     intervals = sorted((r.started_at, r.ended_at, r.run_id) for r in store.records())
     by_run = dict(zip((r.spec.run_id for r in sweep.runs), seen, strict=True))
-    for (s1, e1, a), (s2, _, b) in zip(intervals, intervals[1:], strict=False):
+    for (_, e1, a), (s2, _, b) in zip(intervals, intervals[1:], strict=False):
         if s2 < e1:  # ran at the same time: never on the same GPU
             assert by_run[a] != by_run[b]
 

@@ -29,3 +29,21 @@ def test_quantized_twin_forward_backward(quantization, adapter):
     assert all(p.grad is None for n, p in mm.named_parameters() if n not in dict(grads))
     assert any(g is not None and g.abs().sum() > 0 for n, g in grads if n.startswith("visual."))
     assert any(g is not None and g.abs().sum() > 0 for n, g in grads if n.startswith("llm."))
+
+
+def test_random_real_shape_builder_matches_the_meta_count_on_a_twin():
+    import bitsandbytes as bnb
+
+    from ablate.model.random_weights import build_random_multimodal_model
+    from ablate.model.sizing import count_trainable_parameters
+
+    spec = ModelSpec(llm="tiny-llama2", vision="tiny-diht", precision="fp32", quantization="nf4")
+    adapter = {"name": "router", "placement": {"before": ["attn", "mlp"]}}
+    mm = build_random_multimodal_model(spec, adapter)
+    assert isinstance(mm.llm.model.layers[0].mlp.up_proj, bnb.nn.Linear4bit)
+    n = sum(p.numel() for _, p in mm.trainable_named_parameters())
+    assert n == count_trainable_parameters(spec, adapter)
+    ids = torch.randint(3, 500, (2, 12))
+    out = mm(ids, torch.ones_like(ids), ids, torch.randn(2, 3, 64, 64), torch.tensor([True, True]))
+    out.loss.backward()
+    assert torch.isfinite(out.loss)

@@ -1,0 +1,66 @@
+"""Fixtures for tracking tests: a numpy job, sweep files, a real SQLite MLflow store."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+import track_job  # noqa: F401  (registers track-fit in this process)
+
+from ablate.spec.sweep import load_sweep
+from ablate.store.results_store import ResultsStore
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+
+
+@pytest.fixture(autouse=True)
+def worker_env(monkeypatch):
+    path = os.pathsep.join([str(HERE), str(REPO), os.environ.get("PYTHONPATH", "")])
+    monkeypatch.setenv("PYTHONPATH", path)
+    monkeypatch.setenv("ABLATE_JOB_MODULES", "track_job")
+    monkeypatch.setenv("ABLATE_GIT_SHA", "f" * 40)
+    monkeypatch.setenv("ABLATE_GIT_DIRTY", "1")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+
+
+@pytest.fixture
+def runs(tmp_path) -> Path:
+    return tmp_path / "runs"
+
+
+@pytest.fixture
+def store(runs) -> ResultsStore:
+    return ResultsStore(runs)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """An initialised MLflow SQLite DB (creating the tables takes seconds: do it once)."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow") / "template.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def sqlite_uri(tmp_path, sqlite_template) -> str:
+    import shutil
+
+    db = tmp_path / "mlflow.db"
+    shutil.copy(sqlite_template, db)
+    return f"sqlite:///{db}"
+
+
+def make_sweep(tmp_path: Path, name: str = "trk", *, seeds=(0, 1, 2), **fit):
+    lines = "".join(f"    {k}: {v}\n" for k, v in fit.items())
+    body = f"name: {name}\nbase:\n  job: track-fit\n" + (f"  fit:\n{lines}" if lines else "")
+    body += f"seeds: [{', '.join(map(str, seeds))}]\n"
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(textwrap.dedent(body))
+    return load_sweep(path)

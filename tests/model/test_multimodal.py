@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from conftest import text_batch
 
 from ablate.model.multimodal import IGNORE_INDEX
+from tests.model.helpers import text_batch
 
 PROMPTS = [
     "Question: Which material is this spatula made of? Response: The answer is A.",

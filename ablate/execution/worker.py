@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ctypes.util
+import importlib
 import os
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from ablate.execution.attempt import resolve_device, run_attempt
 from ablate.store.layout import RunsLayout
@@ -30,6 +32,9 @@ from ablate.store.record import AttemptStatus
 from ablate.store.results_store import ResultsStore
 
 PARENT_PID_ENV = "ABLATE_PARENT_PID"
+# "module:function": function(run_dir, attempt) -> callable(step, metrics) (optionally .close()),
+# set by a tracker's on_attempt_start so per-step metrics reach it from the worker.
+METRIC_SINK_ENV = "ABLATE_METRIC_SINK"
 EXIT_SUCCESS = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -52,6 +57,23 @@ def parent_already_gone() -> bool:
     """Whether the parent that started us died before ``die_with_parent`` took effect."""
     expected = os.environ.get(PARENT_PID_ENV)
     return bool(expected) and os.getppid() != int(expected)
+
+
+def load_metric_sink(run_dir: Path, attempt: int) -> Any:
+    """The tracker's per-step metric sink named by ``$ABLATE_METRIC_SINK``, if any.
+
+    A sink that cannot be built is reported in the log and skipped: tracking never stops a job.
+    """
+    target = os.environ.get(METRIC_SINK_ENV, "").strip()
+    if not target:
+        return None
+    module_name, _, func = target.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), func)
+        return factory(run_dir, attempt)
+    except Exception as exc:  # noqa: BLE001 - tracking must never stop a job
+        print(f"[ablate worker] metric sink {target!r} unavailable: {exc!r}", flush=True)
+        return None
 
 
 class StopRequest:
@@ -106,14 +128,24 @@ def main(argv: list[str] | None = None) -> int:
         f"device {device} CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')}",
         flush=True,
     )
-    record = run_attempt(
-        run_dir,
-        args.attempt,
-        store=ResultsStore(root),
-        executor=args.executor,
-        stop_flag=stop,
-        device=device,
-    )
+    sink = load_metric_sink(run_dir, args.attempt)
+    try:
+        record = run_attempt(
+            run_dir,
+            args.attempt,
+            store=ResultsStore(root),
+            executor=args.executor,
+            stop_flag=stop,
+            device=device,
+            metric_sink=sink,
+        )
+    finally:
+        close = getattr(sink, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception as exc:  # noqa: BLE001 - the record is what matters
+                print(f"[ablate worker] metric sink close failed: {exc!r}", flush=True)
     took = f"{record.duration_s:.2f}s" if record.duration_s is not None else "?"
     print(f"[ablate worker] attempt {args.attempt}: {record.status.value} in {took}", flush=True)
     if record.status is not AttemptStatus.SUCCESS:

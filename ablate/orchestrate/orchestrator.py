@@ -160,12 +160,17 @@ class _SweepLoop:
         self.tracker.on_sweep_start(self.sweep, plan)
         self.executor.bind_stop(self.stop)
         try:
-            self._loop()
+            try:
+                self._loop()
+            except KeyboardInterrupt:  # a second Ctrl-C outside an inline job: stop now
+                self.stop.request("KeyboardInterrupt")
         finally:
             if self.active:
                 self._stop_all()
             self.executor.shutdown()
             self.tracker.on_sweep_end(self.sweep, self.stop.requested)
+        for notice in self.stop.notices():
+            self.progress.message(notice)
         self.result.interrupted = self.stop.requested
         self.result.not_done = [e.run_id for e in plan.entries if e.run_id not in self.finished]
         self.progress.finish(self.result)
@@ -187,7 +192,7 @@ class _SweepLoop:
             if self.deferred and time.monotonic() - last_recheck > DEFERRED_RECHECK_S:
                 last_recheck = time.monotonic()
                 self._recheck_deferred()
-            self.progress.tick(self._status())
+            self._tick()
             if not (self.pending or self.active or self.deferred):
                 return
             if self.active:
@@ -345,6 +350,8 @@ class _SweepLoop:
         for active in self.active:
             if active.stop_kind is None:
                 self._ask_to_stop(active, FailureKind.CANCELLED)
+        for notice in self.stop.notices():
+            self.progress.message(notice)
         if self.active:
             self.progress.message(
                 f"waiting up to {self.grace_s:g}s for {len(self.active)} running job(s) to stop"
@@ -353,7 +360,7 @@ class _SweepLoop:
         while self.active and time.monotonic() < deadline and not self.stop.hurry:
             for active in [a for a in self.active if a.handle.done()]:
                 self._finalize(active)
-            self.progress.tick(self._status())
+            self._tick()
             time.sleep(0.05)
         for active in list(self.active):
             if not active.handle.done():
@@ -369,6 +376,11 @@ class _SweepLoop:
                 self.pending.appendleft(entry)
 
     # ----------------------------------------------------------------------------- status
+    def _tick(self) -> None:
+        for notice in self.stop.notices():
+            self.progress.message(notice)
+        self.progress.tick(self._status())
+
     def _status(self) -> SweepStatus:
         assert self.result is not None
         running = [
@@ -448,9 +460,7 @@ def run_sweep(
     with (
         SweepLock(store.layout, sweep.name, command=command),
         StopSignals(
-            install=install_signal_handlers,
-            interrupt_on_second=executor.name == "inline",
-            announce=progress.message,
+            install=install_signal_handlers, interrupt_on_second=executor.name == "inline"
         ) as stop,
     ):
         loop = _SweepLoop(

@@ -208,7 +208,7 @@ class RichProgress(SweepProgress):
         self._live.start()
 
     def _event(self, text: str) -> None:
-        self._live.console.print(text)
+        self._live.console.print(text, highlight=False)
 
     def attempt_started(self, entry: PlanEntry, attempt: int, slot: str) -> None:
         """Show a dispatched attempt."""
@@ -268,7 +268,8 @@ class RichProgress(SweepProgress):
         end = "[yellow]interrupted[/]" if result.interrupted else "[green]finished[/]"
         self.console.print(
             f"{end}: {ok} succeeded, {len(result.records) - ok} did not; "
-            f"{len(result.not_done)} run(s) not done"
+            f"{len(result.not_done)} run(s) not done",
+            highlight=False,
         )
 
 

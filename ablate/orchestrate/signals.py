@@ -19,23 +19,19 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class StopSignals:
     """Turns SIGINT/SIGTERM into a stop request while installed (a context manager).
 
+    The handler itself never prints (a write from inside a signal handler can collide with the
+    write it interrupted); it queues a notice that the sweep loop shows with :meth:`notices`.
+
     Args:
         install: install the handlers (only possible in the main thread; otherwise the request
             can still be made with :meth:`request`).
         interrupt_on_second: raise ``KeyboardInterrupt`` on the second signal (inline jobs).
-        announce: called with a one-line message when a signal arrives.
     """
 
-    def __init__(
-        self,
-        *,
-        install: bool = True,
-        interrupt_on_second: bool = False,
-        announce: Any = None,
-    ) -> None:
+    def __init__(self, *, install: bool = True, interrupt_on_second: bool = False) -> None:
         self._install = install and threading.current_thread() is threading.main_thread()
         self._interrupt_on_second = interrupt_on_second
-        self._announce = announce
+        self._notices: list[str] = []
         self._event = threading.Event()
         self._hurry = threading.Event()
         self._previous: dict[int, Any] = {}
@@ -65,8 +61,12 @@ class StopSignals:
             raise KeyboardInterrupt
 
     def _say(self, text: str) -> None:
-        if self._announce is not None:
-            self._announce(text)
+        self._notices.append(text)
+
+    def notices(self) -> list[str]:
+        """Notices queued by signals since the last call (shown by the sweep loop)."""
+        taken, self._notices = self._notices, []
+        return taken
 
     def request(self, reason: str = "requested") -> None:
         """Ask for a stop without a signal (tests, timeouts of the whole sweep)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -115,3 +116,49 @@ def test_worker_usage_errors(tmp_path):
         env=os.environ,
     )
     assert missing.returncode == 2 and "spec.json: not found" in missing.stderr
+
+
+class RecordingTracker:
+    """Collects the hook calls and routes worker metrics to quick_job.FileSink."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def on_sweep_start(self, sweep, plan) -> None:
+        self.events.append(("sweep_start", sweep.name, len(plan.to_dispatch())))
+
+    def on_attempt_start(self, run, attempt) -> dict[str, str]:
+        self.events.append(("attempt_start", run.spec.run_id, attempt))
+        return {"ABLATE_METRIC_SINK": "quick_job:FileSink"}
+
+    def on_attempt_end(self, run, record) -> None:
+        self.events.append(("attempt_end", run.spec.run_id, record.status.value))
+
+    def on_sweep_end(self, sweep, interrupted) -> None:
+        self.events.append(("sweep_end", interrupted))
+
+
+def test_tracker_hooks_and_worker_metric_sink(tmp_path, store):
+    sweep = quick_sweep(tmp_path, seeds=(0,), steps=5)
+    tracker = RecordingTracker()
+    run_sweep(sweep, executor=local_executor(store), store=store, tracker=tracker)
+    run_id = sweep.runs[0].spec.run_id
+    assert tracker.events == [
+        ("sweep_start", "quick", 1),
+        ("attempt_start", run_id, 1),
+        ("attempt_end", run_id, "success"),
+        ("sweep_end", False),
+    ]
+    lines = (store.layout.run_dir("quick", run_id) / "sink.jsonl").read_text().splitlines()
+    assert [json.loads(line).get("step") for line in lines[:-1]] == [0, 1, 2, 3, 4]
+    assert json.loads(lines[-1]) == {"closed": 1}
+    metrics_log = store.layout.run_dir("quick", run_id) / "metrics.jsonl"
+    assert len(metrics_log.read_text().splitlines()) == 5
+
+
+def test_broken_metric_sink_never_stops_the_job(tmp_path, store, monkeypatch):
+    monkeypatch.setenv("ABLATE_METRIC_SINK", "no_such_module:sink")
+    sweep = quick_sweep(tmp_path, seeds=(0,), steps=3)
+    assert run_sweep(sweep, executor=local_executor(store), store=store).exit_code == 0
+    log = (store.layout.run_dir("quick", sweep.runs[0].spec.run_id) / "worker.log").read_text()
+    assert "metric sink 'no_such_module:sink' unavailable" in log

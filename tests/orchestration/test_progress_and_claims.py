@@ -1,0 +1,169 @@
+"""The progress displays, per-run claims, the sweep lock and provenance."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+
+from conftest import REPO, inline_executor, quick_sweep
+from rich.console import Console
+
+from ablate.orchestrate.claims import claim_holder, held_claims, try_claim
+from ablate.orchestrate.lock import SweepLock, sweep_lock_holder
+from ablate.orchestrate.orchestrator import run_sweep
+from ablate.orchestrate.progress import (
+    NullProgress,
+    PlainProgress,
+    RichProgress,
+    RunningView,
+    SweepStatus,
+    format_seconds,
+    make_progress,
+)
+from ablate.orchestrate.signals import StopSignals
+from ablate.store.provenance import git_state, package_versions
+
+
+def test_plain_progress_logs_each_event(tmp_path, store):
+    sweep = quick_sweep(tmp_path, seeds=(0, 1), fail_attempts=1)
+    out = io.StringIO()
+    run_sweep(
+        sweep,
+        executor=inline_executor(store),
+        store=store,
+        retries=1,
+        progress=PlainProgress(out, interval_s=0),
+    )
+    text = out.getvalue()
+    assert "[quick] 2 runs (new 2); 2 to dispatch" in text
+    assert text.count("start  ") == 4
+    assert "injected failure (attempt 1) (will retry)" in text
+    assert "done 2/2, running 0, failed 2, left 0" in text
+    assert "finished: 2 succeeded, 2 did not; 0 run(s) not done" in text
+
+
+def test_rich_progress_shows_counts_eta_and_steps(tmp_path):
+    progress_file = tmp_path / "progress.json"
+    progress_file.write_text(json.dumps({"step": 30, "total": 120, "time": time.time()}))
+    view = RunningView(
+        "abc123abc123",
+        2,
+        {"adapter.dim": 16},
+        "gpu:1",
+        time.time() - 65,
+        progress_file,
+        label="7B-lite",
+    )
+    status = SweepStatus(
+        "table2",
+        total=10,
+        done=3,
+        failed=1,
+        exhausted=0,
+        left=6,
+        running=[view],
+        eta_s=125,
+        elapsed_s=30,
+    )
+    out = io.StringIO()
+    progress = RichProgress(Console(file=out, force_terminal=True, width=120))
+    rendered = progress._render(status)
+    Console(file=out, width=120).print(rendered)
+    text = out.getvalue()
+    assert "done 3/10, running 1, failed 1, left 6" in text and "ETA 2m05s" in text
+    assert "abc123abc123" in text and "30/120" in text and "gpu:1" in text
+    assert "[7B-lite] adapter.dim=16" in text
+
+
+def test_step_from_an_earlier_attempt_is_not_shown(tmp_path):
+    progress_file = tmp_path / "progress.json"
+    progress_file.write_text(json.dumps({"step": 99, "total": 100, "time": time.time() - 600}))
+    view = RunningView("r", 2, {}, "cpu:0", time.time(), progress_file)
+    assert view.step() is None
+
+
+def test_display_choice_follows_the_terminal():
+    assert isinstance(make_progress(io.StringIO()), PlainProgress)
+    assert isinstance(make_progress(quiet=True), NullProgress)
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert isinstance(make_progress(Tty()), RichProgress)
+    assert format_seconds(59) == "59s" and format_seconds(3600 * 2 + 600) == "2h10m"
+
+
+def test_claim_is_exclusive_and_outlives_the_orchestrator_in_its_worker(tmp_path, store):
+    claim = try_claim(store.layout, "aaaaaaaaaaaa", sweep="one")
+    assert try_claim(store.layout, "aaaaaaaaaaaa", sweep="two") is None
+    assert claim_holder(store.layout, "aaaaaaaaaaaa")["sweep"] == "one"
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(30)"], pass_fds=(claim.fd,)
+    )
+    try:
+        os.close(claim.fd)  # the orchestrator dies: only the worker holds the descriptor now
+        claim.fd = -1
+        assert "aaaaaaaaaaaa" in held_claims(store.layout)
+        assert try_claim(store.layout, "aaaaaaaaaaaa") is None
+    finally:
+        child.kill()
+        child.wait()
+    assert held_claims(store.layout) == {}
+    again = try_claim(store.layout, "aaaaaaaaaaaa", sweep="three")
+    assert again is not None
+    again.release()
+    assert not (store.layout.claims_dir / "aaaaaaaaaaaa.lock").exists()
+
+
+def test_sweep_lock_is_released_when_its_holder_dies(tmp_path, store):
+    code = (
+        "import sys, time; from pathlib import Path; from ablate.store import RunsLayout;"
+        "from ablate.orchestrate.lock import SweepLock;"
+        f"SweepLock(RunsLayout(Path({str(store.root)!r})), 'x', command='holder').acquire();"
+        "print('held', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    info = sweep_lock_holder(store.layout, "x")
+    assert info["pid"] == holder.pid and info["command"] == "holder"
+    holder.kill()
+    holder.wait()
+    assert sweep_lock_holder(store.layout, "x") is None
+    with SweepLock(store.layout, "x") as lock:
+        assert lock.held
+
+
+def test_stop_signals_queue_notices_and_hurry_on_second():
+    import signal
+
+    with StopSignals() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.wait(5)
+        assert stop.requested and not stop.hurry
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        assert stop.hurry
+        notices = stop.notices()
+    assert notices[0].startswith("SIGTERM: stopping") and "SIGINT again" in notices[1]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_provenance_is_recorded(monkeypatch):
+    versions = package_versions()
+    assert versions["python"].count(".") == 2 and "ablate" in versions
+    monkeypatch.delenv("ABLATE_GIT_SHA", raising=False)
+    git_state.cache_clear()
+    try:
+        state = git_state()
+        if (REPO / ".git").exists():
+            assert state.sha is not None and len(state.sha) == 40
+            assert state.dirty in (True, False)
+        else:  # an unpacked copy without git: recorded as unknown, never invented
+            assert (state.sha, state.dirty) == (None, None)
+    finally:
+        git_state.cache_clear()

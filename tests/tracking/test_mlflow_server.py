@@ -1,0 +1,118 @@
+"""The same tracking against a REST ``mlflow server`` on loopback, and through an outage.
+
+One server for the module (it takes ~25 s to start here): the first test checks a sweep of
+subprocess workers that resume their pre-created runs by id over REST; the second kills the server
+mid-sweep, checks the sweep still succeeds with its writes spooled, restarts the server and checks
+``ablate sync`` restores everything.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+
+import pytest
+from conftest import make_sweep
+from mlflow import MlflowClient
+from mlflow_server import MlflowServer
+
+from ablate.execution.inline import InlineExecutor
+from ablate.execution.local import LocalExecutor
+from ablate.execution.slots import SlotPool
+from ablate.orchestrate.orchestrator import run_sweep
+from ablate.tracking.client import TrackingOutageWarning
+from ablate.tracking.mlflow_tracker import MlflowTracker
+from ablate.tracking.spool import pending_files
+from ablate.tracking.sync import spool_dir_of, sync
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, sqlite_template):
+    root = tmp_path_factory.mktemp("server")
+    db = root / "server.db"
+    shutil.copy(sqlite_template, db)
+    srv = MlflowServer(db, root / "artifacts")
+    srv.start()
+    yield srv
+    srv.kill()
+
+
+def children_and_parents(client, name):
+    exp = client.get_experiment_by_name(name)
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    parents = [r for r in runs if r.data.tags.get("ablate.kind") == "sweep"]
+    children = [r for r in runs if "ablate.run_id" in r.data.tags]
+    return parents, children
+
+
+def test_rest_server_sweep_with_streaming_workers(tmp_path, store, server, monkeypatch):
+    monkeypatch.setenv("ABLATE_TEST_STREAM", "1")
+    sweep = make_sweep(tmp_path, "rest", steps=8)
+    executor = LocalExecutor(SlotPool.for_devices([], 2), runs_root=store.root, threads_per_job=1)
+    tracker = MlflowTracker(store.root, server.url)
+    result = run_sweep(sweep, executor=executor, store=store, tracker=tracker,
+                       install_signal_handlers=False)
+    assert result.exit_code == 0, [r.failure_reason for r in result.records]
+    client = MlflowClient(tracking_uri=server.url)
+    parents, children = children_and_parents(client, "rest")
+    assert len(parents) == 1 and len(children) == 3
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert child.info.status == "FINISHED"
+        history = client.get_metric_history(child.info.run_id, "train/loss")
+        assert sorted(m.step for m in history) == list(range(8))  # streamed once, not twice
+        run_dir = store.root / "rest" / child.data.tags["ablate.run_id"]
+        marker = (run_dir / ".mlflow-stream.json").read_text()
+        assert child.info.run_id in marker  # the worker resumed the pre-created run by its id
+        arts = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"spec.json", "predictions_test.jsonl", "accuracy.md"} <= arts
+    assert not pending_files(spool_dir_of(store.root))
+
+
+def test_server_killed_mid_sweep_then_sync_restores(tmp_path, store, server, monkeypatch):
+    monkeypatch.setenv("ABLATE_TEST_STREAM", "1")
+    sweep = make_sweep(tmp_path, "outage", seeds=(0, 1), steps=20, sleep_per_step=0.1)
+    first = store.root / "outage" / sweep.runs[0].spec.run_id / "metrics.jsonl"
+
+    def kill_when_training() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if first.exists() and len(first.read_text().splitlines()) >= 5:
+                server.kill()
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_when_training)
+    killer.start()
+    tracker = MlflowTracker(store.root, server.url, retry_after_s=600)
+    with pytest.warns(TrackingOutageWarning):
+        result = run_sweep(sweep, executor=InlineExecutor(store, device="cpu"), store=store,
+                           tracker=tracker, install_signal_handlers=False)
+    killer.join()
+    assert result.exit_code == 0  # training went on
+    assert server.proc is None, "the server was never killed"
+    spool = spool_dir_of(store.root)
+    assert pending_files(spool)
+
+    assert not sync(store.root).complete  # still down: kept for later, nothing lost
+    assert pending_files(spool)
+
+    server.start()
+    done = sync(store.root)
+    assert done.complete, done.errors
+    assert done.runs_created == 1  # the second child was created while the server was down
+    assert not pending_files(spool)
+    client = MlflowClient(tracking_uri=server.url)
+    parents, children = children_and_parents(client, "outage")
+    assert len(parents) == 1 and len(children) == 2
+    assert parents[0].info.status == "FINISHED"
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        history = client.get_metric_history(child.info.run_id, "train/loss")
+        assert sorted(m.step for m in history) == list(range(20))
+        assert "test/Avg" in child.data.metrics
+        arts = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"spec.json", "predictions_test.jsonl"} <= arts
+    assert sync(store.root).ops == 0  # idempotent: nothing sent twice

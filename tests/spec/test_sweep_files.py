@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ablate.spec.sweep import load_sweep
-from tests.conftest import REPO
+
+REPO = Path(__file__).resolve().parents[2]
 
 SWEEP_FILES = sorted((REPO / "sweeps").rglob("*.yaml"))
 

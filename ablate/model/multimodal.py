@@ -5,6 +5,8 @@ Input layout (paper eq. 4, LaVIN): ``[u_m, BOS, V', prompt, answer, EOS]`` for i
 tapped ViT block, inserted right after BOS. Only the adapters, the neck and u_m train; gradients
 reach the vision adapters through the LLM ("Multimodal Model Tuning").
 
+As in LaVIN's code, no other token attends to u_m by default (``ModelSpec.isolate_modality_token``,
+a 4D attention mask): u_m then acts only through the routers that read its hidden state.
 Routing in the LLM reads the hidden state at u_m. While training (right padding) u_m is position 0;
 in left-padded, KV-cached generation the model tells the routers where u_m is for the prefill and
 lets them reuse the prefill's weights for every decode step (``RoutingState``).
@@ -202,10 +204,41 @@ class MultimodalModel(nn.Module):
             ``logits`` (B, T + 1 + n_taps (image rows), V).
         """
         self.routing.reset()
-        embeds, mask, labels, _ = self._assemble(
+        embeds, mask, labels, u_pos = self._assemble(
             input_ids, attention_mask, labels, images, has_image, left_pad=False
         )
-        return self.llm(inputs_embeds=embeds, attention_mask=mask, labels=labels, use_cache=False)
+        attn = self._attention_mask(mask, u_pos, embeds.shape[1], embeds.dtype)
+        return self.llm(inputs_embeds=embeds, attention_mask=attn, labels=labels, use_cache=False)
+
+    def _attention_mask(
+        self, mask: torch.Tensor, u_pos: torch.Tensor, q_len: int, dtype: torch.dtype
+    ) -> torch.Tensor:
+        """The LLM's attention mask: the 2D padding mask, or a 4D one that hides u_m.
+
+        With ``isolate_modality_token`` (LaVIN), a query attends causally to non-pad keys except
+        u_m, which only u_m itself sees. Every query may see itself, so all-pad rows of left-padded
+        batches never softmax over nothing.
+
+        Args:
+            mask: (B, K) 1 on real tokens, K keys (cache included).
+            u_pos: (B,) position of u_m among the keys.
+            q_len: the queries are the last ``q_len`` keys.
+            dtype: dtype of the additive mask (the LLM's activations).
+
+        Returns:
+            (B, K) as given, or (B, 1, q_len, K) additive float mask (0 or the dtype's minimum).
+        """
+        if not self.spec.isolate_modality_token:
+            return mask
+        keys = torch.arange(mask.shape[1], device=mask.device)  # (K,)
+        queries = keys[-q_len:]  # (Q,)
+        allowed = (keys[None, :] <= queries[:, None])[None] & mask.bool()[:, None, :]  # (B, Q, K)
+        is_u_m = keys[None, None, :] == u_pos[:, None, None]  # (B, 1, K)
+        from_u_m = queries[None, :, None] == u_pos[:, None, None]  # (B, Q, 1)
+        allowed &= ~is_u_m | from_u_m
+        allowed |= keys[None, None, :] == queries[None, :, None]  # the diagonal
+        additive = torch.zeros(allowed.shape, dtype=dtype, device=mask.device)
+        return additive.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]  # (B, 1, Q, K)
 
     @torch.no_grad()
     def generate(
@@ -241,7 +274,10 @@ class MultimodalModel(nn.Module):
         self.routing.index, self.routing.record = u_pos, True
         try:
             out = self.llm(
-                inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True
+                inputs_embeds=embeds,
+                attention_mask=self._attention_mask(mask, u_pos, mask.shape[1], embeds.dtype),
+                position_ids=positions,
+                use_cache=True,
             )
             self.routing.record, self.routing.reuse = False, True
             past = out.past_key_values
@@ -259,7 +295,7 @@ class MultimodalModel(nn.Module):
                 mask = torch.cat([mask, mask.new_ones(batch, 1)], dim=1)
                 out = self.llm(
                     input_ids=token[:, None],
-                    attention_mask=mask,
+                    attention_mask=self._attention_mask(mask, u_pos, 1, embeds.dtype),
                     position_ids=next_pos,
                     past_key_values=past,
                     use_cache=True,

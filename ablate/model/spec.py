@@ -88,6 +88,9 @@ class ModelSpec(SpecModel):
     """The visual neck between the vision tower and the LLM."""
     tap_every: int = 4
     """Take the [cls] token after every k-th ViT block (ViT-L/14: 6 tokens)."""
+    isolate_modality_token: bool = True
+    """No other token attends to u_m, as in LaVIN's code (``mask[:, :, 1:, 0] = -inf``): u_m then
+    acts only through the routers that read it. False makes u_m an ordinary prefix token."""
 
     @field_validator("llm")
     @classmethod

@@ -161,3 +161,16 @@ def test_sampling_is_seeded(make_model):
     assert a == b and len(a) == 2
     with pytest.raises(ValueError, match="no images"):
         mm.generate(ids, mask, None, torch.tensor([True, False]), max_new_tokens=1)
+
+
+@pytest.mark.parametrize("isolate", [True, False])
+def test_isolated_modality_token_acts_only_through_routers(isolate, make_model, tiny_spec):
+    spec = tiny_spec.model_copy(update={"isolate_modality_token": isolate})
+    mm = make_model({"name": "bottleneck"}, spec=spec).eval()  # no router reads u_m
+    ids, mask, labels = text_batch(mm.tokenizer, PROMPTS[:2])
+    before = mm(ids, mask, labels).logits
+    with torch.no_grad():
+        mm.modality.embedding.weight.add_(1.0)
+    after = mm(ids, mask, labels).logits
+    # positions after u_m see it only when it is not isolated
+    assert torch.allclose(before[:, 1:], after[:, 1:], atol=1e-5) == isolate

@@ -5,7 +5,14 @@ from __future__ import annotations
 import io
 
 import pytest
-from conftest import inline_executor, quick_sweep, sweep_file
+from sweep_helpers import (  # noqa: F401 (fixtures used by name)
+    inline_executor,
+    quick_sweep,
+    runs_fixture,
+    store_fixture,
+    sweep_file,
+    worker_can_import_quick_job,
+)
 
 from ablate.orchestrate.claims import try_claim
 from ablate.orchestrate.lock import SweepLock, SweepLockedError

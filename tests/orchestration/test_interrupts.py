@@ -15,7 +15,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import DRIVER, sweep_file
+from sweep_helpers import (  # noqa: F401 (fixtures used by name)
+    DRIVER,
+    runs_fixture,
+    store_fixture,
+    sweep_file,
+    worker_can_import_quick_job,
+)
 
 from ablate.orchestrate.claims import held_claims
 from ablate.orchestrate.lock import sweep_lock_holder

@@ -10,7 +10,13 @@ import subprocess
 import sys
 import time
 
-from conftest import local_executor, quick_sweep
+from sweep_helpers import (  # noqa: F401 (fixtures used by name)
+    local_executor,
+    quick_sweep,
+    runs_fixture,
+    store_fixture,
+    worker_can_import_quick_job,
+)
 
 from ablate.execution.attempt import write_run_files
 from ablate.execution.worker import EXIT_CANCELLED

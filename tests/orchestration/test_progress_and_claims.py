@@ -9,8 +9,15 @@ import subprocess
 import sys
 import time
 
-from conftest import REPO, inline_executor, quick_sweep
 from rich.console import Console
+from sweep_helpers import (  # noqa: F401 (fixtures used by name)
+    REPO,
+    inline_executor,
+    quick_sweep,
+    runs_fixture,
+    store_fixture,
+    worker_can_import_quick_job,
+)
 
 from ablate.orchestrate.claims import claim_holder, held_claims, try_claim
 from ablate.orchestrate.lock import SweepLock, sweep_lock_holder

@@ -5,6 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sweep_helpers import (  # noqa: F401 (fixtures used by name)
+    runs_fixture,
+    store_fixture,
+    worker_can_import_quick_job,
+)
 
 from ablate.errors import SpecError
 from ablate.execution.base import AttemptRequest

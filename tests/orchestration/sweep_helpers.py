@@ -1,4 +1,9 @@
-"""Helpers for orchestration tests: sweep files, stores, executors, worker environment."""
+"""Helpers for orchestration tests: sweep files, executors (imported by name, not via conftest).
+
+Fixtures live here too, imported by each test module: several test folders have a
+``conftest.py`` and tests elsewhere import helpers ``from conftest``, which picks whichever
+conftest was loaded last; this folder adds none to that race.
+"""
 
 from __future__ import annotations
 
@@ -31,13 +36,15 @@ def worker_can_import_quick_job(monkeypatch):
     monkeypatch.setenv("ABLATE_GIT_DIRTY", "0")
 
 
-@pytest.fixture
-def runs(tmp_path) -> Path:
+@pytest.fixture(name="runs")
+def runs_fixture(tmp_path) -> Path:
+    """A runs root under tmp_path."""
     return tmp_path / "runs"
 
 
-@pytest.fixture
-def store(runs) -> ResultsStore:
+@pytest.fixture(name="store")
+def store_fixture(runs) -> ResultsStore:
+    """A results store in that runs root."""
     return ResultsStore(runs)
 
 

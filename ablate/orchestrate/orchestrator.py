@@ -99,6 +99,13 @@ def _describe_exit(returncode: int | None) -> str:
     return f"exit code {returncode}"
 
 
+def _held_message(run_id: str, holder: dict[str, object]) -> str:
+    return (
+        f"{run_id} is held by pid {holder.get('pid', '?')} on {holder.get('host', '?')} "
+        f"(sweep {holder.get('sweep', '?')}); waiting for it"
+    )
+
+
 class _SweepLoop:
     """State of one :func:`run_sweep` call (kept out of the public API)."""
 
@@ -157,6 +164,8 @@ class _SweepLoop:
             else:
                 self.given_up.add(entry.run_id)
         self.progress.start(plan)
+        for run_id, entry in self.deferred.items():
+            self.progress.message(_held_message(run_id, entry.holder or {}))
         self.tracker.on_sweep_start(self.sweep, plan)
         self.executor.bind_stop(self.stop)
         try:
@@ -205,11 +214,7 @@ class _SweepLoop:
         run_id = entry.run_id
         claim = try_claim(self.layout, run_id, sweep=self.sweep.name)
         if claim is None:
-            holder = claim_holder(self.layout, run_id) or {}
-            self.progress.message(
-                f"{run_id} is held by pid {holder.get('pid', '?')} on {holder.get('host', '?')}"
-                f" (sweep {holder.get('sweep', '?')}); waiting for it"
-            )
+            self.progress.message(_held_message(run_id, claim_holder(self.layout, run_id) or {}))
             self.deferred[run_id] = entry
             return
         try:
@@ -295,6 +300,8 @@ class _SweepLoop:
         else:
             status, kind = AttemptStatus.FAILED, FailureKind.KILLED
             reason = f"worker ended by {how} without writing a record"
+            if returncode == -9:
+                reason += " (nobody here sent it: the kernel's OOM killer is the usual suspect)"
         if log_tail.strip():
             reason += "\n--- log tail ---\n" + log_tail.strip()[-3000:]
         spec = active.entry.run.spec

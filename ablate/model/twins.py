@@ -159,10 +159,11 @@ def write_vision_twin(model_name: str, file_name: str, key_prefix: str, out: Pat
 
     ``key_prefix`` mimics the real checkpoint's format (ALIP: ``module.``).
     """
-    import open_clip
     import torch
 
+    from ablate.model.vision import VisionPreset, _open_clip_model
+
     torch.manual_seed(TWIN_SEED)
-    clip = open_clip.create_model(model_name, pretrained=None)
+    clip = _open_clip_model(VisionPreset("twin", model_name, False, 0, "open_clip"))
     state = {f"{key_prefix}{k}": v for k, v in clip.state_dict().items()}
     torch.save(state, out / file_name)

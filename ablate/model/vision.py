@@ -8,6 +8,7 @@ not fit is an error, not a silent partial load) and the text tower is dropped ri
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,12 +187,25 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
+class _NoRandomInitWarning(logging.Filter):
+    """Drop open_clip's "No pretrained weights loaded" warning: we load the weights ourselves."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No pretrained weights loaded" not in record.getMessage()
+
+
 def _open_clip_model(preset: VisionPreset) -> nn.Module:
+    """The full open_clip model of ``preset`` with random weights (a checkpoint is loaded next)."""
     import open_clip
 
-    return open_clip.create_model(
-        preset.model_name, pretrained=None, force_quick_gelu=preset.quick_gelu
-    )
+    quiet = _NoRandomInitWarning()
+    logging.getLogger().addFilter(quiet)
+    try:
+        return open_clip.create_model(
+            preset.model_name, pretrained=None, force_quick_gelu=preset.quick_gelu
+        )
+    finally:
+        logging.getLogger().removeFilter(quiet)
 
 
 def load_vision_tower(spec: ModelSpec) -> nn.Module:

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from model_helpers import text_batch
 
 from ablate.model.multimodal import IGNORE_INDEX
-from tests.model.helpers import text_batch
 
 PROMPTS = [
     "Question: Which material is this spatula made of? Response: The answer is A.",
@@ -174,3 +174,22 @@ def test_isolated_modality_token_acts_only_through_routers(isolate, make_model, 
     after = mm(ids, mask, labels).logits
     # positions after u_m see it only when it is not isolated
     assert torch.allclose(before[:, 1:], after[:, 1:], atol=1e-5) == isolate
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(make_model):
+    torch.manual_seed(3)
+    grads = []
+    for checkpointing in (False, True):
+        mm = make_model({"name": "router", "dropout": 0.0}).train()
+        with torch.no_grad():
+            for _, p in mm.trainable_named_parameters():
+                p.copy_(torch.sin(torch.arange(p.numel(), dtype=p.dtype)).view_as(p) * 0.1)
+        if checkpointing:
+            mm.enable_gradient_checkpointing()
+        ids, mask, labels = text_batch(mm.tokenizer, PROMPTS[:2])
+        images = torch.ones(2, 3, 64, 64)
+        mm(ids, mask, labels, images, torch.tensor([True, False])).loss.backward()
+        grads.append({n: p.grad.clone() for n, p in mm.trainable_named_parameters()})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6), name

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from model_helpers import text_batch
 
 from ablate.model.multimodal import build_multimodal_model
 from ablate.model.spec import ModelSpec
-from tests.model.helpers import text_batch
 
 
 @pytest.mark.parametrize(

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from model_helpers import ALL_ADAPTERS, adapter_id
 
 from ablate.model.adapters import adapter_names
 from ablate.model.adapters.base import AdaptedInput
 from ablate.model.vision import cls_taps
-from tests.model.helpers import ALL_ADAPTERS, adapter_id
 
 PLACEMENTS = [
     {"before": ["attn"]},

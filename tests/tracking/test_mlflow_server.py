@@ -1,7 +1,8 @@
 """The same tracking against a REST ``mlflow server`` on loopback, and through an outage.
 
-One server for the module (it takes ~25 s to start here): the first test checks a sweep of
-subprocess workers that resume their pre-created runs by id over REST; the second kills the server
+One server for the module (it takes ~25 s to start here): the first tests check a sweep whose
+jobs resume their pre-created runs by id over REST (in-process, and in worker subprocesses:
+``slow``, each imports MLflow); the last kills the server
 mid-sweep, checks the sweep still succeeds with its writes spooled, restarts the server and checks
 ``ablate sync`` restores everything.
 """
@@ -46,28 +47,40 @@ def children_and_parents(client, name):
     return parents, children
 
 
-def test_rest_server_sweep_with_streaming_workers(tmp_path, store, server, monkeypatch):
-    monkeypatch.setenv("ABLATE_TEST_STREAM", "1")
-    sweep = make_sweep(tmp_path, "rest", steps=8)
-    executor = LocalExecutor(SlotPool.for_devices([], 2), runs_root=store.root, threads_per_job=1)
+def check_rest_sweep(store, server, name, executor):
+    sweep = make_sweep(store.root.parent, name, steps=8)
     tracker = MlflowTracker(store.root, server.url)
-    result = run_sweep(sweep, executor=executor, store=store, tracker=tracker,
-                       install_signal_handlers=False)
+    result = run_sweep(
+        sweep, executor=executor, store=store, tracker=tracker, install_signal_handlers=False
+    )
     assert result.exit_code == 0, [r.failure_reason for r in result.records]
     client = MlflowClient(tracking_uri=server.url)
-    parents, children = children_and_parents(client, "rest")
+    parents, children = children_and_parents(client, name)
     assert len(parents) == 1 and len(children) == 3
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
         assert child.info.status == "FINISHED"
+        assert child.data.tags["ablate.git_sha"] == "f" * 40
         history = client.get_metric_history(child.info.run_id, "train/loss")
         assert sorted(m.step for m in history) == list(range(8))  # streamed once, not twice
-        run_dir = store.root / "rest" / child.data.tags["ablate.run_id"]
+        run_dir = store.root / name / child.data.tags["ablate.run_id"]
         marker = (run_dir / ".mlflow-stream.json").read_text()
         assert child.info.run_id in marker  # the worker resumed the pre-created run by its id
         arts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"spec.json", "predictions_test.jsonl", "accuracy.md"} <= arts
     assert not pending_files(spool_dir_of(store.root))
+
+
+def test_rest_server_sweep_with_streaming_job(store, server, monkeypatch):
+    monkeypatch.setenv("ABLATE_TEST_STREAM", "1")
+    check_rest_sweep(store, server, "rest", InlineExecutor(store, device="cpu"))
+
+
+@pytest.mark.slow
+def test_rest_server_sweep_with_worker_processes(store, server, monkeypatch):
+    monkeypatch.setenv("ABLATE_TEST_STREAM", "1")
+    executor = LocalExecutor(SlotPool.for_devices([], 2), runs_root=store.root, threads_per_job=1)
+    check_rest_sweep(store, server, "restlocal", executor)
 
 
 def test_server_killed_mid_sweep_then_sync_restores(tmp_path, store, server, monkeypatch):
@@ -87,8 +100,13 @@ def test_server_killed_mid_sweep_then_sync_restores(tmp_path, store, server, mon
     killer.start()
     tracker = MlflowTracker(store.root, server.url, retry_after_s=600)
     with pytest.warns(TrackingOutageWarning):
-        result = run_sweep(sweep, executor=InlineExecutor(store, device="cpu"), store=store,
-                           tracker=tracker, install_signal_handlers=False)
+        result = run_sweep(
+            sweep,
+            executor=InlineExecutor(store, device="cpu"),
+            store=store,
+            tracker=tracker,
+            install_signal_handlers=False,
+        )
     killer.join()
     assert result.exit_code == 0  # training went on
     assert server.proc is None, "the server was never killed"

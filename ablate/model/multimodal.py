@@ -122,8 +122,8 @@ class MultimodalModel(nn.Module):
 
         Gradients still reach every adapter: the recomputed blocks include them.
         """
-        self.llm.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs={"use_reentrant": False}
+        self.llm.activation_checkpointing_enable(
+            activation_checkpointing_kwargs={"use_reentrant": False}
         )
         self.visual.set_grad_checkpointing(True)
 

@@ -14,8 +14,6 @@ comparison between two runs needs; :func:`write_predictions` stores them as JSON
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from typing import Any
 import torch
 
 from ablate.evaluation.answers import parse_answer, resolve_unparseable
+from ablate.evaluation.predictions import PredictionRecord, write_predictions_jsonl
 from ablate.evaluation.scoring import COLUMNS, accuracy_table
 from ablate.evaluation.spec import EvalSpec
 from ablate.train.batches import Example, ImageLoader, collate_prompts
@@ -36,15 +35,15 @@ class SplitEvaluation:
 
     Attributes:
         split: split name (``val``, ``test``).
-        rows: one dict per question, in the split's order: ``pid``, ``pred`` (index or None),
-            ``parsed`` (index or None, before the unparseable policy), ``raw``, ``correct``.
+        rows: one :class:`~ablate.evaluation.predictions.PredictionRecord` per question, in the
+            split's order (pid, pred after the unparseable policy, raw, parsed, correct).
         table: :func:`~ablate.evaluation.scoring.accuracy_table` output (percent 0-100, counts).
         n_unparseable: answers that did not parse.
         seconds: wall time of generation and scoring.
     """
 
     split: str
-    rows: list[dict[str, Any]]
+    rows: list[PredictionRecord]
     table: dict[str, float]
     n_unparseable: int
     seconds: float
@@ -127,7 +126,7 @@ def evaluate_split(
     finally:
         model.train(was_training)
     rng = random.Random(seed)
-    rows: list[dict[str, Any]] = []
+    rows: list[PredictionRecord] = []
     predictions: dict[str, int | None] = {}
     n_unparseable = 0
     for problem, example in zip(problems, todo, strict=True):
@@ -137,28 +136,24 @@ def evaluate_split(
         pred = resolve_unparseable(parsed, example.n_choices, spec.unparseable, rng)
         predictions[example.pid] = pred
         rows.append(
-            {
-                "pid": example.pid,
-                "pred": pred,
-                "parsed": parsed,
-                "raw": raw[example.pid],
-                "correct": pred is not None and pred == problem.answer,
-            }
+            PredictionRecord(
+                pid=example.pid,
+                pred=pred,
+                raw=raw[example.pid],
+                parsed=parsed is not None,
+                correct=pred is not None and pred == problem.answer,
+            )
         )
     table = accuracy_table(problems, predictions)
     return SplitEvaluation(split, rows, table, n_unparseable, time.perf_counter() - start)
 
 
 def write_predictions(path: Path, evaluation: SplitEvaluation) -> Path:
-    """Write the per-question rows as JSONL (atomically): one ``{pid, pred, raw, correct}`` a line.
+    """Write the per-question rows as JSONL (atomically), one ``PredictionRecord`` a line.
 
-    The file is readable by ``ablate score`` (its ``pred``/``raw`` fields) and by paired tests.
+    The file is readable by ``ablate score`` (its ``pred``/``parsed`` fields) and by paired tests.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for row in evaluation.rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    write_predictions_jsonl(path, evaluation.rows)
     return path
 
 

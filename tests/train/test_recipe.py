@@ -28,7 +28,12 @@ def reference(tmp_path_factory, tiny_spec, make_ctx):
     return run_dir, metrics
 
 
-def test_run_writes_metrics_predictions_and_adapter(reference):
+@pytest.fixture
+def spec(tiny_spec):
+    return tiny_spec()
+
+
+def test_run_writes_metrics_predictions_and_adapter(reference, spec):
     run_dir, metrics = reference
     for key in (
         "test/Avg",
@@ -54,7 +59,13 @@ def test_run_writes_metrics_predictions_and_adapter(reference):
         json.loads(line) for line in (run_dir / "predictions_test.jsonl").read_text().splitlines()
     ]
     assert len(rows) == 12
-    assert set(rows[0]) >= {"pid", "pred", "raw", "correct"}
+    assert set(rows[0]) >= {"pid", "pred", "raw", "parsed", "correct"}
+    from ablate.data.scienceqa import resolve_dataset_root
+    from ablate.evaluation.predictions import score_predictions_file
+
+    data_root = resolve_dataset_root(spec.config.data)
+    report = score_predictions_file(run_dir / "predictions_test.jsonl", data_root, "test")
+    assert report.columns["Avg"] == pytest.approx(metrics["test/Avg"])
     assert sum(r["correct"] for r in rows) == pytest.approx(metrics["test/Avg"] * 12 / 100)
     adapter = load_file(str(run_dir / "adapter.safetensors"))
     assert sum(t.numel() for t in adapter.values()) == metrics["train/trainable_params"]

@@ -141,8 +141,9 @@ def write_llm_twin(preset_config: dict, out: Path) -> None:
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
     )
-    torch.manual_seed(TWIN_SEED)
-    model = LlamaForCausalLM(config)
+    with torch.random.fork_rng(devices=[]):  # the caller's RNG stream is left untouched
+        torch.manual_seed(TWIN_SEED)
+        model = LlamaForCausalLM(config)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
 
@@ -163,7 +164,8 @@ def write_vision_twin(model_name: str, file_name: str, key_prefix: str, out: Pat
 
     from ablate.model.vision import VisionPreset, _open_clip_model
 
-    torch.manual_seed(TWIN_SEED)
-    clip = _open_clip_model(VisionPreset("twin", model_name, False, 0, "open_clip"))
+    with torch.random.fork_rng(devices=[]):  # the caller's RNG stream is left untouched
+        torch.manual_seed(TWIN_SEED)
+        clip = _open_clip_model(VisionPreset("twin", model_name, False, 0, "open_clip"))
     state = {f"{key_prefix}{k}": v for k, v in clip.state_dict().items()}
     torch.save(state, out / file_name)

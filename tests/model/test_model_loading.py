@@ -139,3 +139,13 @@ def test_build_multimodal_model_end_to_end(llm, vision):
     out = mm(enc.input_ids, enc.attention_mask, enc.input_ids, image[None], torch.tensor([True]))
     assert torch.isfinite(out.loss)
     assert mm.tokenizer.pad_token is not None
+
+
+def test_writing_a_twin_leaves_the_global_rng_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("ABLATE_TWIN_DIR", str(tmp_path / "fresh"))
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    twin_vision_file("tiny-clip")  # written now, from its own seed
+    twin_llm_dir("tiny-llama")
+    assert torch.equal(torch.rand(3), expected)

@@ -15,13 +15,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ablate.tracking.config import apply_http_defaults, is_local_uri
+from ablate.tracking.config import apply_http_defaults, is_local_uri, local_artifact_root
 from ablate.tracking.spool import Spool, is_local_ref, load_refs, new_local_ref
 
 REQUEST_ERRORS = frozenset(
     {"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "BAD_REQUEST", "INVALID_STATE"}
 )
 LOCKED_RETRIES = (0.2, 0.5, 1.0)
+PARENT_REF_TAG = "ablate.parent_ref"  # a child's parent created while the server was down
 
 
 class TrackingOutageWarning(UserWarning):
@@ -284,12 +285,20 @@ def apply_spooled(uri: str, op: dict[str, Any], refs: dict[str, str], _cache: di
         exp = client.get_experiment_by_name(op["name"])
         if exp is not None:
             return str(exp.experiment_id)
-        return str(client.create_experiment(op["name"], artifact_location=op["artifact_location"]))
+        location = op.get("artifact_location")
+        root = local_artifact_root(uri)
+        if location is None and root is not None:  # spooled for a server, replayed to a file
+            location = str(Path(root) / op["name"])
+        return str(client.create_experiment(op["name"], artifact_location=location))
     if kind == "create_run":
+        tags = dict(op.get("tags") or {})
+        parent_ref = tags.pop(PARENT_REF_TAG, None)
+        if parent_ref:  # the parent was created offline too: link the child now
+            tags["mlflow.parentRunId"] = real(parent_ref)
         run = client.create_run(
             real(op["experiment"]),
             run_name=op["run_name"],
-            tags=op["tags"],
+            tags=tags,
             start_time=op.get("start_time"),
         )
         return str(run.info.run_id)

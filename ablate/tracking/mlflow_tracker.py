@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ablate.store.layout import RunsLayout
 from ablate.store.provenance import git_state, host_name, package_versions
-from ablate.tracking.client import TrackingClient
+from ablate.tracking.client import PARENT_REF_TAG, TrackingClient
 from ablate.tracking.config import (
     EXPERIMENT_ID_ENV,
     RUN_ID_ENV,
@@ -179,7 +179,7 @@ class MlflowTracker:
             **{f"ablate.version.{k}": v for k, v in package_versions().items()},
         }
         if is_local_ref(self.parent_run_id or ""):
-            tags["ablate.parent_ref"] = tags.pop("mlflow.parentRunId")
+            tags[PARENT_REF_TAG] = tags.pop("mlflow.parentRunId")
         child = self.client.create_run(
             self.experiment_id or "",
             run_name=run.label or run.spec.run_id,

@@ -1,0 +1,82 @@
+"""Tracking with no server at all: nothing fails, everything is spooled, sync sends it later."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from conftest import make_sweep
+from mlflow import MlflowClient
+
+from ablate.execution.inline import InlineExecutor
+from ablate.orchestrate.orchestrator import run_sweep
+from ablate.tracking.mlflow_tracker import MlflowTracker
+from ablate.tracking.spool import pending_files
+from ablate.tracking.sync import spool_dir_of, sync
+from ablate.tracking.ui import free_port
+
+TOKEN = "hf_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5"
+
+
+def test_server_down_from_the_start_then_sync(tmp_path, store, sqlite_uri, monkeypatch):
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setattr(sys, "argv", ["ablate", "sweep", "x.yaml", f"--token={TOKEN}"])
+    sweep = make_sweep(tmp_path, "offline", seeds=(0, 1), steps=5, fail_attempts=1)
+    tracker = MlflowTracker(store.root, dead)
+    result = run_sweep(
+        sweep,
+        executor=InlineExecutor(store, device="cpu"),
+        store=store,
+        tracker=tracker,
+        retries=1,
+        install_signal_handlers=False,
+    )
+    assert result.exit_code == 0
+    spool = spool_dir_of(store.root)
+    [spool_file] = pending_files(spool)
+    ops = [json.loads(line)["op"] for line in spool_file.read_text().splitlines()]
+    assert ops.count("create_experiment") == 1
+    assert ops.count("create_run") == 3  # parent + one child per run id, despite the retries
+    assert TOKEN not in spool_file.read_text()
+
+    done = sync(store.root, tracking_uri=sqlite_uri)
+    assert done.complete, done.errors
+    assert done.runs_created == 3
+    client = MlflowClient(tracking_uri=sqlite_uri)
+    exp = client.get_experiment_by_name("offline")
+    runs = client.search_runs([exp.experiment_id])
+    [parent] = [r for r in runs if r.data.tags.get("ablate.kind") == "sweep"]
+    children = [r for r in runs if "ablate.run_id" in r.data.tags]
+    assert len(children) == 2
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.data.tags["ablate.attempt"] == "2"
+        assert child.info.status == "FINISHED"
+        assert len(client.get_metric_history(child.info.run_id, "train/loss")) == 10
+    everything = json.dumps([[r.data.tags, r.data.params] for r in runs])
+    assert TOKEN not in everything and "***" in parent.data.tags["ablate.command"]
+    assert sync(store.root, tracking_uri=sqlite_uri).files == 0
+
+
+def test_secrets_never_reach_params_or_tags(tmp_path, store, sqlite_uri, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "supersecretvalue")
+    monkeypatch.setattr(sys, "argv", ["ablate", "sweep", f"--hf-token={TOKEN}"])
+    sweep = make_sweep(tmp_path, "sec", seeds=(0,), steps=2)
+    run_sweep(
+        sweep,
+        executor=InlineExecutor(store, device="cpu"),
+        store=store,
+        tracker=MlflowTracker(store.root, sqlite_uri),
+        install_signal_handlers=False,
+    )
+    client = MlflowClient(tracking_uri=sqlite_uri)
+    exp = client.get_experiment_by_name("sec")
+    runs = client.search_runs([exp.experiment_id])
+    text = json.dumps([[r.data.tags, r.data.params] for r in runs])
+    assert TOKEN not in text and "supersecretvalue" not in text
+    child = next(r for r in runs if "ablate.run_id" in r.data.tags)
+    local = client.download_artifacts(child.info.run_id, "spec.json", str(tmp_path / "dl"))
+    with open(local) as fh:
+        assert TOKEN not in fh.read()

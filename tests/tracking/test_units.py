@@ -1,0 +1,200 @@
+"""Pieces of tracking on their own: secrets, batching, spool replay, the worker sink, the UI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.request
+
+import pytest
+from mlflow import MlflowClient
+
+from ablate.tracking.batching import batches
+from ablate.tracking.config import (
+    default_tracking_uri,
+    flatten_params,
+    is_secret_key,
+    redact_tree,
+    redact_value,
+    resolve_tracking_uri,
+)
+from ablate.tracking.spool import Spool, pending_files, replay
+from ablate.tracking.ui import launch_ui
+from ablate.tracking.worker_sink import STREAM_MARKER, MlflowMetricSink, sink_from_env
+
+
+@pytest.mark.parametrize(
+    "key,secret",
+    [
+        ("HF_TOKEN", True),
+        ("data.api_key", True),
+        ("AWS_SECRET", True),
+        ("db_password", True),
+        ("GITHUB_TOKEN", True),
+        ("eval.max_new_tokens", False),
+        ("adapter.dim", False),
+        ("model.llm_path", False),
+        ("keys", False),
+    ],
+)
+def test_secret_keys(key, secret):
+    assert is_secret_key(key) is secret
+
+
+def test_redaction_of_values_and_trees():
+    assert redact_value("url https://bob:pw@host/x") == "url https://***@host/x"
+    assert redact_value("tok hf_abcdefghijklmnopqrstuvwxyz") == "tok ***"
+    tree = {"data": {"path": "/d", "api_key": "k"}, "train": {"lr": 1.0}}
+    assert redact_tree(tree) == {"data": {"path": "/d"}, "train": {"lr": 1.0}}
+    params = flatten_params({"a": {"b": 1, "c": [1, 2]}, "HF_TOKEN": "x", "s": "y" * 7000})
+    assert params == {"a.b": "1", "a.c": "[1, 2]", "s": "y" * 6000}
+
+
+def test_tracking_uri_resolution(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert default_tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    assert resolve_tracking_uri(None, tmp_path).endswith("/mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert resolve_tracking_uri(None, tmp_path) == "http://127.0.0.1:5000"
+    assert resolve_tracking_uri("http://other:1", tmp_path) == "http://other:1"
+
+
+def test_batches_respect_mlflow_limits():
+    metrics = [(f"m{i % 7}", float(i), 0, i) for i in range(2500)]
+    params = {f"p{i}": "v" for i in range(150)}
+    tags = {f"t{i}": "v" for i in range(10)}
+    chunks = list(batches(metrics, params, tags))
+    assert all(len(m) <= 1000 and len(p) <= 100 and len(t) <= 100 for m, p, t in chunks)
+    assert all(len(m) + len(p) + len(t) <= 1000 for m, p, t in chunks)
+    assert sum(len(m) for m, _, _ in chunks) == 2500
+    assert sum(len(p) for _, p, _ in chunks) == 150
+    assert list(batches([], {}, {})) == [([], {}, {})]
+
+
+def test_replay_is_resumable_and_never_repeats(tmp_path):
+    spool = Spool(tmp_path / "spool", "sqlite:///x.db")
+    spool.append("create_run", ref="local:r1", experiment="1", run_name="a", tags={})
+    for i in range(5):
+        spool.append("log_batch", run="local:r1", metrics=[["m", float(i), 0, i]])
+    applied = []
+    fail_at = {"n": 3}
+
+    def apply(uri, op, refs):
+        if op["op"] == "log_batch" and len(applied) == fail_at["n"]:
+            raise ConnectionError("down again")
+        applied.append(op["op"])
+        return "real1" if op["op"] == "create_run" else None
+
+    first = replay(tmp_path / "spool", apply)
+    assert not first.complete and len(applied) == 3
+    fail_at["n"] = -1
+    second = replay(tmp_path / "spool", apply)
+    assert second.complete and second.metrics == 3
+    assert applied == ["create_run"] + ["log_batch"] * 5  # each once
+    assert not pending_files(tmp_path / "spool")
+
+
+def test_worker_sink_resumes_a_run_by_id_in_batches(tmp_path, sqlite_uri, monkeypatch):
+    client = MlflowClient(tracking_uri=sqlite_uri)
+    exp = client.create_experiment("w", artifact_location=str(tmp_path / "art"))
+    run_id = client.create_run(exp).info.run_id
+    assert sink_from_env(tmp_path) is None  # no tracking in the environment
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri)
+    monkeypatch.setenv("ABLATE_MLFLOW_RUN_ID", run_id)
+    monkeypatch.setenv("ABLATE_TRACKING_SPOOL", str(tmp_path / "spool"))
+    sink = sink_from_env(tmp_path, attempt=3)
+    assert isinstance(sink, MlflowMetricSink) and sink.run_id == run_id
+    t0 = time.perf_counter()
+    for step in range(1200):
+        sink(step, {"loss": 1.0 / (step + 1), "bad": float("nan"), "text": "x"})
+    assert time.perf_counter() - t0 < 1.0  # the training thread only appends to a buffer
+    sink.close()
+    history = client.get_metric_history(run_id, "loss")
+    assert len(history) == 1200 and sink.sent == 1200 and sink.spooled == 0
+    assert client.get_run(run_id).data.metrics.keys() == {"loss"}
+    marker = json.loads((tmp_path / STREAM_MARKER).read_text())
+    assert marker["attempt"] == 3 and marker["run_id"] == run_id
+    assert not (tmp_path / "spool").exists()
+
+
+@pytest.mark.slow
+def test_real_ui_on_loopback_free_port(tmp_path, sqlite_uri):
+    ui = launch_ui(sqlite_uri, log_path=tmp_path / "ui.log")
+    try:
+        assert ui.url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(ui.url + "/health", timeout=5) as response:
+            assert response.status == 200
+        cmd = " ".join(ui.process.args)
+        assert "--host 127.0.0.1" in cmd and sqlite_uri in cmd
+    finally:
+        ui.stop()
+    assert ui.process.poll() is not None
+
+
+def test_ui_command_line_port_and_url(monkeypatch, sqlite_uri):
+    """What ``ablate ui`` starts, with a stand-in that answers /health on the chosen port."""
+    import http.server
+    import threading
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200 if self.path == "/health" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    started = {}
+
+    class FakeUi:
+        returncode = None
+
+        def __init__(self, cmd, **kw):
+            self.args = cmd
+            port = int(cmd[cmd.index("--port") + 1])
+            host = cmd[cmd.index("--host") + 1]
+            self.httpd = http.server.HTTPServer((host, port), Health)
+            threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+            started["cmd"] = cmd
+
+        def poll(self):
+            return self.returncode
+
+        def terminate(self):
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.returncode = 0
+
+        def wait(self, timeout=None):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", FakeUi)
+    ui = launch_ui(sqlite_uri)
+    cmd = started["cmd"]
+    assert cmd[1:4] == ["-m", "mlflow", "ui"]
+    assert cmd[cmd.index("--backend-store-uri") + 1] == sqlite_uri
+    assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
+    assert ui.url == f"http://127.0.0.1:{cmd[cmd.index('--port') + 1]}"
+    ui.stop()
+    assert ui.process.poll() == 0
+
+
+def test_ui_warns_loudly_when_not_on_loopback(monkeypatch, sqlite_uri):
+    class Exits:
+        returncode = 3
+
+        def __init__(self, cmd, **kw):
+            self.args = cmd
+
+        def poll(self):
+            return 3
+
+    monkeypatch.setattr(subprocess, "Popen", Exits)
+    with pytest.warns(UserWarning, match="not loopback"), pytest.raises(RuntimeError):
+        launch_ui(sqlite_uri, host="0.0.0.0")
+
+
+def test_ui_refuses_a_server_uri():
+    with pytest.raises(ValueError, match="tracking server"):
+        launch_ui("http://127.0.0.1:1")

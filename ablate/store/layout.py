@@ -5,7 +5,8 @@ never build paths by hand::
 
     runs/
       .store/records/<run_id>-<attempt:04d>-<status>-<uid8>.json   one file per attempt
-      .store/index.parquet                                          incremental index of records
+      .store/index.parquet                                          incremental index (DataFrame)
+      .store/summary.tsv                                            incremental index (planning)
       .store/claims/<run_id>.lock                                   who is running a run right now
       <sweep>/.lock                                                 the sweep lock
       <sweep>/<run_id>/spec.json, run.json, worker.log, progress.json, checkpoints ...
@@ -53,6 +54,14 @@ class RunsLayout:
     def index_path(self) -> Path:
         """Parquet index of the records already read (refreshed incrementally)."""
         return self.store_dir / "index.parquet"
+
+    @property
+    def summary_path(self) -> Path:
+        """Plain-text index of run id, attempt, status and sweep per record.
+
+        Planning reads only this, so ``ablate sweep`` and ``ablate status`` never import pyarrow.
+        """
+        return self.store_dir / "summary.tsv"
 
     @property
     def claims_dir(self) -> Path:

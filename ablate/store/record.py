@@ -13,7 +13,7 @@ import json
 import os
 import re
 import uuid
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -147,7 +147,10 @@ class AttemptRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able content (without the checksum)."""
-        data = asdict(self)
+        # shallow copies: asdict's deep copy is the slowest part of indexing 10,000 records
+        data = {name: getattr(self, name) for name in _FIELD_NAMES}
+        for name in ("axes", "spec", "metrics", "versions"):
+            data[name] = dict(data[name])
         data["status"] = self.status.value
         data["failure_kind"] = None if self.failure_kind is None else self.failure_kind.value
         return data
@@ -209,6 +212,9 @@ class AttemptRecord:
         os.replace(tmp, final)
         _fsync_dir(directory)
         return final
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(AttemptRecord))
 
 
 def _checksum(data: dict[str, Any]) -> str:

@@ -4,7 +4,10 @@ The store is the source of truth for reports. Writers (workers, the orchestrator
 files, atomically; nothing is rewritten in place, so several processes can write at once without
 locks. Readers keep a parquet index of the records they have already verified and read only the
 files that appeared since, which keeps planning against tens of thousands of records well under a
-second. A record that fails its checksum is reported with a warning and never used as a result.
+second. Two indexes are kept, each refreshed on its own: a plain-text summary (run id, attempt,
+status, sweep) that planning reads without importing pyarrow, and a parquet index of everything
+for the DataFrame. A record that fails its checksum is reported with a warning and never used as
+a result.
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ _SCALAR_COLUMNS = (
     "record_id",
 )
 _JSON_COLUMNS = ("axes", "metrics", "spec", "versions")
+
+
+_SUMMARY_HEADER = "#ablate-summary-v1\tfile\tvalid\trun_id\tattempt\tstatus\tsweep\terror"
 
 
 class CorruptRecordWarning(UserWarning):
@@ -134,17 +140,100 @@ class ResultsStore:
     def attempt_columns(self) -> dict[str, list[Any]]:
         """``run_id``, ``attempt``, ``status`` and ``sweep`` of every verified record, as lists.
 
-        The fast path for planning: reads four columns of the index, builds no objects.
+        The fast path for planning: a plain-text summary index refreshed with the record files
+        added since (read and verified once), no pyarrow, no objects per record.
         """
-        table = self.index_table(columns=["valid", "run_id", "attempt", "status", "sweep"])
-        valid = table.column("valid").to_pylist()
-        out = {}
-        for name in ("run_id", "attempt", "status", "sweep"):
-            values = table.column(name).to_pylist()
-            out[name] = (
-                values if all(valid) else [v for v, ok in zip(values, valid, strict=True) if ok]
-            )
+        rows = self._summary_rows()
+        out: dict[str, list[Any]] = {"run_id": [], "attempt": [], "status": [], "sweep": []}
+        for _file, valid, run_id, attempt, status, sweep, _error in rows:
+            if valid:
+                out["run_id"].append(run_id)
+                out["attempt"].append(attempt)
+                out["status"].append(status)
+                out["sweep"].append(sweep or None)
         return out
+
+    def _summary_rows(self) -> list[tuple[str, bool, str, int, str, str, str]]:
+        names = {n for n in self._list_files() if RECORD_NAME.match(n)}
+        rows = self._read_summary()
+        new = sorted(names - rows.keys())
+        gone = rows.keys() - names
+        for name in gone:
+            del rows[name]
+        for name in new:
+            rows[name] = self._summary_row(name)
+        if new or gone:
+            self._write_summary(rows)
+        bad = [(r[0], r[6]) for r in rows.values() if not r[1]]
+        for file_name, error in bad:
+            self._warn_once(file_name, error)
+        return list(rows.values())
+
+    def _summary_row(self, file_name: str) -> tuple[str, bool, str, int, str, str, str]:
+        parsed = RecordName.parse(file_name)
+        assert parsed is not None
+        try:
+            record = self._verified(file_name, parsed)
+        except CorruptRecordError as exc:
+            error = " ".join(str(exc).split())  # one line, no tabs
+            return (file_name, False, parsed.run_id, parsed.attempt, parsed.status.value, "", error)
+        return (
+            file_name,
+            True,
+            record.run_id,
+            record.attempt,
+            record.status.value,
+            record.sweep or "",
+            "",
+        )
+
+    def _read_summary(self) -> dict[str, tuple[str, bool, str, int, str, str, str]]:
+        try:
+            text = self.layout.summary_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return {}
+        lines = text.split("\n")
+        if not lines or lines[0] != _SUMMARY_HEADER:
+            return {}
+        rows = {}
+        for line in lines[1:]:
+            parts = line.split("\t")
+            if len(parts) != 7:
+                continue  # a torn line cannot happen (atomic rename); skip rather than trust
+            file_name, valid, run_id, attempt, status, sweep, error = parts
+            rows[file_name] = (file_name, valid == "1", run_id, int(attempt), status, sweep, error)
+        return rows
+
+    def _write_summary(self, rows: dict[str, tuple[str, bool, str, int, str, str, str]]) -> None:
+        path = self.layout.summary_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = [_SUMMARY_HEADER]
+        for file_name, valid, run_id, attempt, status, sweep, error in rows.values():
+            lines.append(
+                f"{file_name}\t{int(valid)}\t{run_id}\t{attempt}\t{status}\t{sweep}\t{error}"
+            )
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text("\n".join(lines), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def _verified(self, file_name: str, parsed: RecordName) -> AttemptRecord:
+        record = AttemptRecord.read(self.layout.records_dir / file_name)
+        if (record.run_id, record.attempt, record.status) != (
+            parsed.run_id,
+            parsed.attempt,
+            parsed.status,
+        ):
+            raise CorruptRecordError(f"{file_name}: content does not match the file name")
+        return record
+
+    def _warn_once(self, file_name: str, error: str) -> None:
+        if file_name not in self._warned:
+            self._warned.add(file_name)
+            warnings.warn(
+                f"ignoring corrupt record {self.layout.records_dir / file_name}: {error}",
+                CorruptRecordWarning,
+                stacklevel=4,
+            )
 
     def records(self) -> list[AttemptRecord]:
         """Every verified record, read in full (slower than :meth:`dataframe`; for tools)."""
@@ -237,13 +326,7 @@ class ResultsStore:
             valid=False,
         )
         try:
-            record = AttemptRecord.read(self.layout.records_dir / file_name)
-            if (record.run_id, record.attempt, record.status) != (
-                parsed.run_id,
-                parsed.attempt,
-                parsed.status,
-            ):
-                raise CorruptRecordError(f"{file_name}: content does not match the file name")
+            record = self._verified(file_name, parsed)
         except CorruptRecordError as exc:
             row["error"] = str(exc)
             return row
@@ -293,13 +376,8 @@ class ResultsStore:
         files = table.column("file").to_pylist()
         errors = table.column("error").to_pylist()
         for ok, file_name, error in zip(valid, files, errors, strict=True):
-            if not ok and file_name not in self._warned:
-                self._warned.add(file_name)
-                warnings.warn(
-                    f"ignoring corrupt record {self.layout.records_dir / file_name}: {error}",
-                    CorruptRecordWarning,
-                    stacklevel=3,
-                )
+            if not ok:
+                self._warn_once(file_name, error)
 
     def _read_verified(self, path: Path) -> AttemptRecord | None:
         try:

@@ -153,8 +153,24 @@ def test_index_drops_deleted_records_and_survives_damage(tmp_path):
     gone.unlink()
     assert [s.run_id for s in store.summaries()] == ["aaaaaaaaaaaa"]
     store.layout.index_path.write_bytes(b"not parquet")
+    store.layout.summary_path.write_text("garbage\tline\n")
     assert [s.run_id for s in store.summaries()] == ["aaaaaaaaaaaa"]
+    assert store.dataframe()["run_id"].tolist() == ["aaaaaaaaaaaa"]
     assert keep.exists()
+
+
+def test_planning_never_imports_pyarrow(tmp_path):
+    import subprocess
+    import sys
+
+    store = ResultsStore(tmp_path)
+    store.write(make_record("aaaaaaaaaaaa"))
+    code = (
+        "import sys; from ablate.store import ResultsStore;"
+        f"s = ResultsStore({str(tmp_path)!r}); assert len(s.summaries()) == 1;"
+        "assert 'pyarrow' not in sys.modules and 'pandas' not in sys.modules, 'imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_next_attempt_and_attempts_of(tmp_path):

@@ -149,3 +149,15 @@ def test_writing_a_twin_leaves_the_global_rng_alone(tmp_path, monkeypatch):
     twin_vision_file("tiny-clip")  # written now, from its own seed
     twin_llm_dir("tiny-llama")
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_twins_are_the_same_on_every_machine(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    first = load_file(twin_llm_dir("tiny-llama2") / "model.safetensors")
+    first_vit = read_state_dict(twin_vision_file("tiny-diht"))
+    monkeypatch.setenv("ABLATE_TWIN_DIR", str(tmp_path / "other-machine"))
+    again = load_file(twin_llm_dir("tiny-llama2") / "model.safetensors")
+    again_vit = read_state_dict(twin_vision_file("tiny-diht"))
+    assert first.keys() == again.keys() and all(torch.equal(first[k], again[k]) for k in first)
+    assert all(torch.equal(first_vit[k], again_vit[k]) for k in first_vit)

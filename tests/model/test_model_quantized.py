@@ -47,3 +47,22 @@ def test_random_real_shape_builder_matches_the_meta_count_on_a_twin():
     out = mm(ids, torch.ones_like(ids), ids, torch.randn(2, 3, 64, 64), torch.tensor([True, True]))
     out.loss.backward()
     assert torch.isfinite(out.loss)
+
+
+def test_bf16_backbones_train_fp32_adapters():
+    spec = ModelSpec(llm="tiny-llama", vision="tiny-clip", precision="bf16")
+    mm = build_multimodal_model(spec, {"name": "router"})
+    assert next(mm.visual.parameters()).dtype == torch.bfloat16 == mm.llm_dtype
+    assert all(p.dtype == torch.float32 for _, p in mm.trainable_named_parameters())
+    ids, mask, labels = text_batch(mm.tokenizer, ["Question: Select the solid. Response: C", "Hi"])
+    out = mm(ids, mask, labels, torch.randn(2, 3, 64, 64), torch.tensor([True, False]))
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and out.logits.dtype == torch.bfloat16
+    ups = [
+        p.grad
+        for n, p in mm.trainable_named_parameters()
+        if n.startswith("visual.") and "conv_B" in n
+    ]
+    assert ups and all(
+        g is not None and g.dtype == torch.float32 and g.abs().sum() > 0 for g in ups
+    )

@@ -140,9 +140,15 @@ class LocalExecutor:
     def worker_env(self, slot: Slot, request: AttemptRequest) -> dict[str, str]:
         """The environment of the worker for ``request`` in ``slot``."""
         env = dict(os.environ)
+        # A source checkout (editable install, or a script run from the repo) must be importable
+        # by the worker too; an installed package is already, and its site-packages must not be
+        # put ahead of the standard library through PYTHONPATH.
         source_root = str(Path(ablate.__file__).resolve().parent.parent)
-        paths = [source_root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+        paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        if Path(source_root).name not in ("site-packages", "dist-packages"):
+            paths.insert(0, source_root)
+        if paths:
+            env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
         threads = self.threads_per_job if slot.kind == "cpu" else None
         env.update(slot.env(threads))
         env.update(self.env)

@@ -271,7 +271,8 @@ class MultimodalModel(nn.Module):
         """Sample answers for left-padded prompts ``[BOS, prompt]``, batched with a KV cache.
 
         ``temperature <= 0`` decodes greedily. Returns the decoded new text of every sample
-        (up to its EOS, special tokens skipped).
+        (up to its EOS, special tokens skipped). Call ``eval()`` first: the mode is left as is,
+        and adapter dropout is active in training mode.
         """
         if self.tokenizer is None:
             raise ValueError("generate needs a tokenizer (this model was built on the meta device)")

@@ -9,14 +9,16 @@ questions are as learnable as they can be while keeping ScienceQA's three contex
   model only has to map what it sees to a letter.
 * image + hint questions (TXT and IMG overlap, as in the real data): the hint names the object,
   the picture gives the answer.
-* text-context questions (TXT, no image): the answer is only in the hint.
+* text-context questions (TXT, no image): the answer follows only from the hint, through a cue
+  word that is not among the options ("took the cup from the freezer" -> cold), so reading the
+  hint is a bag-of-words feature a tiny frozen model can pick up.
 * no-context questions (NO): fixed facts, answerable from the question alone.
 
 Templates are spread over the three subjects and grades over both bands, so all eight columns of
 the paper tables have questions. Texts are short (prompts of roughly 40-80 tokens); the lecture
-is empty and the solution is "It is <answer>.", so QCM-ALE targets are about a dozen tokens and
-the loss is not spent on explanation text the tiny model cannot use. Output is deterministic in the
-:class:`~ablate.data.spec.SyntheticSpec` (byte-identical files for the same spec).
+is empty and the solution is the answer word ("Cold."), so QCM-ALE targets are about ten tokens
+and the loss is not spent on explanation text the tiny model cannot use. Output is deterministic
+in the :class:`~ablate.data.spec.SyntheticSpec` (byte-identical files for the same spec).
 """
 
 from __future__ import annotations
@@ -135,37 +137,38 @@ def image_hint_object(rng: random.Random, size: int) -> Item:
 
 
 def text_temperature(rng: random.Random, size: int) -> Item:
-    """Natural science, hint only: whether something felt hot or cold."""
+    """Natural science, hint only: the hint says where a thing was; hot or cold follows."""
     answer = rng.randrange(2)
-    name, thing = rng.choice(NAMES), rng.choice(("pot", "stone", "spoon", "glass"))
-    word = ("hot", "cold")[answer]
+    name, thing = rng.choice(NAMES), rng.choice(("pot", "stone", "spoon", "cup"))
+    place = rng.choice((("stove", "oven", "fire"), ("freezer", "snow", "fridge"))[answer])
     return Item(
         f"Was the {thing} hot or cold?", ("hot", "cold"), answer,
-        f"{name} touched the {thing}. It felt {word}.", "natural science", "physics",
+        f"{name} took the {thing} from the {place}.", "natural science", "physics",
         "Compare temperatures",
     )  # fmt: skip
 
 
-def text_direction(rng: random.Random, size: int) -> Item:
-    """Social science, hint only: where someone lives (4 choices, fixed order)."""
-    places = ("north", "south", "east", "west")
-    answer = rng.randrange(len(places))
+def text_job(rng: random.Random, size: int) -> Item:
+    """Social science, hint only: where someone works tells their job (4 choices, fixed order)."""
+    jobs = ("doctor", "farmer", "teacher", "baker")
+    places = ("hospital", "farm", "school", "bakery")
+    answer = rng.randrange(len(jobs))
     name = rng.choice(NAMES)
     return Item(
-        f"Where in the town does {name} live?", places, answer,
-        f"{name} lives in the {places[answer]} of the town.", "social science", "geography",
-        "Read about places",
+        f"What is {name}'s job?", jobs, answer, f"{name} works at the {places[answer]}.",
+        "social science", "economics", "Identify jobs",
     )  # fmt: skip
 
 
-def text_word(rng: random.Random, size: int) -> Item:
-    """Language science, hint only: which word is written in the box (3 choices)."""
-    words = ("cat", "dog", "sun")
-    answer = rng.randrange(len(words))
+def text_feeling(rng: random.Random, size: int) -> Item:
+    """Language science, hint only: what someone did tells how they feel (3 choices)."""
+    feelings = ("happy", "sad", "angry")
+    actions = (("smiled", "laughed"), ("cried", "wept"), ("yelled", "shouted"))
+    answer = rng.randrange(len(feelings))
+    name = rng.choice(NAMES)
     return Item(
-        "Which word is written in the box?", words, answer,
-        f"The box has the word {words[answer]} on it.", "language science", "reading",
-        "Read a word",
+        f"How does {name} feel?", feelings, answer, f"{name} {rng.choice(actions[answer])}.",
+        "language science", "reading", "Infer feelings",
     )  # fmt: skip
 
 
@@ -199,8 +202,8 @@ TEMPLATES: tuple[tuple[Template, float], ...] = (
     (image_warm_cool, 0.10),
     (image_hint_object, 0.10),
     (text_temperature, 0.10),
-    (text_direction, 0.10),
-    (text_word, 0.10),
+    (text_job, 0.10),
+    (text_feeling, 0.10),
     (no_context_fact, 0.25),
 )
 """Templates and their shares: 45% with an image, 40% with a hint, 25% with neither."""
@@ -240,7 +243,7 @@ def render_dataset(out: Path, spec: SyntheticSpec) -> None:
                 "category": item.topic.capitalize(),
                 "skill": item.skill,
                 "lecture": "",
-                "solution": f"It is {item.choices[item.answer]}.",
+                "solution": item.choices[item.answer].capitalize() + ".",
                 "split": split,
             }
             if item.image is not None:

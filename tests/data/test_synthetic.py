@@ -98,13 +98,10 @@ def test_colour_questions_are_answerable_from_the_picture(dataset):
 
 def test_answers_are_spread_over_letters_within_templates(dataset):
     problems = load_scienceqa(dataset, "train")
-    for question in (
-        "What color is the shape in the picture?",
-        "Which word is written in the box?",
-    ):
-        counts = Counter(p.answer for p in problems if p.question == question)
-        n_choices = len(next(p.choices for p in problems if p.question == question))
-        assert len(counts) == n_choices
+    for template in ("What color is the shape in the picture?", "What is NAME's job?"):
+        chosen = [p for p in problems if anonymise(p.question) == template]
+        counts = Counter(p.answer for p in chosen)
+        assert len(counts) == len(chosen[0].choices)
         assert min(counts.values()) >= 0.4 * max(counts.values())
 
 

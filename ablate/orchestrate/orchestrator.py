@@ -20,59 +20,27 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ablate.execution.attempt import STOP_REASON_FILE, write_atomic, write_run_files
 from ablate.execution.base import AttemptRequest, Executor, JobHandle
 from ablate.orchestrate.claims import RunClaim, claim_holder, try_claim
 from ablate.orchestrate.lock import SweepLock
+from ablate.orchestrate.outcomes import SweepResult, lost_attempt_record
 from ablate.orchestrate.plan import DEFAULT_RETRIES, Plan, PlanEntry, RunState, make_plan
 from ablate.orchestrate.progress import NullProgress, RunningView, SweepProgress, SweepStatus
 from ablate.orchestrate.signals import StopSignals
 from ablate.orchestrate.tracker import NullTracker, Tracker
-from ablate.store.provenance import git_env, git_state, host_name, package_versions
+from ablate.store.provenance import git_env
 from ablate.store.record import AttemptRecord, AttemptStatus, FailureKind
 from ablate.store.results_store import ResultsStore
 
 if TYPE_CHECKING:
     from ablate.spec.sweep import Sweep
 
-EXIT_OK = 0
-EXIT_INCOMPLETE = 1
-EXIT_INTERRUPTED = 130
 DEFAULT_GRACE_S = 30.0
 DEFERRED_RECHECK_S = 1.0
-
-
-@dataclass
-class SweepResult:
-    """What a sweep invocation did.
-
-    Attributes:
-        sweep: the sweep's name.
-        plan: the plan it started from.
-        records: the records of the attempts it ran, in the order they ended.
-        not_done: run ids still not done at the end (failed, exhausted, cancelled, held).
-        interrupted: whether SIGINT/SIGTERM stopped it.
-    """
-
-    sweep: str
-    plan: Plan
-    records: list[AttemptRecord] = field(default_factory=list)
-    not_done: list[str] = field(default_factory=list)
-    interrupted: bool = False
-
-    def count(self, status: AttemptStatus) -> int:
-        """Attempts of this invocation that ended with ``status``."""
-        return sum(r.status is status for r in self.records)
-
-    @property
-    def exit_code(self) -> int:
-        """0 when every run is done, 130 after an interrupt, 1 otherwise."""
-        if self.interrupted:
-            return EXIT_INTERRUPTED
-        return EXIT_INCOMPLETE if self.not_done else EXIT_OK
 
 
 @dataclass
@@ -84,19 +52,6 @@ class _Active:
     deadline: float | None
     stop_kind: FailureKind | None = None  # why the orchestrator stopped it, if it did
     stop_sent_at: float | None = None
-
-
-def _describe_exit(returncode: int | None) -> str:
-    if returncode is None:
-        return "an unknown status"
-    if returncode < 0:
-        import signal
-
-        try:
-            return f"signal {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"signal {-returncode}"
-    return f"exit code {returncode}"
 
 
 def _held_message(run_id: str, holder: dict[str, object]) -> str:
@@ -290,42 +245,19 @@ class _SweepLoop:
         self, active: _Active, returncode: int | None, log_tail: str
     ) -> AttemptRecord:
         """The worker died without a record: write one so the attempt is never lost."""
-        how = _describe_exit(returncode)
-        if active.stop_kind is FailureKind.CANCELLED:
-            status, kind = AttemptStatus.CANCELLED, FailureKind.CANCELLED
-            reason = f"stopped by the orchestrator ({self.stop.signal_name}); worker ended by {how}"
-        elif active.stop_kind is FailureKind.TIMEOUT:
-            status, kind = AttemptStatus.FAILED, FailureKind.TIMEOUT
-            reason = f"ran past the {self.timeout_s:g}s timeout; worker ended by {how}"
-        else:
-            status, kind = AttemptStatus.FAILED, FailureKind.KILLED
-            reason = f"worker ended by {how} without writing a record"
-            if returncode == -9:
-                reason += " (nobody here sent it: the kernel's OOM killer is the usual suspect)"
-        if log_tail.strip():
-            reason += "\n--- log tail ---\n" + log_tail.strip()[-3000:]
-        spec = active.entry.run.spec
-        git = git_state()
-        record = AttemptRecord(
-            run_id=active.entry.run_id,
+        record = lost_attempt_record(
+            active.entry.run,
             sweep=self.sweep.name,
             attempt=active.attempt,
-            status=status,
-            failure_kind=kind,
-            failure_reason=reason,
-            job=spec.job,
-            seed=spec.seed,
-            axes=dict(active.entry.run.axes),
-            spec=spec.to_dict(),
+            stopped_for=active.stop_kind,
+            returncode=returncode,
+            log_tail=log_tail,
             started_at=active.handle.started_at,
-            ended_at=time.time(),
-            git_sha=git.sha,
-            git_dirty=git.dirty,
-            versions=package_versions(),
-            host=host_name(),
-            device=getattr(getattr(active.handle, "slot", None), "label", None),
+            run_dir=active.handle.request.run_dir,
+            slot=getattr(getattr(active.handle, "slot", None), "label", None),
             executor=self.executor.name,
-            run_dir=str(active.handle.request.run_dir),
+            signal_name=self.stop.signal_name,
+            timeout_s=self.timeout_s,
         )
         self.store.write(record)
         return record

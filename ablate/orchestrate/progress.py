@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ablate.orchestrate.orchestrator import SweepResult
+    from ablate.orchestrate.outcomes import SweepResult
     from ablate.orchestrate.plan import Plan, PlanEntry
     from ablate.store.record import AttemptRecord
 

@@ -26,6 +26,7 @@ from ablate.evaluation.answers import parse_answer, resolve_unparseable
 from ablate.evaluation.predictions import PredictionRecord, write_predictions_jsonl
 from ablate.evaluation.scoring import COLUMNS, accuracy_table
 from ablate.evaluation.spec import EvalSpec
+from ablate.jobs.context import JobCancelled
 from ablate.train.batches import Example, ImageLoader, collate_prompts
 
 
@@ -72,6 +73,7 @@ def evaluate_split(
     autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
     max_questions: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SplitEvaluation:
     """Generate, parse and score answers for ``problems``.
 
@@ -87,6 +89,8 @@ def evaluate_split(
         autocast: factory of the forward's autocast context (None: no autocast).
         max_questions: evaluate only this prefix of ``problems`` (None: ``spec.max_questions``).
         progress: called with ``(done, total)`` after every batch.
+        should_stop: polled after every batch; when it returns True, :class:`JobCancelled` is
+            raised (the caller's last checkpoint makes the next attempt start evaluating again).
     """
     import time
 
@@ -123,6 +127,8 @@ def evaluate_split(
                 raw[example.pid] = text
             if progress is not None:
                 progress(min(start_i + spec.batch_size, len(order)), len(order))
+            if should_stop is not None and should_stop():
+                raise JobCancelled(f"stopped while evaluating {split}")
     finally:
         model.train(was_training)
     rng = random.Random(seed)

@@ -94,19 +94,17 @@ def scale_mmt(sections: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def describe_mmt(spec: Any) -> dict[str, Any]:
-    """Plan columns: trainable parameters and an estimate of peak GPU memory (no allocation)."""
-    from ablate.model.multimodal import count_trainable_parameters, estimate_gpu_memory_gib
+    """Plan columns: trainable parameters and a peak-GPU-memory estimate (meta device, no weights).
+
+    Uses the run's own micro-batch and ``max_seq_len`` (an upper bound: batches are length-grouped,
+    not padded to it).
+    """
+    from ablate.model.sizing import describe_model
 
     cfg: MmtConfig = spec.config
-    return {
-        "trainable_params": count_trainable_parameters(cfg.model, cfg.adapter),
-        "gpu_mem_gib": round(
-            estimate_gpu_memory_gib(
-                cfg.model, cfg.adapter, cfg.train.batch_size, cfg.data.max_seq_len
-            ),
-            1,
-        ),
-    }
+    return describe_model(
+        cfg.model, cfg.adapter, batch_size=cfg.train.batch_size, seq_len=cfg.data.max_seq_len
+    )
 
 
 register_job(

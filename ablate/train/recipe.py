@@ -331,6 +331,7 @@ class MmtRecipe:
             progress=lambda done, total: self.ctx.report_progress(
                 done, total, phase=f"eval-{split}"
             ),
+            should_stop=self.ctx.should_stop,
         )
 
     def evaluate(self) -> dict[str, float]:

@@ -170,3 +170,25 @@ def test_killed_orchestrator_leaves_no_orphans_and_rerun_completes(tmp_path):
     records = assert_one_success_each(runs, path)
     assert {r.status.value for r in records} <= {"success", "cancelled"}
     assert_clean(runs)
+
+
+def test_two_sweeps_sharing_runs_run_each_once(tmp_path):
+    runs = tmp_path / "runs"
+    one = quick_file(tmp_path, "one", seeds=4, steps=20, sleep_per_step=0.05)
+    two = sweep_file(
+        tmp_path,
+        "two",
+        "base:\n  job: quick-fit\n  fit:\n    steps: 20\n    sleep_per_step: 0.05\n"
+        "seeds: [2, 3, 1, 0, 4]\n",
+    )
+    first = start_driver(one, runs, "--slots", "2")
+    second = start_driver(two, runs, "--slots", "2")
+    out_one, _ = first.communicate(timeout=120)
+    out_two, _ = second.communicate(timeout=120)
+    assert first.returncode == 0, out_one
+    assert second.returncode == 0, out_two
+    records = ResultsStore(runs).records()
+    successes = Counter(r.run_id for r in records if r.status.value == "success")
+    assert len(successes) == 5 and set(successes.values()) == {1}, successes
+    assert len(records) == 5  # nobody ran a run another sweep was running or had done
+    assert_clean(runs)

@@ -26,9 +26,16 @@ def _outputs(llm, visual, embeds, images, taps):
         return logits, cls_taps(visual, images, taps)
 
 
-CASES = [(cfg, placement) for cfg in ALL_ADAPTERS for placement in PLACEMENTS[:2]] + [
-    (cfg, placement) for cfg in ALL_ADAPTERS[2:4] for placement in PLACEMENTS[2:]
-]
+# every adapter before attention (both towers); both sites and one-tower placements for a few
+CASES = (
+    [(cfg, PLACEMENTS[0]) for cfg in ALL_ADAPTERS]
+    + [
+        (cfg, PLACEMENTS[1])
+        for cfg in ALL_ADAPTERS
+        if cfg["name"] in ("bottleneck", "router", "lora_rep")
+    ]
+    + [(cfg, placement) for cfg in ALL_ADAPTERS[2:4] for placement in PLACEMENTS[2:]]
+)
 
 
 @pytest.mark.parametrize(

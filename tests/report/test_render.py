@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import REPO, fill_store
+from report_store import REPO, fill_store
 
 from ablate.report.build import render_report, resolve_targets
 from ablate.report.render import latex_document, to_latex
@@ -189,13 +189,13 @@ MULTI_SEED_REPORT = """
 
 
 def test_multi_seed_rows_use_paired_bootstrap(tmp_path, runs_root, monkeypatch):
-    import conftest
+    import report_store
 
     (tmp_path / "sweeps").mkdir()
     (tmp_path / "sweeps/seeds.yaml").write_text(textwrap.dedent(MULTI_SEED_SWEEP))
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports/seeds.yaml").write_text(textwrap.dedent(MULTI_SEED_REPORT))
-    monkeypatch.setattr(conftest, "SWEEPS", tmp_path / "sweeps")
+    monkeypatch.setattr(report_store, "SWEEPS", tmp_path / "sweeps")
     fill_store(runs_root, "seeds.yaml", n_questions=300)
     [out] = render_report(
         tmp_path / "sweeps/seeds.yaml",
@@ -214,11 +214,11 @@ def test_multi_seed_rows_use_paired_bootstrap(tmp_path, runs_root, monkeypatch):
 
 
 def test_sweep_without_report_spec_gives_a_plain_table(tmp_path, runs_root, monkeypatch):
-    import conftest
+    import report_store
 
     (tmp_path / "sweeps").mkdir()
     (tmp_path / "sweeps/seeds.yaml").write_text(textwrap.dedent(MULTI_SEED_SWEEP))
-    monkeypatch.setattr(conftest, "SWEEPS", tmp_path / "sweeps")
+    monkeypatch.setattr(report_store, "SWEEPS", tmp_path / "sweeps")
     fill_store(runs_root, "seeds.yaml", scale="tiny", predictions=False)
     [out] = render_report(
         tmp_path / "sweeps/seeds.yaml",

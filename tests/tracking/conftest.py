@@ -1,15 +1,13 @@
-"""Fixtures for tracking tests: a numpy job, sweep files, a real SQLite MLflow store."""
+"""Fixtures for tracking tests: worker environment, runs root, a real SQLite MLflow store."""
 
 from __future__ import annotations
 
 import os
-import textwrap
 from pathlib import Path
 
 import pytest
 import track_job  # noqa: F401  (registers track-fit in this process)
 
-from ablate.spec.sweep import load_sweep
 from ablate.store.results_store import ResultsStore
 
 HERE = Path(__file__).resolve().parent
@@ -55,12 +53,3 @@ def sqlite_uri(tmp_path, sqlite_template) -> str:
     db = tmp_path / "mlflow.db"
     shutil.copy(sqlite_template, db)
     return f"sqlite:///{db}"
-
-
-def make_sweep(tmp_path: Path, name: str = "trk", *, seeds=(0, 1, 2), **fit):
-    lines = "".join(f"    {k}: {v}\n" for k, v in fit.items())
-    body = f"name: {name}\nbase:\n  job: track-fit\n" + (f"  fit:\n{lines}" if lines else "")
-    body += f"seeds: [{', '.join(map(str, seeds))}]\n"
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(textwrap.dedent(body))
-    return load_sweep(path)

@@ -14,9 +14,9 @@ import threading
 import time
 
 import pytest
-from conftest import make_sweep
 from mlflow import MlflowClient
 from mlflow_server import MlflowServer
+from tracking_env import make_sweep
 
 from ablate.execution.inline import InlineExecutor
 from ablate.execution.local import LocalExecutor

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import make_sweep
 from mlflow import MlflowClient
+from tracking_env import make_sweep
 
 from ablate.execution.inline import InlineExecutor
 from ablate.orchestrate.orchestrator import run_sweep

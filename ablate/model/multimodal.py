@@ -117,6 +117,27 @@ class MultimodalModel(nn.Module):
                     raise ValueError(f"shape of {name!r}: saved {saved}, model {wanted}")
                 p.copy_(state[name].to(p.device, p.dtype))
 
+    def record(self) -> dict[str, Any]:
+        """What was built, for the run's provenance: presets, transform, taps, sizes."""
+        preset = get_vision_preset(self.spec.vision)
+        return {
+            "llm": self.spec.llm,
+            "llm_source": str(getattr(self.llm, "name_or_path", "") or "random"),
+            "llm_layers": int(self.llm.config.num_hidden_layers),
+            "llm_width": int(self.llm.config.hidden_size),
+            "precision": self.spec.precision,
+            "quantization": self.spec.quantization,
+            "vision": self.spec.vision,
+            "vision_open_clip_model": preset.model_name,
+            "vision_quick_gelu": preset.quick_gelu,
+            "image_size": preset.image_size,
+            "image_mean": list(preset.mean),
+            "image_std": list(preset.std),
+            "taps": [i + 1 for i in self.taps],
+            "adapter": self.adapter_config.name,
+            "trainable_params": sum(p.numel() for _, p in self.trainable_named_parameters()),
+        }
+
     def enable_gradient_checkpointing(self) -> None:
         """Recompute the frozen blocks' activations in the backward pass (less memory, ~30% slower).
 

@@ -139,6 +139,10 @@ def test_build_multimodal_model_end_to_end(llm, vision):
     out = mm(enc.input_ids, enc.attention_mask, enc.input_ids, image[None], torch.tensor([True]))
     assert torch.isfinite(out.loss)
     assert mm.tokenizer.pad_token is not None
+    record = mm.record()
+    assert record["vision"] == vision and record["image_size"] == 64
+    assert record["taps"] == ([4, 8] if vision == "tiny-clip" else [4, 8, 12])
+    assert record["trainable_params"] == sum(p.numel() for _, p in mm.trainable_named_parameters())
 
 
 def test_writing_a_twin_leaves_the_global_rng_alone(tmp_path, monkeypatch):

@@ -5,8 +5,16 @@ Sweep axes address spec fields by dotted path; these helpers are the one place t
 
 from __future__ import annotations
 
-import copy
 from typing import Any
+
+
+def copy_tree(tree: Any) -> Any:
+    """Copy nested dicts and lists (leaves shared): a fast ``deepcopy`` for YAML/JSON data."""
+    if isinstance(tree, dict):
+        return {k: copy_tree(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [copy_tree(v) for v in tree]
+    return tree
 
 
 def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -27,7 +35,7 @@ def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
                 f"{where!r} holds {child!r}, not a mapping, so {dotted!r} cannot be set"
             )
         node = child
-    node[parts[-1]] = copy.deepcopy(value)
+    node[parts[-1]] = copy_tree(value)
 
 
 def get_dotted(tree: dict[str, Any], dotted: str, default: Any = None) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
@@ -23,35 +23,45 @@ ID_SCHEME = "ablate-run-v1"
 RUN_ID_LENGTH = 12
 
 
-def _normalise(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return semantic_dict(value)
-    if isinstance(value, dict):
-        return {str(k): _normalise(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_normalise(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
-        return value
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return repr(value)
-        return float(repr(value))
-    return str(value)
+@cache
+def _nonsemantic_names(model_cls: type[BaseModel]) -> frozenset[str]:
+    return frozenset(n for n in model_cls.model_fields if is_nonsemantic(model_cls, n))
 
 
-def semantic_dict(model: BaseModel) -> dict[str, Any]:
-    """The fields of ``model`` that define what a run computes, recursively, as plain data."""
+def _strip(model: BaseModel, dumped: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``dumped`` (``model``'s JSON dump) without its non-semantic fields, recursively.
+
+    Leaves are shared, not copied: they are JSON scalars and lists of them.
+    """
+    skip = _nonsemantic_names(type(model))
     out: dict[str, Any] = {}
-    for name in type(model).model_fields:
-        if is_nonsemantic(type(model), name):
+    for name, value in dumped.items():
+        if name in skip:
             continue
-        out[name] = _normalise(getattr(model, name))
+        child = getattr(model, name, None)
+        out[name] = _strip(child, value) if isinstance(child, BaseModel) else value
     return out
 
 
+def semantic_dict(model: BaseModel, dumped: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The fields of ``model`` that define what a run computes, recursively, as JSON data.
+
+    Args:
+        model: a validated spec model.
+        dumped: ``model.model_dump(mode="json")`` if the caller already has it (saves a dump).
+    """
+    if dumped is None:
+        dumped = model.model_dump(mode="json")
+    return _strip(model, dumped)
+
+
 def canonical_json(data: dict[str, Any]) -> str:
-    """Compact JSON with sorted keys: the exact bytes that are hashed."""
-    return json.dumps(_normalise(data), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    """Compact JSON with sorted keys: the exact bytes that are hashed.
+
+    ``data`` must be JSON data as pydantic's ``mode="json"`` dump gives it: numbers were already
+    normalised by their field types (``1e-3`` and ``0.001`` are one float), tuples are lists.
+    """
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def run_id_of(semantic: dict[str, Any]) -> str:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from ablate.errors import SpecError, did_you_mean
 from ablate.jobs.registry import get_job, job_names
 from ablate.spec.base import SpecModel
-from ablate.spec.dotted import flatten
+from ablate.spec.dotted import copy_tree, flatten, get_dotted
 from ablate.spec.identity import run_id_of, semantic_dict
 
 #: Locates a dotted key in its source: ``locate("adapter.dim") -> (file, line)``.
@@ -44,13 +44,23 @@ class RunSpec:
     config: SpecModel
 
     @cached_property
+    def _dump(self) -> dict[str, Any]:
+        return {"job": self.job, "seed": self.seed, **self.config.model_dump(mode="json")}
+
+    @cached_property
     def run_id(self) -> str:
         """12 hex chars hashing the canonical semantic spec (paths and locations excluded)."""
-        return run_id_of({"job": self.job, "seed": self.seed, **semantic_dict(self.config)})
+        sections = {k: v for k, v in self._dump.items() if k not in TOP_LEVEL_KEYS}
+        semantic = semantic_dict(self.config, sections)
+        return run_id_of({"job": self.job, "seed": self.seed, **semantic})
 
     def to_dict(self) -> dict[str, Any]:
-        """Full nested spec, non-semantic fields included (what ``spec.json`` holds)."""
-        return {"job": self.job, "seed": self.seed, **self.config.model_dump(mode="json")}
+        """Full nested spec, non-semantic fields included (what ``spec.json`` holds); a copy."""
+        return copy_tree(self._dump)
+
+    def get(self, dotted: str, default: Any = None) -> Any:
+        """The value at a dotted key (``"adapter.dim"``), as JSON data, without copying."""
+        return get_dotted(self._dump, dotted, default)
 
     def to_json(self) -> str:
         """Canonical pretty JSON of :meth:`to_dict` with the run id beside it for humans."""
@@ -58,7 +68,7 @@ class RunSpec:
 
     def flat(self) -> dict[str, Any]:
         """Dotted keys -> values (``{"adapter.dim": 16, ...}``), for params and tables."""
-        return flatten(self.to_dict())
+        return flatten(self._dump)
 
 
 def _annotation_model(annotation: Any) -> type[BaseModel] | None:

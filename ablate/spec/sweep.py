@@ -31,7 +31,7 @@ from typing import Any
 
 from ablate.errors import SpecError, did_you_mean
 from ablate.jobs.registry import get_job
-from ablate.spec.dotted import flatten, get_dotted, set_dotted
+from ablate.spec.dotted import copy_tree, flatten, get_dotted, set_dotted
 from ablate.spec.run_spec import RunSpec, build_run_spec
 from ablate.spec.yaml_source import KeyPath, YamlSource, load_yaml
 
@@ -228,7 +228,7 @@ def _zip_points(layers: _Layered) -> list[tuple[dict[str, Any], dict[str, Origin
 
 
 def _apply_point(base: dict[str, Any], point: dict[str, Any], origin: Origin) -> dict[str, Any]:
-    spec = copy.deepcopy(base)
+    spec = copy_tree(base)
     for key, value in point.items():
         if key in POINT_META_KEYS:
             continue
@@ -236,7 +236,7 @@ def _apply_point(base: dict[str, Any], point: dict[str, Any], origin: Origin) ->
             if "." in key:
                 set_dotted(spec, key, value)
             else:
-                spec[key] = copy.deepcopy(value)
+                spec[key] = copy_tree(value)
         except TypeError as err:
             raise SpecError(str(err), file=origin[0], line=origin[1], key=key) from None
     return spec
@@ -324,19 +324,17 @@ def load_sweep(path: str | Path, *, scale: str | None = None) -> Sweep:
     for point, origins in points:
         merged = _apply_point(base, point, next(iter(origins.values()), (str(path), None)))
         if not any(_matches(merged, cond) for cond, _ in excludes):
-            kept.append((point, origins))
-    kept += includes
-    for point, origins in kept:
+            kept.append((point, origins, merged))
+    kept += [(p, o, _apply_point(base, p, next(iter(o.values())))) for p, o in includes]
+    for point, origins, merged in kept:
         for seed in seeds if seeds is not None else [None]:
-            full = dict(point)
-            if seed is not None:
-                full["seed"] = seed
-            spec = _build(layers, path, base, full, origins, scale, scale_over, scale_origin)
+            full = merged if seed is None else {**merged, "seed": seed}
+            spec = _build(layers, path, full, origins, scale, scale_over, scale_origin)
             if spec.run_id in seen:
                 continue
             seen.add(spec.run_id)
             label = point.get("label")
-            axes = {k: get_dotted(spec.to_dict(), k) for k in axis_keys}
+            axes = {k: spec.get(k) for k in axis_keys}
             planned.append(PlannedRun(spec=spec, axes=axes,
                                       label=str(label) if label is not None else None))
     if not planned:
@@ -347,10 +345,8 @@ def load_sweep(path: str | Path, *, scale: str | None = None) -> Sweep:
                  report=dict(layers.doc.get("report") or {}))
 
 
-def _build(layers: _Layered, path: Path, base: dict[str, Any], point: dict[str, Any],
-           origins: dict[str, Origin], scale: str | None, scale_over: dict[str, Any],
-           scale_origin: Origin) -> RunSpec:
-    merged = _apply_point(base, point, next(iter(origins.values()), (str(path), None)))
+def _build(layers: _Layered, path: Path, merged: dict[str, Any], origins: dict[str, Origin],
+           scale: str | None, scale_over: dict[str, Any], scale_origin: Origin) -> RunSpec:
     if scale is not None:
         job = merged.get("job")
         try:

@@ -7,7 +7,7 @@ enough that a report over thousands of records stays well under a second:
 
 * :func:`seed_bootstrap_ci`: 95% percentile interval of the mean over seeds (runs).
 * :func:`question_bootstrap`: resample the *questions* (columns of a seeds x questions 0/1 matrix)
-  and average over seeds, the interval a single-seed run still has.
+  and, with several seeds, the seeds too: the interval a single-seed run still has.
 * :func:`mcnemar_exact`: McNemar's test on per-question correctness of two single runs, exact
   two-sided binomial on the discordant pairs (valid at any count, small ones included).
 * :func:`paired_bootstrap_p`: paired bootstrap over questions for rows with several seeds.
@@ -32,7 +32,7 @@ class Interval:
 
     low: float
     high: float
-    method: str  # "seeds" or "questions"
+    method: str  # "seeds", "questions" or "seeds+questions"
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,33 @@ def _percentile_interval(boot: np.ndarray, method: str) -> Interval:
     return Interval(float(low), float(high), method)
 
 
+def _question_resample(correct: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
+    """(samples, S) accuracy (percent) of each run on ``samples`` resamples of the questions.
+
+    The runs share each resample (they answered the same questions). A question is one of at
+    most 2^S answer patterns across the runs, so the resample is drawn as multinomial counts of
+    the patterns: exact, and ``samples x patterns`` work instead of ``samples x questions``.
+
+    Args:
+        correct: (S, Q) 0/1 correctness of S runs on the same Q questions.
+        samples: bootstrap resamples.
+        rng: the random generator.
+    """
+    n_questions = correct.shape[1]
+    patterns, counts = np.unique(correct.T.astype(np.int8), axis=0, return_counts=True)  # (K, S)
+    draws = rng.multinomial(n_questions, counts / n_questions, size=samples)  # (B, K)
+    return draws @ patterns.astype(float) * (100.0 / n_questions)  # (B, S)
+
+
+def _seed_resample(per_run: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(B,) mean over a resample of the runs (columns) for each row; a single run is kept."""
+    n_runs = per_run.shape[1]
+    if n_runs == 1:
+        return per_run[:, 0]
+    weights = rng.multinomial(n_runs, np.full(n_runs, 1.0 / n_runs), size=per_run.shape[0])
+    return (weights * per_run).sum(axis=1) / n_runs  # (B,)
+
+
 def seed_bootstrap_ci(
     values: list[float], *, samples: int = BOOTSTRAP_SAMPLES, seed: int = DEFAULT_SEED
 ) -> Interval | None:
@@ -103,21 +130,24 @@ def seed_bootstrap_ci(
 def question_bootstrap(
     correct: np.ndarray, *, samples: int = BOOTSTRAP_SAMPLES, seed: int = DEFAULT_SEED
 ) -> Interval | None:
-    """Interval of the accuracy (percent), resampling questions, averaged over seeds.
+    """Interval of the accuracy (percent) of a row, resampling questions (and seeds, if several).
+
+    With one run this is the plain bootstrap over questions. With several seeds each resample
+    also redraws the seeds, so the interval holds both the question sampling and the seed-to-seed
+    noise (a two-level bootstrap); questions-only would be too narrow when seeds disagree.
 
     Args:
         correct: (seeds, questions) array of 0/1 correctness, questions in the same order in
-            every row (seeds share the question resample, as they answered the same questions).
+            every row.
         samples: bootstrap resamples.
         seed: seed of the resampling (fixed, so reports are reproducible).
     """
-    correct = np.atleast_2d(np.asarray(correct, dtype=float))
-    n_questions = correct.shape[1]
-    if n_questions < 2:
+    correct = np.atleast_2d(np.asarray(correct, dtype=bool))
+    if correct.shape[1] < 2:
         return None
-    per_question = correct.mean(axis=0) * 100.0  # (Q,)
-    boot = _bootstrap_means(per_question, samples, seed)
-    return _percentile_interval(boot, "questions")
+    rng = np.random.default_rng(seed)
+    boot = _seed_resample(_question_resample(correct, samples, rng), rng)
+    return _percentile_interval(boot, "questions" if correct.shape[0] == 1 else "seeds+questions")
 
 
 def binomial_two_sided_p(k: int, n: int) -> float:
@@ -166,7 +196,7 @@ def paired_bootstrap_p(
     samples: int = BOOTSTRAP_SAMPLES,
     seed: int = DEFAULT_SEED,
 ) -> PairedTest:
-    """Paired bootstrap over questions of the seed-averaged accuracy difference.
+    """Paired bootstrap of the seed-averaged accuracy difference (questions shared, seeds redrawn).
 
     The two-sided p-value is twice the smaller share of resamples on either side of zero (with a
     floor of one resample, so it is never reported as exactly 0).
@@ -177,16 +207,18 @@ def paired_bootstrap_p(
         samples: bootstrap resamples.
         seed: seed of the resampling.
     """
-    row = np.atleast_2d(np.asarray(row, dtype=float))
-    reference = np.atleast_2d(np.asarray(reference, dtype=float))
+    row = np.atleast_2d(np.asarray(row, dtype=bool))
+    reference = np.atleast_2d(np.asarray(reference, dtype=bool))
     if row.shape[1] != reference.shape[1]:
         raise ValueError(f"paired arrays differ in questions: {row.shape} vs {reference.shape}")
     n = row.shape[1]
-    d = (row.mean(axis=0) - reference.mean(axis=0)) * 100.0  # (Q,)
-    diff = float(d.mean()) if n else 0.0
-    if n < 2 or not np.any(d):
+    diff = float((row.mean(axis=0) - reference.mean(axis=0)).mean() * 100.0) if n else 0.0
+    if n < 2 or (row.shape == reference.shape and np.array_equal(row, reference)):
         return PairedTest(1.0, "paired-bootstrap", n, diff)
-    boot = _bootstrap_means(d, samples, seed)
+    rng = np.random.default_rng(seed)
+    per_run = _question_resample(np.vstack([row, reference]), samples, rng)  # (B, Sa + Sb)
+    split = row.shape[0]
+    boot = _seed_resample(per_run[:, :split], rng) - _seed_resample(per_run[:, split:], rng)
     below = float(np.mean(boot <= 0.0))
     above = float(np.mean(boot >= 0.0))
     p = min(1.0, 2.0 * max(min(below, above), 1.0 / samples))

@@ -37,7 +37,7 @@ from ablate.report.stats import (
 TINY_LABEL = "tiny twins / synthetic data: not comparable to the paper"
 DASH = "—"
 TEST_MARK = {"mcnemar": "M", "paired-bootstrap": "B"}
-CI_MARK = {"questions": "q", "seeds": "s"}
+CI_MARK = {"questions": "q", "seeds": "s", "seeds+questions": "q+s"}
 
 
 @dataclass
@@ -141,7 +141,8 @@ def _ci_text(interval: Interval | None) -> str:
 def _stat_notes(ref_name: str | None) -> list[str]:
     notes = [
         "ours: mean ± sample std over seeds; n: successful runs. "
-        "95% CI: percentile bootstrap (2000 resamples) over questions (q) or over seeds (s)."
+        "95% CI: percentile bootstrap (2000 resamples) over questions (q), seeds (s) or both "
+        "(q+s)."
     ]
     if ref_name is not None:
         notes.append(

@@ -63,7 +63,7 @@ def test_golden_table1_full_scale(full_store, tmp_path):
     ours = out.table.rows[-1]
     assert ours[0] == "7B-lite-diht-BA (ours)"
     assert ours[-3:] == ["3", "-20.12", ours[-1]]  # n, delta vs the paper's 90.12
-    assert ours[-1].endswith("(q)")  # predictions exist: interval over questions
+    assert ours[-1].endswith("(q+s)")  # predictions and 3 seeds: over questions and seeds
 
 
 def test_golden_table3_tiny(tiny_store, tmp_path):

@@ -46,7 +46,7 @@ def test_paired_bootstrap_detects_a_real_difference_and_not_a_null_one():
     rng = np.random.default_rng(1)
     ref = rng.random((2, 1000)) < 0.7
     better = ref.copy()
-    better[:, :150] = True  # up to +15 points on the same questions
+    better[:, :300] = True  # about +9 points on the same questions
     strong = paired_bootstrap_p(better, ref)
     assert strong.method == "paired-bootstrap"
     assert strong.p_value < 0.01 and strong.diff > 0
@@ -90,3 +90,29 @@ def test_level_bootstrap_has_the_resampling_spread():
     rng = np.random.default_rng(0)
     direct = values[rng.integers(0, 400, size=(4000, 400))].mean(axis=1)
     assert boot.std() == pytest.approx(direct.std(), rel=0.08)
+
+
+def test_several_seeds_widen_the_interval_to_the_seed_spread():
+    q = np.arange(600)
+    seeds = np.array([(q * 7 + i * 3) % 10 < 8 - i for i in range(3)])  # 80, 70, 60 %
+    both = question_bootstrap(seeds)
+    assert both.method == "seeds+questions"
+    one = question_bootstrap(seeds[:1])
+    assert one.method == "questions"
+    assert (both.high - both.low) > 8.0 > (one.high - one.low)
+    assert both.low < 70.0 < both.high
+
+
+def test_pattern_resample_matches_index_resampling():
+    from ablate.report.stats import _question_resample
+
+    rng = np.random.default_rng(5)
+    correct = rng.random((2, 500)) < np.array([[0.8], [0.6]])
+    per_run = _question_resample(correct, 4000, np.random.default_rng(0))  # (B, 2)
+    idx = np.random.default_rng(1).integers(0, 500, size=(4000, 500))
+    direct = correct[:, idx].mean(axis=2).T * 100  # (B, 2)
+    assert per_run.mean(axis=0) == pytest.approx(direct.mean(axis=0), abs=0.3)
+    assert per_run.std(axis=0) == pytest.approx(direct.std(axis=0), rel=0.1)
+    # the two runs stay paired: their correlation survives the resample
+    corr = np.corrcoef(per_run.T)[0, 1]
+    assert corr == pytest.approx(np.corrcoef(direct.T)[0, 1], abs=0.1)

@@ -52,11 +52,14 @@ def plot_heatmap(spec: ReportSpec, table: Table, out_dir: Path) -> list[Path]:
     ax.set_yticks(range(len(ys)), [str(y) for y in ys])
     ax.set_xlabel(spec.plot.x or "")
     ax.set_ylabel(spec.plot.y or "")
+    low, high = np.nanmin(grid) if np.isfinite(grid).any() else 0.0, np.nanmax(grid)
     for r in records:
         i, j = ys.index(r[y_key]), xs.index(r[x_key])
-        ours = "—" if r["mean"] is None else f"{r['mean']:.2f}"
+        ours = "no result" if r["mean"] is None else f"{r['mean']:.2f}"
         paper = "" if r["paper"] is None else f"\npaper {r['paper']:.2f}"
-        ax.text(j, i, ours + paper, ha="center", va="center", color="white", fontsize=8)
+        bright = r["mean"] is not None and high > low and (r["mean"] - low) / (high - low) > 0.6
+        color = "black" if bright or r["mean"] is None else "white"
+        ax.text(j, i, ours + paper, ha="center", va="center", color=color, fontsize=8)
     _finish(ax, fig, table)
     return _save(fig, out_dir / f"{table.name}_heatmap", plt)
 
@@ -87,6 +90,9 @@ def plot_bars(spec: ReportSpec, table: Table, out_dir: Path) -> list[Path]:
             label="paper",
             zorder=3,
         )
+    for position, r in zip(positions, records, strict=True):
+        if r["mean"] is None:
+            ax.text(0.5, position, "no result", va="center", fontsize=7, color="#555555")
     ax.set_yticks(positions, names, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel(spec.metric)

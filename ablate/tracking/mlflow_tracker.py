@@ -2,8 +2,9 @@
 
 Implements the hooks of :class:`ablate.orchestrate.tracker.Tracker`:
 
-* ``on_sweep_start``: experiment ``<sweep name>`` (created once), a parent run for this
-  ``ablate sweep`` invocation tagged with the git state, host and sweep size.
+* ``on_sweep_start``: experiment ``<sweep name>`` (``<sweep name>@tiny`` at ``--scale tiny``),
+  created once; a parent run for this ``ablate sweep`` invocation tagged with the git state,
+  host and sweep size.
 * ``on_attempt_start``: the run id's child run (tag ``mlflow.parentRunId``), created before
   dispatch with the flattened spec as params, or found again for a retried or requeued run id
   (``<run dir>/mlflow.json``, else a search by tag ``ablate.run_id``) and set back to RUNNING, so
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ablate.report.collect import is_tiny_spec
 from ablate.store.layout import RunsLayout
 from ablate.store.provenance import git_state, host_name, package_versions
 from ablate.tracking.client import PARENT_REF_TAG, TrackingClient
@@ -98,7 +100,8 @@ class MlflowTracker:
     def on_sweep_start(self, sweep: Sweep, plan: Any) -> None:
         """Experiment for the sweep (once) and a parent run for this invocation."""
         self.sweep_name = sweep.name
-        name = self.experiment or sweep.name
+        # tiny-scale runs get their own experiment: never charted beside real-scale ones
+        name = self.experiment or (f"{sweep.name}@{sweep.scale}" if sweep.scale else sweep.name)
         root = local_artifact_root(self.tracking_uri)
         location = str(Path(root) / name) if root else None
         self.experiment_id = self.client.experiment_id(name, location)
@@ -174,6 +177,7 @@ class MlflowTracker:
             "ablate.seed": str(spec.get("seed", "")),
             "ablate.attempt": str(attempt),
             "ablate.status": "running",
+            "ablate.tiny": str(is_tiny_spec(spec)).lower(),
             **{f"ablate.axis.{k}": _text(v) for k, v in run.axes.items()},
             **_git_tags(git.sha, git.dirty),
             **{f"ablate.version.{k}": v for k, v in package_versions().items()},

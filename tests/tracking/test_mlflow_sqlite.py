@@ -135,3 +135,16 @@ def test_adapter_weights_are_opt_in(tmp_path, store, sqlite_uri):
     assert [a.path for a in client.list_artifacts(child.info.run_id, "adapter")] == [
         "adapter/adapter.safetensors"
     ]
+
+
+def test_tiny_scale_gets_its_own_experiment(tmp_path, store, sqlite_uri):
+    sweep = make_sweep(tmp_path, seeds=(0,), scale="tiny")
+    sweep_with_tracking(sweep, store, sqlite_uri)
+    client = MlflowClient(tracking_uri=sqlite_uri)
+    assert client.get_experiment_by_name("trk") is None
+    exp = client.get_experiment_by_name("trk@tiny")
+    runs = client.search_runs([exp.experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("ablate.kind") == "sweep")
+    child = next(r for r in runs if "ablate.run_id" in r.data.tags)
+    assert parent.data.tags["ablate.scale"] == "tiny"
+    assert child.data.params["fit.steps"] == "3" and child.data.tags["ablate.tiny"] == "false"

@@ -233,6 +233,7 @@ class MmtRecipe:
         pad_id = self.model.tokenizer.pad_token_id
         total_batches = self.batches_per_epoch * spec.epochs
         samples = 0
+        side_s = 0.0
         step = self.position.step
         for epoch in range(self.position.epoch, spec.epochs):
             batches = epoch_batches(
@@ -279,16 +280,21 @@ class MmtRecipe:
             epoch_metrics = {"train/epoch_loss": epoch_loss, "train/epoch": float(epoch + 1)}
             if spec.eval_every_epoch and epoch + 1 < spec.epochs:
                 val = self._evaluate(self.cfg.data.val_split, spec.eval_every_epoch_max_questions)
+                side_s += val.seconds
                 self.history["val_acc"].append(val.table["Avg"])
                 epoch_metrics["val/epoch_Avg"] = float(val.table["Avg"])
             self.ctx.log_metrics(step, epoch_metrics)
+            t_ckpt = time.perf_counter()
             self._checkpoint(TrainPosition(epoch + 1, 0, step))
+            side_s += time.perf_counter() - t_ckpt
         self.metrics["train/loss"] = (
             self.history["epoch_loss"][-1] if self.history["epoch_loss"] else float("nan")
         )
         elapsed = time.perf_counter() - t0
         self.metrics["time/train_s"] = elapsed
-        self.metrics["train/samples_per_s"] = samples / elapsed if samples else 0.0
+        self.metrics["time/epoch_eval_and_checkpoint_s"] = side_s
+        # throughput of training alone (per-epoch validation and checkpoints excluded)
+        self.metrics["train/samples_per_s"] = samples / (elapsed - side_s) if samples else 0.0
 
     def _forward_backward(self, batch: dict[str, torch.Tensor | None], window: int) -> float:
         batch = {k: v.to(self.device) if v is not None else None for k, v in batch.items()}

@@ -6,10 +6,10 @@ Runs the first run of a sweep at ``--scale tiny`` (tiny twins, synthetic data, C
 in a fresh runs root each time, in three modes:
 
 * ``off``: the null tracker;
-* ``on``: :class:`MlflowTracker` on an embedded SQLite store (step metrics replayed from
-  ``metrics.jsonl`` by the orchestrator at the end of the attempt);
-* ``on+stream``: the same, the job's metrics also streamed live by the worker sink (what the
-  worker does once it builds ``sink_from_env``).
+* ``on``: :class:`MlflowTracker` on an embedded SQLite store, step metrics forwarded live by the
+  orchestrator's tailer thread (the default ``stream="orchestrator"``);
+* ``on+stream``: ``stream="worker"``: the job's metrics streamed by the worker sink
+  (``sink_from_env``) from the training process itself.
 
 A warm-up run (tracking off) goes first so that no mode pays the first torch/model import. The
 SQLite store is initialised before timing (a one-time cost per project, printed separately).
@@ -83,7 +83,8 @@ class TimedTracker(MlflowTracker):
 def one_run(sweep, tmp: Path, mode: str, uri: str) -> tuple[float, float, float]:
     root = tmp / f"runs-{mode}-{time.monotonic_ns()}"
     store = ResultsStore(root)
-    tracker = TimedTracker(root, uri) if mode != "off" else None
+    stream = "worker" if mode == "on+stream" else "orchestrator"
+    tracker = TimedTracker(root, uri, stream=stream) if mode != "off" else None
     executor = (StreamingInline if mode == "on+stream" else InlineExecutor)(store, device="cpu")
     t0 = time.perf_counter()
     result = run_sweep(

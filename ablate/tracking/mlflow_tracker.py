@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,8 @@ from ablate.tracking.config import (
     RUN_LINK_FILE,
     SPOOL_DIR_ENV,
     SPOOL_DIR_NAME,
+    STREAM_ENV,
+    STREAM_MODES,
     TRACKING_URI_ENV,
     flatten_params,
     local_artifact_root,
@@ -47,6 +50,7 @@ from ablate.tracking.config import (
     resolve_tracking_uri,
 )
 from ablate.tracking.spool import is_local_ref
+from ablate.tracking.tailer import TAIL_EVERY_S, MetricsTailer
 from ablate.tracking.worker_sink import STREAM_MARKER, read_metric_lines
 
 if TYPE_CHECKING:
@@ -71,6 +75,10 @@ class MlflowTracker:
         log_adapter: also upload the adapter weights (off by default: they can be large).
         experiment: experiment name (default: the sweep's name).
         retry_after_s: how long a tracking server is left alone after a failed write.
+        stream: who sends the step metrics live: ``orchestrator`` (default: this process tails
+            each run's ``metrics.jsonl``; workers never import MLflow) or ``worker`` (the worker
+            resumes the child run by id and streams itself, see ``worker_sink``).
+        tail_every_s: how often the orchestrator forwards new step metrics.
     """
 
     def __init__(
@@ -82,7 +90,11 @@ class MlflowTracker:
         log_adapter: bool = False,
         experiment: str | None = None,
         retry_after_s: float = 30.0,
+        stream: str = "orchestrator",
+        tail_every_s: float = TAIL_EVERY_S,
     ) -> None:
+        if stream not in STREAM_MODES:
+            raise ValueError(f"stream must be one of {', '.join(STREAM_MODES)}, got {stream!r}")
         self.layout = RunsLayout(Path(runs_root))
         self.tracking_uri = resolve_tracking_uri(tracking_uri, project_dir)
         self.spool_dir = (self.layout.root / SPOOL_DIR_NAME).resolve()
@@ -95,10 +107,20 @@ class MlflowTracker:
         self.children: dict[str, str] = {}
         self._metrics_offset: dict[str, int] = {}
         self._ended: dict[str, int] = {"success": 0, "failed": 0, "cancelled": 0}
+        self.stream = stream
+        self._lock = threading.RLock()  # the tailer thread and the hooks share the client
+        self.tailer = MetricsTailer(self._send_rows, self._lock, tail_every_s)
+
+    def _send_rows(self, child: str, rows: list[tuple[str, float, int, int]]) -> None:
+        self.client.log_batch(child, metrics=rows)
 
     # ----------------------------------------------------------------------------- sweep
     def on_sweep_start(self, sweep: Sweep, plan: Any) -> None:
         """Experiment for the sweep (once) and a parent run for this invocation."""
+        with self._lock:
+            self._sweep_start(sweep, plan)
+
+    def _sweep_start(self, sweep: Sweep, plan: Any) -> None:
         self.sweep_name = sweep.name
         # tiny-scale runs get their own experiment: never charted beside real-scale ones
         name = self.experiment or (f"{sweep.name}@{sweep.scale}" if sweep.scale else sweep.name)
@@ -127,6 +149,13 @@ class MlflowTracker:
 
     def on_sweep_end(self, sweep: Sweep, interrupted: bool) -> None:
         """End the parent run: KILLED when interrupted, else FINISHED."""
+        self.tailer.close()
+        for run_id in list(self.tailer.states):
+            self.tailer.finish(run_id)
+        with self._lock:
+            self._sweep_end(sweep, interrupted)
+
+    def _sweep_end(self, sweep: Sweep, interrupted: bool) -> None:
         if self.parent_run_id is None:
             return
         tags = {f"ablate.attempts_{k}": str(v) for k, v in self._ended.items()}
@@ -145,6 +174,10 @@ class MlflowTracker:
     # --------------------------------------------------------------------------- attempts
     def on_attempt_start(self, run: PlannedRun, attempt: int) -> dict[str, str]:
         """Create or resume the run id's child run; the environment that hands it to the worker."""
+        with self._lock:
+            return self._attempt_start(run, attempt)
+
+    def _attempt_start(self, run: PlannedRun, attempt: int) -> dict[str, str]:
         assert self.experiment_id is not None, "on_sweep_start was not called"
         run_id = run.spec.run_id
         run_dir = self.layout.run_dir(self.sweep_name or "", run_id)
@@ -157,12 +190,16 @@ class MlflowTracker:
             child = self._create_child(run, attempt)
         self.children[run_id] = child
         _write_link(run_dir, self.tracking_uri, self.experiment_id, child)
-        self._metrics_offset[run_id] = _file_size(run_dir / "metrics.jsonl")
+        offset = _file_size(run_dir / "metrics.jsonl")
+        self._metrics_offset[run_id] = offset
+        if self.stream == "orchestrator":
+            self.tailer.add(run_id, child, run_dir / "metrics.jsonl", offset)
         return {
             TRACKING_URI_ENV: self.tracking_uri,
             RUN_ID_ENV: child,
             EXPERIMENT_ID_ENV: self.experiment_id,
             SPOOL_DIR_ENV: str(self.spool_dir),
+            STREAM_ENV: self.stream,
         }
 
     def _create_child(self, run: PlannedRun, attempt: int) -> str:
@@ -204,6 +241,10 @@ class MlflowTracker:
 
     def on_attempt_end(self, run: PlannedRun, record: AttemptRecord) -> None:
         """Final tags, metrics and artifacts of the attempt; end the child run."""
+        with self._lock:
+            self._attempt_end(run, record)
+
+    def _attempt_end(self, run: PlannedRun, record: AttemptRecord) -> None:
         run_id = run.spec.run_id
         child = self.children.pop(run_id, None)
         if child is None:
@@ -233,18 +274,21 @@ class MlflowTracker:
     def _attempt_metrics(
         self, run_dir: Path, run_id: str, record: AttemptRecord
     ) -> list[tuple[str, float, int, int]]:
-        """Final metrics, and the step metrics of ``metrics.jsonl`` unless the worker streamed."""
+        """Final metrics, and the step metrics not sent yet (by the tailer or the worker)."""
         offset = self._metrics_offset.pop(run_id, 0)
-        streamed = _streamed_attempt(run_dir) == record.attempt
-        lines = read_metric_lines(run_dir / "metrics.jsonl", offset)
         rows: list[tuple[str, float, int, int]] = []
         seen: set[str] = set()
         last_step = 0
-        for step, stamp_ms, values in lines:
-            last_step = max(last_step, step)
-            seen.update(values)
-            if not streamed:
-                rows += [(k, v, stamp_ms, step) for k, v in values.items()]
+        tailed = self.tailer.finish(run_id)
+        if tailed is not None:
+            seen, last_step = tailed.seen, tailed.last_step
+        else:
+            streamed = _streamed_attempt(run_dir) == record.attempt
+            for step, stamp_ms, values in read_metric_lines(run_dir / "metrics.jsonl", offset):
+                last_step = max(last_step, step)
+                seen.update(values)
+                if not streamed:
+                    rows += [(k, v, stamp_ms, step) for k, v in values.items()]
         now = int((record.ended_at or time.time()) * 1000)
         rows += [(k, v, now, last_step) for k, v in record.metrics.items() if k not in seen]
         if record.duration_s is not None:

@@ -25,7 +25,13 @@ from pathlib import Path
 
 from ablate.tracking.batching import MAX_METRICS, MetricRow
 from ablate.tracking.client import TrackingClient
-from ablate.tracking.config import RUN_ID_ENV, SPOOL_DIR_ENV, SPOOL_DIR_NAME, TRACKING_URI_ENV
+from ablate.tracking.config import (
+    RUN_ID_ENV,
+    SPOOL_DIR_ENV,
+    SPOOL_DIR_NAME,
+    STREAM_ENV,
+    TRACKING_URI_ENV,
+)
 
 STREAM_MARKER = ".mlflow-stream.json"
 FLUSH_EVERY_S = 5.0
@@ -126,7 +132,10 @@ class MlflowMetricSink:
 
 
 def sink_from_env(run_dir: Path | None = None, attempt: int = 1) -> MlflowMetricSink | None:
-    """The sink for the run the orchestrator named in the environment, or ``None`` (no tracking).
+    """The sink for the run the orchestrator named in the environment, or ``None``.
+
+    ``None`` when there is no tracking, or when the orchestrator forwards the step metrics itself
+    (``$ABLATE_MLFLOW_STREAM=orchestrator``, the default: then the worker never imports MLflow).
 
     Args:
         run_dir: the run folder (its runs root holds the default spool).
@@ -134,7 +143,7 @@ def sink_from_env(run_dir: Path | None = None, attempt: int = 1) -> MlflowMetric
     """
     run_id = os.environ.get(RUN_ID_ENV)
     uri = os.environ.get(TRACKING_URI_ENV)
-    if not run_id or not uri:
+    if not run_id or not uri or os.environ.get(STREAM_ENV, "worker") != "worker":
         return None
     spool = os.environ.get(SPOOL_DIR_ENV)
     if not spool:

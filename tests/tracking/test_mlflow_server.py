@@ -49,7 +49,7 @@ def children_and_parents(client, name):
 
 def check_rest_sweep(store, server, name, executor):
     sweep = make_sweep(store.root.parent, name, steps=8)
-    tracker = MlflowTracker(store.root, server.url)
+    tracker = MlflowTracker(store.root, server.url, stream="worker")
     result = run_sweep(
         sweep, executor=executor, store=store, tracker=tracker, install_signal_handlers=False
     )
@@ -98,7 +98,7 @@ def test_server_killed_mid_sweep_then_sync_restores(tmp_path, store, server, mon
 
     killer = threading.Thread(target=kill_when_training)
     killer.start()
-    tracker = MlflowTracker(store.root, server.url, retry_after_s=600)
+    tracker = MlflowTracker(store.root, server.url, retry_after_s=600, stream="worker")
     with pytest.warns(TrackingOutageWarning):
         result = run_sweep(
             sweep,

@@ -198,3 +198,37 @@ def test_ui_warns_loudly_when_not_on_loopback(monkeypatch, sqlite_uri):
 def test_ui_refuses_a_server_uri():
     with pytest.raises(ValueError, match="tracking server"):
         launch_ui("http://127.0.0.1:1")
+
+
+def test_tailer_forwards_complete_lines_only(tmp_path):
+    import threading
+
+    from ablate.tracking.tailer import MetricsTailer
+
+    sent = []
+    tailer = MetricsTailer(lambda child, rows: sent.append((child, rows)), threading.RLock(), 60)
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 0, "time": 1.0, "loss": 2.0}\n')
+    offset = path.stat().st_size  # lines of an earlier attempt are not this attempt's
+    with path.open("a") as fh:
+        fh.write('{"step": 1, "time": 2.0, "loss": 1.5, "note": "x"}\n{"step": 2, "ti')
+    tailer.add("r", "child", path, offset)
+    tailer.poll()
+    assert sent == [("child", [("loss", 1.5, 2000, 1)])]
+    with path.open("a") as fh:
+        fh.write('me": 3.0, "loss": 1.0, "acc": 0.5}\n')
+    state = tailer.finish("r")
+    assert sent[-1] == ("child", [("loss", 1.0, 3000, 2), ("acc", 0.5, 3000, 2)])
+    assert state.seen == {"loss", "acc"} and state.last_step == 2
+    tailer.poll()
+    assert len(sent) == 2  # finished: no longer tailed
+    tailer.close()
+
+
+def test_worker_sink_stays_off_when_the_orchestrator_streams(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///x.db")
+    monkeypatch.setenv("ABLATE_MLFLOW_RUN_ID", "abc")
+    monkeypatch.setenv("ABLATE_MLFLOW_STREAM", "orchestrator")
+    assert sink_from_env(tmp_path) is None
+    monkeypatch.setenv("ABLATE_MLFLOW_STREAM", "worker")
+    assert sink_from_env(tmp_path) is not None

@@ -142,7 +142,7 @@ def _stat_notes(ref_name: str | None) -> list[str]:
     notes = [
         "ours: mean ± sample std over seeds; n: successful runs. "
         "95% CI: percentile bootstrap (2000 resamples) over questions (q), seeds (s) or both "
-        "(q+s)."
+        "(q+s). unparsed %: answers without a parseable 'The answer is X.' (counted wrong)."
     ]
     if ref_name is not None:
         notes.append(
@@ -189,6 +189,10 @@ def build_rows_table(spec: ReportSpec, results: SweepResults) -> Table:
     )
     ours_head = "ours, tiny (mean ± std)" if tiny else "ours (mean ± std)"
     header = [*spec.cells, "paper", ours_head, "n", "Δ", "95% CI", "p vs ref"]
+    unparsed_metric = _unparsed_metric(spec.metric)
+    show_unparsed = any(row.values(unparsed_metric) for _, row in pairs)
+    if show_unparsed:
+        header.append("unparsed %")
     if not spec.cells:
         header.insert(0, "run")
     width = len(spec.cells) or 1
@@ -218,17 +222,18 @@ def build_rows_table(spec: ReportSpec, results: SweepResults) -> Table:
         delta_text = "n/c" if tiny and paper is not None and st.mean is not None else fmt(delta)
         if delta is not None and delta > 0:
             delta_text = "+" + delta_text
-        table.rows.append(
-            [
-                *cells,
-                fmt(paper),
-                fmt_mean(st.mean, st.std),
-                str(st.n),
-                delta_text,
-                _ci_text(st.interval),
-                p_text,
-            ]
-        )
+        cells += [
+            fmt(paper),
+            fmt_mean(st.mean, st.std),
+            str(st.n),
+            delta_text,
+            _ci_text(st.interval),
+            p_text,
+        ]
+        if show_unparsed:
+            unparsed = row.values(unparsed_metric)
+            cells.append(fmt(sum(unparsed) / len(unparsed)) if unparsed else DASH)
+        table.rows.append(cells)
         if row.failed and not st.n:
             notes.append(
                 f"{row.key}: {len(row.failed)} run(s) failed or were cancelled, none succeeded."
@@ -249,6 +254,10 @@ def build_columns_table(spec: ReportSpec, results: SweepResults) -> Table:
     columns = list(spec.columns)
     avg_col = "Avg" if "Avg" in columns else columns[-1]
     header = ["method", *columns, "n", f"Δ {avg_col}", f"95% CI {avg_col}"]
+    unparsed_metric = _unparsed_metric(spec.metric_prefix + avg_col)
+    show_unparsed = any(row.values(unparsed_metric) for row in results.rows)
+    if show_unparsed:
+        header.append("unparsed %")
     table = Table(
         name=spec.name,
         title=_title(spec.title, tiny),
@@ -260,7 +269,8 @@ def build_columns_table(spec: ReportSpec, results: SweepResults) -> Table:
     reference = next((p for p in spec.paper if p.method == spec.reference), None)
     ref_avg = reference.values[columns.index(avg_col)] if reference is not None else None
     for paper_row in spec.paper:
-        table.rows.append([paper_row.method, *(fmt(v) for v in paper_row.values), "", "", ""])
+        blanks = ["", "", ""] + ([""] if show_unparsed else [])
+        table.rows.append([paper_row.method, *(fmt(v) for v in paper_row.values), *blanks])
         for column, value in zip(columns, paper_row.values, strict=False):
             table.records.append(
                 {
@@ -299,6 +309,9 @@ def build_columns_table(spec: ReportSpec, results: SweepResults) -> Table:
         if delta is not None and delta > 0:
             delta_text = "+" + delta_text
         cells += [str(avg.n), delta_text, _ci_text(avg.interval)]
+        if show_unparsed:
+            unparsed = row.values(unparsed_metric)
+            cells.append(fmt(sum(unparsed) / len(unparsed)) if unparsed else DASH)
         table.rows.append(cells)
         for column, st in zip(columns, per_col, strict=False):
             if column == avg_col:
@@ -314,6 +327,12 @@ def build_columns_table(spec: ReportSpec, results: SweepResults) -> Table:
             )
     table.notes = _head_notes(tiny) + _stat_notes(None) + list(spec.notes) + notes
     return table
+
+
+def _unparsed_metric(metric: str) -> str:
+    """``test/Avg`` -> ``test/unparseable_pct``: answers that did not parse, in percent."""
+    split = metric.split("/", 1)[0] if "/" in metric else "test"
+    return f"{split}/unparseable_pct"
 
 
 def build_table(spec: ReportSpec, results: SweepResults) -> Table:

@@ -73,6 +73,7 @@ def fill_store(
         acc = 100.0 * correct.mean()
         metrics = {f"test/{c}": acc + 0.1 * k for k, c in enumerate(COLUMNS[:-1])}
         metrics["test/Avg"] = acc
+        metrics["test/unparseable_pct"] = 0.5 * i
         if predictions:
             with (run_dir / "predictions_test.jsonl").open("w") as fh:
                 for q, ok in enumerate(correct):

@@ -28,6 +28,11 @@ def check_golden(name: str, text: str) -> None:
     assert text == path.read_text(), f"{name} differs from its golden file"
 
 
+def col(output, row, header):
+    """The cell of ``row`` under column ``header``."""
+    return row[output.table.header.index(header)]
+
+
 def render_one(target, runs_root, out, fmt="all", plots=False):
     [output] = render_report(
         target,
@@ -62,8 +67,11 @@ def test_golden_table1_full_scale(full_store, tmp_path):
     assert not out.table.tiny
     ours = out.table.rows[-1]
     assert ours[0] == "7B-lite-diht-BA (ours)"
-    assert ours[-3:] == ["3", "-20.12", ours[-1]]  # n, delta vs the paper's 90.12
-    assert ours[-1].endswith("(q+s)")  # predictions and 3 seeds: over questions and seeds
+    assert col(out, ours, "n") == "3"
+    assert col(out, ours, "Δ Avg") == "-20.12"  # vs the paper's 90.12
+    # predictions and 3 seeds: the interval covers questions and seeds
+    assert col(out, ours, "95% CI Avg").endswith("(q+s)")
+    assert col(out, ours, "unparsed %") == "0.50"
 
 
 def test_golden_table3_tiny(tiny_store, tmp_path):
@@ -72,8 +80,8 @@ def test_golden_table3_tiny(tiny_store, tmp_path):
     check_golden("table3.md", md)
     check_golden("table3.tex", (tmp_path / "out/table3.tex").read_text())
     rows = {r[0]: r for r in out.table.rows}
-    assert rows["4"][-1] == "ref"
-    assert rows["3"][-1].endswith("(M)")  # single runs: exact McNemar
+    assert col(out, rows["4"], "p vs ref") == "ref"
+    assert col(out, rows["3"], "p vs ref").endswith("(M)")  # single runs: exact McNemar
     assert rows["6"][5:7] == ["—", "0"]  # no record at all
     assert rows["7"][5:7] == ["—", "0"]  # only a failed attempt
     assert any("7 7B-lite-diht-loha-1" in n and "failed" in n for n in out.table.notes)
@@ -206,9 +214,9 @@ def test_multi_seed_rows_use_paired_bootstrap(tmp_path, runs_root, monkeypatch):
         plots=False,
     )
     ref, small = out.table.rows
-    assert ref[0] == "ref" and ref[-1] == "ref" and ref[3] == "2"
+    assert ref[0] == "ref" and col(out, ref, "p vs ref") == "ref" and ref[3] == "2"
     assert " ± " in small[2] and small[3] == "2"
-    assert small[-1].endswith("(B)")
+    assert col(out, small, "p vs ref").endswith("(B)")
     # no tiny run: the delta against the paper is shown
     assert small[4] != "n/c" and not out.table.tiny
 
@@ -230,7 +238,8 @@ def test_sweep_without_report_spec_gives_a_plain_table(tmp_path, runs_root, monk
     )
     assert [r[0] for r in out.table.rows] == ["small", "ref"]
     assert out.table.tiny and TINY_LABEL in out.table.title
-    assert out.table.rows[0][-2].endswith("(s)")  # no predictions: interval over seeds
+    # no predictions: interval over seeds
+    assert col(out, out.table.rows[0], "95% CI").endswith("(s)")
 
 
 def test_unknown_target_and_format(tmp_path):

@@ -86,14 +86,13 @@ def one_run(sweep, tmp: Path, mode: str, uri: str) -> tuple[float, float, float]
     stream = "worker" if mode == "on+stream" else "orchestrator"
     tracker = TimedTracker(root, uri, stream=stream) if mode != "off" else None
     executor = (StreamingInline if mode == "on+stream" else InlineExecutor)(store, device="cpu")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = run_sweep(
         sweep, executor=executor, store=store, tracker=tracker, install_signal_handlers=False
     )
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert result.exit_code == 0, [r.failure_reason for r in result.records]
-    steps = sum(1 for _ in (root / sweep.name).glob("*/metrics.jsonl"))
-    return wall, (tracker.hook_s if tracker else 0.0), steps
+    return wall, cpu, (tracker.hook_s if tracker else 0.0)
 
 
 def main() -> None:
@@ -113,14 +112,19 @@ def main() -> None:
     warm, _, _ = one_run(sweep, tmp, "off", uri)
     print(f"warm-up run (tracking off): {warm:.1f}s")
     results: dict[str, list[tuple[float, float, float]]] = {"off": [], "on": [], "on+stream": []}
-    for _ in range(args.repeats):
+    for repeat in range(args.repeats):
         for mode in results:
-            results[mode].append(one_run(sweep, tmp, mode, uri))
-    base_wall = min(r[0] for r in results["off"])
-    base_cpu = min(r[1] for r in results["off"])
+            wall, cpu, hooks = one_run(sweep, tmp, mode, uri)
+            results[mode].append((wall, cpu, hooks))
+            print(
+                f"  repeat {repeat} {mode:>10}: wall {wall:6.1f}s cpu {cpu:6.1f}s "
+                f"hooks {hooks:.2f}s"
+            )
     print("wall time is noisy on a shared machine; process CPU time (all threads) is steadier")
+    base_wall = sum(r[0] for r in results["off"]) / args.repeats
+    base_cpu = max(sum(r[1] for r in results["off"]) / args.repeats, 1e-9)
     for mode, rows in results.items():
-        wall, cpu, hooks = (min(r[i] for r in rows) for i in range(3))
+        wall, cpu, hooks = (sum(r[i] for r in rows) / len(rows) for i in range(3))
         line = f"{mode:>10}: wall {wall:6.1f}s  cpu {cpu:6.1f}s"
         if mode != "off":
             extra_cpu = 100 * (cpu - base_cpu) / base_cpu

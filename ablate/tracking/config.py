@@ -99,8 +99,19 @@ def is_secret_key(key: str) -> bool:
     return words[-1] in SECRET_WORDS or "password" in words
 
 
+def _secret_env_values() -> list[str]:
+    """Values of this process's secret-named environment variables (``HF_TOKEN`` ...)."""
+    return sorted(
+        (v for k, v in os.environ.items() if is_secret_key(k) and len(v) >= 8),
+        key=len,
+        reverse=True,
+    )
+
+
 def redact_value(value: str) -> str:
-    """Replace substrings that look like tokens or URL passwords with ``***``."""
+    """Mask token-shaped substrings, URL passwords and the values of secret env variables."""
+    for secret in _secret_env_values():
+        value = value.replace(secret, REDACTED)
     return _SECRET_VALUE.sub(
         lambda m: f"://{REDACTED}@" if m.group(0).startswith("://") else REDACTED, value
     )

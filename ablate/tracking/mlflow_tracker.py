@@ -59,7 +59,8 @@ if TYPE_CHECKING:
 
 RUN_ID_TAG = "ablate.run_id"
 STATUS_OF = {"success": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}
-ARTIFACT_PATTERNS = ("predictions_*.jsonl", "worker.log")
+ARTIFACT_PATTERNS = ("predictions_*.jsonl",)
+TEXT_ARTIFACTS = ("worker.log",)  # uploaded as redacted copies (a job may print anything)
 ADAPTER_FILES = ("adapter.safetensors",)
 ACCURACY_COLUMNS = ("NAT", "SOC", "LAN", "TXT", "IMG", "NO", "G1-6", "G7-12", "Avg")
 
@@ -308,6 +309,13 @@ class MlflowTracker:
             path.parent.mkdir(exist_ok=True)
             path.write_text(table)
             self.client.log_artifact(child, path)
+        for name in TEXT_ARTIFACTS:
+            if (run_dir / name).is_file():
+                safe = run_dir / ".mlflow-artifacts" / name
+                safe.parent.mkdir(exist_ok=True)
+                text = (run_dir / name).read_text(encoding="utf-8", errors="replace")
+                safe.write_text(redact_value(text), encoding="utf-8")
+                self.client.log_artifact(child, safe)
         for pattern in ARTIFACT_PATTERNS:
             for path in sorted(run_dir.glob(pattern)):
                 self.client.log_artifact(child, path)

@@ -80,3 +80,20 @@ def test_secrets_never_reach_params_or_tags(tmp_path, store, sqlite_uri, monkeyp
     local = client.download_artifacts(child.info.run_id, "spec.json", str(tmp_path / "dl"))
     with open(local) as fh:
         assert TOKEN not in fh.read()
+    # a job that prints a secret into its log: the uploaded log is redacted
+    run_dir = store.root / "sec" / child.data.tags["ablate.run_id"]
+    (run_dir / "worker.log").write_text(f"loading with token {TOKEN} and supersecretvalue\n")
+    tracker = MlflowTracker(store.root, sqlite_uri)
+    run_sweep(
+        sweep,
+        executor=InlineExecutor(store, device="cpu"),
+        store=store,
+        tracker=tracker,
+        force=True,
+        install_signal_handlers=False,
+    )
+    log = client.download_artifacts(child.info.run_id, "worker.log", str(tmp_path / "dl2"))
+    with open(log) as fh:
+        text = fh.read()
+    assert "loading with token ***" in text and TOKEN not in text
+    assert "supersecretvalue" not in text

@@ -101,13 +101,14 @@ class MmtRecipe:
         if torch.device(self.device).type == "cpu":
             torch.set_num_threads(self.cfg.train.cpu_threads)
 
+        self._load_problems()  # before the model: a bad data root fails in seconds, not minutes
         _materialise_twins(self.cfg.model)
         seed_everything(self.spec.seed)
 
         self.model = build_multimodal_model(self.cfg.model, self.cfg.adapter, device=self.device)
         self.trainable = self.model.trainable_named_parameters()
         self.metrics["train/trainable_params"] = float(sum(p.numel() for _, p in self.trainable))
-        self._setup_data()
+        self._encode_data()
         train_spec = self.cfg.train
         self.optimizer = build_optimizer(self.trainable, train_spec)
         self.autocast_dtype = AUTOCAST_DTYPES[train_spec.autocast]
@@ -123,28 +124,28 @@ class MmtRecipe:
             self._resume()
         self.metrics["time/setup_s"] = time.perf_counter() - t0
 
-    def _setup_data(self) -> None:
-        from ablate.data.scienceqa import (
-            count_placeholders,
-            load_scienceqa,
-            resolve_dataset_root,
-        )
+    def _load_problems(self) -> None:
+        from ablate.data.scienceqa import load_scienceqa, resolve_dataset_root
 
         data = self.cfg.data
-        root = resolve_dataset_root(data)
-        self.data_root = Path(root)
-        tokenizer = self.model.tokenizer
+        self.data_root = Path(resolve_dataset_root(data))
         self.problems: dict[str, list[Any]] = {}
-        self.examples: dict[str, list[Example]] = {}
-        stats: dict[str, EncodeStats] = {}
         for split in dict.fromkeys((data.train_split, data.val_split, data.test_split)):
-            problems = load_scienceqa(
-                root,
+            self.problems[split] = load_scienceqa(
+                self.data_root,
                 split,
                 source_format=data.source_format,
                 image_placeholder=data.image_placeholder,
             )
-            self.problems[split] = problems
+
+    def _encode_data(self) -> None:
+        from ablate.data.scienceqa import count_placeholders
+
+        data = self.cfg.data
+        tokenizer = self.model.tokenizer
+        self.examples: dict[str, list[Example]] = {}
+        stats: dict[str, EncodeStats] = {}
+        for split, problems in self.problems.items():
             self.examples[split], stats[split] = encode_problems(
                 problems, tokenizer, data.prompt, data.max_seq_len
             )

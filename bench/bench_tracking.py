@@ -60,7 +60,7 @@ class StreamingInline(InlineExecutor):
 
 
 class TimedTracker(MlflowTracker):
-    """Adds up the wall time spent inside the hooks."""
+    """Adds up the wall time spent inside the hooks and the tailer's sends."""
 
     hook_s = 0.0
 
@@ -78,6 +78,7 @@ class TimedTracker(MlflowTracker):
     on_attempt_start = _timed("on_attempt_start")
     on_attempt_end = _timed("on_attempt_end")
     on_sweep_end = _timed("on_sweep_end")
+    _send_rows = _timed("_send_rows")  # the tailer thread's sends count too
 
 
 def one_run(sweep, tmp: Path, mode: str, uri: str) -> tuple[float, float, float]:

@@ -139,6 +139,7 @@ def main() -> None:
     parser.add_argument("--eval-questions", type=int, default=TEST_QUESTIONS)
     parser.add_argument("--eval-batch", type=int, default=64)
     parser.add_argument("--no-anchor", action="store_true")
+    parser.add_argument("--grad-ckpt", action="store_true", help="gradient checkpointing on")
     parser.add_argument("--tiny", action="store_true", help="tiny twins on CPU (smoke test)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -174,6 +175,8 @@ def main() -> None:
         t0 = time.perf_counter()
         model = build_multimodal_model(model_spec(args, quantization, paths), adapter, device)
         build_s = time.perf_counter() - t0
+        if args.grad_ckpt:
+            model.enable_gradient_checkpointing()
         examples, stats = encode_problems(problems, model.tokenizer, "qcm-ale", 512)
         load_image = ImageLoader(model.image_transform, cache=True)
         dtype = torch.bfloat16 if device == "cuda" else None
@@ -202,6 +205,7 @@ def main() -> None:
                     "peak_gib": round(peak, 2),
                     "paper_recipe_gpu_h": round(PAPER_SAMPLES / sps / 3600, 2),
                     "truncated": stats.truncated,
+                    "grad_ckpt": args.grad_ckpt,
                     "build_s": round(build_s, 1),
                 }
             )

@@ -63,9 +63,9 @@ def main() -> None:
             spec = build_run_spec(data)
             with tempfile.TemporaryDirectory() as tmp:
                 ctx = JobContext(run_dir=Path(tmp))
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 metrics = run_mmt(spec, ctx)
-                wall = time.perf_counter() - t0
+                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             cfg = spec.config
             val = load_scienceqa(resolve_dataset_root(cfg.data), cfg.data.val_split)
             chance = 100.0 * sum(1.0 / len(p.choices) for p in val) / len(val)
@@ -75,6 +75,7 @@ def main() -> None:
                 "seed": seed,
                 "adapter": cfg.adapter.name,
                 "wall_s": round(wall, 1),
+                "cpu_s": round(cpu, 1),  # wall minus what other processes took from us
                 "val/Avg": round(metrics["val/Avg"], 2),
                 "val/chance": round(chance, 2),
                 "test/Avg": round(metrics["test/Avg"], 2),

@@ -106,6 +106,8 @@ class MmtRecipe:
         seed_everything(self.spec.seed)
 
         self.model = build_multimodal_model(self.cfg.model, self.cfg.adapter, device=self.device)
+        if self.cfg.train.gradient_checkpointing:
+            self.model.enable_gradient_checkpointing()
         self.trainable = self.model.trainable_named_parameters()
         self.metrics["train/trainable_params"] = float(sum(p.numel() for _, p in self.trainable))
         self._encode_data()

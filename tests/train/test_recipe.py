@@ -134,3 +134,18 @@ def test_training_changes_trainable_weights_only(tmp_path, tiny_spec, make_ctx):
         assert torch.equal(buffers[name], buf), f"buffer {name} changed"
     assert changed_trainable > 0
     recipe.cleanup()
+
+
+def test_gradient_checkpointing_gives_the_same_weights(tmp_path, tiny_spec, make_ctx):
+    states = []
+    for flag in (False, True):
+        spec = tiny_spec(
+            train={"epochs": 1, "eval_every_epoch": False, "gradient_checkpointing": flag}
+        )
+        recipe = MmtRecipe(spec, make_ctx(tmp_path / str(flag)))
+        recipe.setup()
+        recipe.train()
+        states.append(recipe.model.trainable_state_dict())
+        recipe.cleanup()
+    for key, value in states[0].items():
+        torch.testing.assert_close(states[1][key], value, rtol=1e-5, atol=1e-6)

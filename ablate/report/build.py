@@ -1,7 +1,8 @@
 """``ablate report``: resolve what to report, build its table, write every requested output.
 
-A target is a report spec (``reports/table3.yaml``), a sweep (``sweeps/table3.yaml``: the report
-spec naming it is looked up in ``reports/``, else a plain table of its rows is made), a bare name
+A target is a report spec (``reports/table3.yaml``), a sweep (``sweeps/table3.yaml``: the spec its
+``report: {spec: PATH}`` names, else the report spec naming it in ``reports/``, else a plain table
+of its rows), a bare name
 (``table3``: ``reports/table3.yaml``, then ``sweeps/table3.yaml``), or nothing (every spec in
 ``reports/``). Reading goes through the results store only: no MLflow, no torch.
 """
@@ -55,6 +56,9 @@ def resolve_targets(target: str | Path | None, reports_dir: Path) -> list[Report
     data = load_yaml(path).data
     if isinstance(data, dict) and "layout" in data:
         return [load_report_spec(path)]
+    named = (data.get("report") or {}) if isinstance(data, dict) else {}
+    if isinstance(named, dict) and isinstance(named.get("spec"), str):
+        return [load_report_spec(path.parent / named["spec"])]  # the sweep's `report: {spec:}`
     found = find_report_spec(path, reports_dir)
     if found is None:
         found = find_report_spec(path, path.resolve().parent.parent / "reports")

@@ -262,3 +262,15 @@ def test_report_never_imports_torch_or_mlflow(full_store, tmp_path):
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_sweep_can_name_its_report_spec(tmp_path):
+    (tmp_path / "sweeps").mkdir()
+    (tmp_path / "reports").mkdir()
+    sweep = tmp_path / "sweeps/seeds.yaml"
+    sweep.write_text(textwrap.dedent(MULTI_SEED_SWEEP) + "report: {spec: ../my.yaml}\n")
+    (tmp_path / "my.yaml").write_text(
+        textwrap.dedent(MULTI_SEED_REPORT).replace("../sweeps/", "sweeps/")
+    )
+    [spec] = resolve_targets(sweep, tmp_path / "reports")
+    assert spec.path == tmp_path / "sweeps/../my.yaml" and spec.reference == "ref"

@@ -274,3 +274,33 @@ def test_sweep_can_name_its_report_spec(tmp_path):
     )
     [spec] = resolve_targets(sweep, tmp_path / "reports")
     assert spec.path == tmp_path / "sweeps/../my.yaml" and spec.reference == "ref"
+
+
+def test_report_command_prints_and_writes(full_store, tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from ablate.report.commands import report_command
+
+    app = typer.Typer()
+    app.command("report")(report_command)
+    app.command("other")(lambda: None)
+    args = [
+        "report",
+        "table1",
+        "--runs-dir",
+        str(full_store),
+        "--out",
+        str(tmp_path / "o"),
+        "--reports-dir",
+        str(REPO / "reports"),
+        "-f",
+        "md",
+        "-f",
+        "csv",
+        "--no-plots",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "7B-lite-diht-BA (ours)" in result.output and "wrote" in result.output
+    assert (tmp_path / "o/table1.csv").is_file() and (tmp_path / "o/table1.md").is_file()

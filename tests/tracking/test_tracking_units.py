@@ -232,3 +232,29 @@ def test_worker_sink_stays_off_when_the_orchestrator_streams(tmp_path, monkeypat
     assert sink_from_env(tmp_path) is None
     monkeypatch.setenv("ABLATE_MLFLOW_STREAM", "worker")
     assert sink_from_env(tmp_path) is not None
+
+
+def test_sync_command_reports_what_it_did(tmp_path, sqlite_uri):
+    import typer
+    from typer.testing import CliRunner
+
+    from ablate.tracking.commands import sync_command
+
+    app = typer.Typer()
+    app.command("sync")(sync_command)
+    app.command("other")(lambda: None)
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(app, ["sync", "--runs-dir", str(runs)])
+    assert result.exit_code == 0 and "nothing to sync" in result.output
+    spool = Spool(runs / ".tracking-spool", "http://127.0.0.1:1")  # a server that is down
+    spool.append("create_experiment", ref="local:e", name="x", artifact_location=None)
+    spool.append("create_run", ref="local:r", experiment="local:e", run_name="r", tags={})
+    spool.append("log_batch", run="local:r", metrics=[["m", 1.0, 0, 0]])
+    down = CliRunner().invoke(app, ["sync", "--runs-dir", str(runs)])
+    assert down.exit_code == 1 and "run `ablate sync` again later" in down.output
+    ok = CliRunner().invoke(app, ["sync", "--runs-dir", str(runs), "--tracking-uri", sqlite_uri])
+    assert ok.exit_code == 0, ok.output
+    assert "sent 3 tracking writes (1 metrics, 1 runs created)" in ok.output
+    client = MlflowClient(tracking_uri=sqlite_uri)
+    [run] = client.search_runs([client.get_experiment_by_name("x").experiment_id])
+    assert run.data.metrics == {"m": 1.0}

@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 
 from ablate.errors import AblateError
+from ablate.report.commands import report_command
+from ablate.tracking.commands import TrackingUriOpt, sync_command, ui_command
 
 app = typer.Typer(
     name="ablate",
@@ -102,6 +104,11 @@ def sweep(
                      ] = False,
     runs_dir: RunsDirOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    tracking_uri: TrackingUriOpt = None,
+    no_tracking: Annotated[bool, typer.Option("--no-tracking", help="Do not log to MLflow.")
+                           ] = False,
+    log_adapter: Annotated[bool, typer.Option(
+        "--log-adapter", help="Upload trained adapter weights as MLflow artifacts.")] = False,
 ) -> None:
     r"""Expand a sweep, show the plan, dispatch its runs; rerunning resumes.
 
@@ -119,6 +126,7 @@ def sweep(
     from ablate.orchestrate.progress import make_progress
     from ablate.spec.sweep import load_sweep
     from ablate.store.results_store import ResultsStore
+    from ablate.tracking.commands import make_tracker
 
     spec = load_sweep(sweep_file, scale=scale)
     profile = load_runner_profile(runner)
@@ -130,10 +138,12 @@ def sweep(
     if dry_run:
         return
     executor = make_executor(profile, store, max_parallel=max_parallel)
+    tracker = make_tracker(store.root, tracking_uri, enabled=not no_tracking,
+                           log_adapter=log_adapter)
     result = run_sweep(
         spec, executor=executor, store=store, retries=retries, max_parallel=max_parallel,
-        force=force, progress=make_progress(quiet=quiet), timeout_s=profile.timeout_s,
-        grace_s=profile.grace_s,
+        force=force, progress=make_progress(quiet=quiet), tracker=tracker,
+        timeout_s=profile.timeout_s, grace_s=profile.grace_s,
     )
     raise typer.Exit(result.exit_code)
 
@@ -255,6 +265,11 @@ def score(
         console.print_json(json.dumps(report.to_dict()))
     else:
         console.print(report.to_markdown(), markup=False, highlight=False)
+
+
+app.command("report")(report_command)
+app.command("ui")(ui_command)
+app.command("sync")(sync_command)
 
 
 def main() -> None:

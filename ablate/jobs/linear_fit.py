@@ -117,7 +117,7 @@ def run_linear_fit(spec, ctx: JobContext) -> dict[str, float]:
         target = y[n_train:]
         mse = float(torch.mean((pred - target) ** 2))
         r2 = 1.0 - mse / max(float(torch.var(target, unbiased=False)), 1e-12)
-    return {"train/loss": float(loss), "eval/mse": mse, "eval/r2": r2,
+    return {"train/loss": loss.item(), "eval/mse": mse, "eval/r2": r2,
             "train/steps_run": float(cfg.train.steps - start)}
 
 

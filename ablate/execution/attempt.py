@@ -186,7 +186,11 @@ def run_attempt(
         store.write(record)
         return record
     fields.update(run_id=spec.run_id, job=spec.job, seed=spec.seed, spec=spec.to_dict())
-    sink = MetricsLog(run_dir / METRICS_FILE, metric_sink)
+    # opt-in worker-side streaming to MLflow (ABLATE tracking env set by the tracker); default off
+    from ablate.tracking.worker_sink import sink_from_env
+
+    tracking = sink_from_env(run_dir, attempt) if metric_sink is None else None
+    sink = MetricsLog(run_dir / METRICS_FILE, metric_sink or tracking)
     ctx = JobContext(
         run_dir=run_dir, attempt=attempt, device=device, metric_sink=sink, stop_flag=stop_flag
     )
@@ -210,6 +214,8 @@ def run_attempt(
             }
     finally:
         sink.close()
+        if tracking is not None and hasattr(tracking, "close"):
+            tracking.close()
     record = AttemptRecord(ended_at=time.time(), device=device_name(device), **fields, **outcome)
     store.write(record)
     return record

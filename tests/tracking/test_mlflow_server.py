@@ -72,19 +72,16 @@ def check_rest_sweep(store, server, name, executor):
 
 
 def test_rest_server_sweep_with_streaming_job(store, server, monkeypatch):
-    monkeypatch.setenv("ABLATE_TEST_STREAM", "1")
     check_rest_sweep(store, server, "rest", InlineExecutor(store, device="cpu"))
 
 
 @pytest.mark.slow
 def test_rest_server_sweep_with_worker_processes(store, server, monkeypatch):
-    monkeypatch.setenv("ABLATE_TEST_STREAM", "1")
     executor = LocalExecutor(SlotPool.for_devices([], 2), runs_root=store.root, threads_per_job=1)
     check_rest_sweep(store, server, "restlocal", executor)
 
 
 def test_server_killed_mid_sweep_then_sync_restores(tmp_path, store, server, monkeypatch):
-    monkeypatch.setenv("ABLATE_TEST_STREAM", "1")
     sweep = make_sweep(tmp_path, "outage", seeds=(0, 1), steps=20, sleep_per_step=0.1)
     first = store.root / "outage" / sweep.runs[0].spec.run_id / "metrics.jsonl"
 

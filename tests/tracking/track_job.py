@@ -1,15 +1,14 @@
 """``track-fit``: a numpy job that logs step metrics and writes predictions, for tracking tests.
 
 No torch, so a worker subprocess starts fast. Registered in workers through
-``ABLATE_JOB_MODULES=track_job`` (its folder on ``PYTHONPATH``). When ``ABLATE_TEST_STREAM`` is
-set, the job streams its metrics itself through :func:`ablate.tracking.worker_sink.sink_from_env`
-(what the worker will do once it builds the sink from the environment).
+``ABLATE_JOB_MODULES=track_job`` (its folder on ``PYTHONPATH``). Its step metrics reach MLflow
+through ``ctx.log_metrics``: the worker builds the streaming sink from the environment
+(``stream="worker"``) or the orchestrator tails ``metrics.jsonl`` (default).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import numpy as np
@@ -40,21 +39,12 @@ class TrackConfig(SpecModel):
 def run_track_fit(spec, ctx: JobContext) -> dict[str, float]:
     """Log ``train/loss`` per step, write predictions_test.jsonl, return test metrics."""
     cfg: TrackFit = spec.config.fit
-    sink = None
-    if os.environ.get("ABLATE_TEST_STREAM"):
-        from ablate.tracking.worker_sink import sink_from_env
-
-        sink = sink_from_env(ctx.run_dir, ctx.attempt)
     rng = np.random.default_rng(spec.seed)
     for step in range(cfg.steps):
         metrics = {"train/loss": 1.0 / (step + 1), "train/lr": 0.1}
         ctx.log_metrics(step, metrics)
-        if sink is not None:
-            sink(step, metrics)
         if cfg.sleep_per_step:
             time.sleep(cfg.sleep_per_step)
-    if sink is not None:
-        sink.close()
     correct = rng.random(50) < 0.7
     with (ctx.run_dir / "predictions_test.jsonl").open("w") as fh:
         for q, ok in enumerate(correct):

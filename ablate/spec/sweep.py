@@ -14,6 +14,8 @@ A sweep YAML has these top-level keys (all optional except that something must n
     include: [{adapter.dim: 64}]                            # extra points, added after exclude
     seeds: [0, 1, 2]                                        # repeat every point per seed
     scales: {tiny: {train.epochs: 2}}                       # overrides applied by --scale NAME
+    report: {spec: ../reports/table3.yaml}                  # read by `ablate report`
+    search: {...}                                           # read by `ablate tune` (Optuna space)
 
 Point semantics: points = runs x grid x zip (missing parts count as one empty point); a dotted key
 sets one leaf; a plain key (``adapter: {...}``) replaces that whole section, so switching an adapter
@@ -36,7 +38,7 @@ from ablate.spec.run_spec import RunSpec, build_run_spec
 from ablate.spec.yaml_source import KeyPath, YamlSource, load_yaml
 
 SWEEP_KEYS = ("name", "description", "extends", "base", "runs", "grid", "zip", "exclude",
-              "include", "seeds", "scales", "report")
+              "include", "seeds", "scales", "report", "search")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 POINT_META_KEYS = ("label",)
 Origin = tuple[str, int | None]
@@ -69,6 +71,7 @@ class Sweep:
     axis_keys: tuple[str, ...] = ()
     scales: tuple[str, ...] = ()
     report: dict[str, Any] = field(default_factory=dict)
+    search: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -342,7 +345,8 @@ def load_sweep(path: str | Path, *, scale: str | None = None) -> Sweep:
     return Sweep(name=name, path=path, runs=tuple(planned),
                  description=str(layers.doc.get("description", "")), scale=scale,
                  axis_keys=tuple(axis_keys), scales=tuple(sorted(layers.doc.get("scales") or {})),
-                 report=dict(layers.doc.get("report") or {}))
+                 report=dict(layers.doc.get("report") or {}),
+                 search=dict(layers.doc.get("search") or {}))
 
 
 def _build(layers: _Layered, path: Path, merged: dict[str, Any], origins: dict[str, Origin],

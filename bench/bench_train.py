@@ -12,7 +12,9 @@ What it measures, on one GPU, through the same code the ``mmt`` job runs:
 Random weights: a LLaMA-2-7B-shaped ``save_pretrained`` directory and a DIHT-shaped open_clip
 state dict are written to a scratch folder once and loaded through the real loading code
 (``model.llm_path`` / ``model.vision_path``), so quantisation happens exactly as in a real run.
-Prompt lengths come from real ScienceQA problems (``--data``, default the shared sample).
+Prompt lengths come from real ScienceQA problems (``--data``, default the shared sample),
+tokenised by ``--tokenizer`` when given (a local LLaMA tokenizer: the real lengths) or else by the
+twin's small byte-level BPE, which makes prompts about twice as long (a pessimistic measurement).
 
     python bench/bench_train.py --out bench_train.json          # GPU
     python bench/bench_train.py --tiny --steps 3                # CPU smoke test of this script
@@ -140,6 +142,12 @@ def main() -> None:
     parser.add_argument("--eval-batch", type=int, default=64)
     parser.add_argument("--no-anchor", action="store_true")
     parser.add_argument("--grad-ckpt", action="store_true", help="gradient checkpointing on")
+    parser.add_argument(
+        "--tokenizer",
+        default=None,
+        help="a local LLaMA tokenizer dir: real token counts (the twin's byte-level BPE, used "
+        "otherwise, makes ScienceQA prompts ~2x longer than LLaMA's tokenizer does)",
+    )
     parser.add_argument("--tiny", action="store_true", help="tiny twins on CPU (smoke test)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -177,6 +185,12 @@ def main() -> None:
         build_s = time.perf_counter() - t0
         if args.grad_ckpt:
             model.enable_gradient_checkpointing()
+        if args.tokenizer:
+            from transformers import AutoTokenizer
+
+            model.tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+            if model.tokenizer.pad_token is None:
+                model.tokenizer.pad_token = model.tokenizer.unk_token or model.tokenizer.eos_token
         examples, stats = encode_problems(problems, model.tokenizer, "qcm-ale", 512)
         load_image = ImageLoader(model.image_transform, cache=True)
         dtype = torch.bfloat16 if device == "cuda" else None

@@ -325,11 +325,13 @@ def resolve_dataset_root(data: DataSpec) -> Path:
         if not root.is_dir():
             raise FileNotFoundError(f"data.root={data.root!r}: folder does not exist")
         return root
-    from ablate.data.synthetic import write_synthetic_scienceqa
+    from ablate.data.synthetic import GENERATOR_VERSION, write_synthetic_scienceqa
 
     if data.root:
         root = Path(data.root).expanduser()
     else:
-        key = hashlib.sha256(data.synthetic.model_dump_json().encode()).hexdigest()[:12]
+        # the generator version is in the key: a changed generator never reuses stale files
+        text = GENERATOR_VERSION + data.synthetic.model_dump_json()
+        key = hashlib.sha256(text.encode()).hexdigest()[:12]
         root = cache_dir() / "synthetic-scienceqa" / key
     return write_synthetic_scienceqa(root, data.synthetic)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-TWIN_VERSION = "v1"
+TWIN_VERSION = "v2"  # v2: LLM final norm scaled x8; vision twins seeded by name
 TWIN_SEED = 1234
 
 # A small embedded corpus: English/science words and the ScienceQA prompt templates, so the twin
@@ -144,6 +145,10 @@ def write_llm_twin(preset_config: dict, out: Path) -> None:
     with torch.random.fork_rng(devices=[]):  # the caller's RNG stream is left untouched
         torch.manual_seed(TWIN_SEED)
         model = LlamaForCausalLM(config)
+        with torch.no_grad():
+            # A pretrained LM is confident; a random 0.02-std head reading a normalised state is
+            # not (no token gets past ~1%), and a frozen twin then cannot learn to answer.
+            model.model.norm.weight.mul_(8.0)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
 
@@ -165,7 +170,8 @@ def write_vision_twin(model_name: str, file_name: str, key_prefix: str, out: Pat
     from ablate.model.vision import VisionPreset, _open_clip_model
 
     with torch.random.fork_rng(devices=[]):  # the caller's RNG stream is left untouched
-        torch.manual_seed(TWIN_SEED)
+        # seeded by name: twins of different towers (DIHT, ALIP) are different networks
+        torch.manual_seed(TWIN_SEED + zlib.crc32(model_name.encode()) % 10_000)
         clip = _open_clip_model(VisionPreset("twin", model_name, False, 0, "open_clip"))
     state = {f"{key_prefix}{k}": v for k, v in clip.state_dict().items()}
     torch.save(state, out / file_name)

@@ -114,7 +114,7 @@ VISION_PRESETS: dict[str, VisionPreset] = {
             64,
             "alip",
             file_name="alip_tiny.pt",
-            twin_config=_tiny_config(12, False),
+            twin_config=_tiny_config(8, False),  # fewer blocks, fewer taps, as ViT-B vs ViT-L
         ),  # fmt: skip
     )
 }

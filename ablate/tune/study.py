@@ -1,0 +1,124 @@
+"""Optuna plumbing: the storage a study lives in, its sampler and pruner, its space.
+
+Storage, from ``--storage`` or ``search.storage``:
+
+- default ``sqlite:///<runs root>/optuna.db``: one orchestrator per study writes it (ask/tell only;
+  workers never touch Optuna), guarded by the sweep lock like ``ablate sweep``;
+- ``journal:PATH`` (or a path ending ``.journal``/``.log``): a :class:`JournalStorage` file that
+  several orchestrators on one host share safely;
+- any other URL (``postgresql://...``, ``mysql://...``) is passed to Optuna as is (several hosts).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ablate.spec.dotted import copy_tree, set_dotted
+from ablate.tune.search_spec import CategoricalParam, FloatParam, IntParam, SearchSpec
+
+if TYPE_CHECKING:
+    import optuna
+
+DEFAULT_DB = "optuna.db"
+JOURNAL_PREFIX = "journal:"
+
+
+def resolve_storage(storage: str | None, runs_root: Path) -> str:
+    """The storage string to use: the given one, or SQLite in the runs root."""
+    if storage:
+        return storage
+    root = Path(runs_root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{root / DEFAULT_DB}"
+
+
+def storage_kind(storage: str) -> str:
+    """``sqlite``, ``journal`` or ``url`` (a server several hosts can share)."""
+    if storage.startswith(JOURNAL_PREFIX) or storage.endswith((".journal", ".log")):
+        return "journal"
+    if storage.startswith("sqlite:"):
+        return "sqlite"
+    return "url"
+
+
+def open_storage(storage: str) -> Any:
+    """The Optuna storage object (journal files are opened with their file lock)."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    if storage_kind(storage) == "journal":
+        path = Path(storage.removeprefix(JOURNAL_PREFIX))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    if storage_kind(storage) == "sqlite":
+        Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.RDBStorage(storage) if "://" in storage else storage
+
+
+def make_sampler(search: SearchSpec) -> optuna.samplers.BaseSampler:
+    """TPE (default) or random; grid search enqueues every point and samples nothing itself."""
+    import optuna
+
+    cfg = search.sampler
+    if cfg.name == "tpe":
+        return optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=cfg.n_startup_trials)
+    return optuna.samplers.RandomSampler(seed=cfg.seed)
+
+
+def make_pruner(search: SearchSpec) -> optuna.pruners.BasePruner:
+    """Median, Hyperband, or none (also none when there is no intermediate metric)."""
+    import optuna
+
+    cfg = search.pruner
+    if cfg.name == "none" or search.intermediate is None:
+        return optuna.pruners.NopPruner()
+    if cfg.name == "median":
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=cfg.n_startup_trials, n_warmup_steps=cfg.n_warmup_steps
+        )
+    return optuna.pruners.HyperbandPruner(
+        min_resource=cfg.min_resource, max_resource=cfg.max_resource,
+        reduction_factor=cfg.reduction_factor,
+    )
+
+
+def open_study(search: SearchSpec, name: str, storage: str) -> optuna.Study:
+    """Create the study or load it (same name in the same storage: the study continues)."""
+    import optuna
+
+    return optuna.create_study(
+        study_name=name,
+        storage=open_storage(storage),
+        sampler=make_sampler(search),
+        pruner=make_pruner(search),
+        direction=search.objective.direction,
+        load_if_exists=True,
+    )
+
+
+def suggest(trial: optuna.Trial, search: SearchSpec) -> dict[str, Any]:
+    """Draw every parameter of the space for ``trial`` (enqueued values are taken as fixed)."""
+    params: dict[str, Any] = {}
+    for key, param in search.space.items():
+        if isinstance(param, FloatParam):
+            params[key] = trial.suggest_float(
+                key, param.low, param.high, log=param.log, step=param.step
+            )
+        elif isinstance(param, IntParam):
+            params[key] = trial.suggest_int(
+                key, param.low, param.high, step=param.step, log=param.log
+            )
+        else:
+            assert isinstance(param, CategoricalParam)
+            params[key] = trial.suggest_categorical(key, param.choices)
+    return params
+
+
+def apply_params(base: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The base spec with each dotted key of ``params`` set (a copy)."""
+    spec = copy_tree(base)
+    for key, value in params.items():
+        set_dotted(spec, key, value)
+    return spec

@@ -1,0 +1,481 @@
+"""The tuning loop: an Optuna study whose trials are ordinary runs of the sweep machinery.
+
+:func:`run_study` drives a study with ask/tell from this process only (workers never touch
+Optuna). It reuses the sweep orchestrator's loop (:class:`~ablate.orchestrate.orchestrator.
+_SweepLoop`: claims, ``spec.json``, executors, one record per attempt, run-level retries, timeouts,
+graceful Ctrl-C, tracker hooks) and only changes where the runs come from:
+
+1. while fewer than ``n_trials`` trials are finished or running, ask a trial, draw its point, build
+   its spec with :func:`build_run_spec` (so it gets a run id like any run);
+2. a run id that already succeeded in the store is not trained again: its stored objective is told;
+3. otherwise the run is dispatched; while it runs, new lines of its ``metrics.jsonl`` carrying the
+   intermediate metric are reported to the trial and, when the pruner says so, the job is cancelled
+   (SIGTERM: it checkpoints, records ``cancelled``) and the trial is told PRUNED;
+4. when the run ends (after its run-level retries), the trial is told COMPLETE with the final
+   metric, or FAIL.
+
+Trials lost with a dead orchestrator (Optuna heartbeats need ``study.optimize``) are found through
+owner locks (:mod:`ablate.tune.owners`), told FAIL and their point enqueued again while the trial
+retry budget lasts; the re-asked trial carries ``ablate.retry_of`` so the failed one no longer
+counts toward ``n_trials``. A trial stopped by Ctrl-C is given back the same way, without using
+budget.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ablate.errors import SpecError
+from ablate.execution.attempt import METRICS_FILE
+from ablate.orchestrate.claims import claim_holder
+from ablate.orchestrate.lock import SweepLock
+from ablate.orchestrate.orchestrator import DEFAULT_GRACE_S, _Active, _SweepLoop
+from ablate.orchestrate.outcomes import EXIT_INTERRUPTED, SweepResult
+from ablate.orchestrate.plan import (
+    DEFAULT_RETRIES,
+    Plan,
+    PlanEntry,
+    RunHistory,
+    RunState,
+    state_of,
+    summarise,
+)
+from ablate.orchestrate.progress import NullProgress, SweepProgress
+from ablate.orchestrate.signals import StopSignals
+from ablate.orchestrate.tracker import NullTracker, Tracker
+from ablate.spec.run_spec import build_run_spec
+from ablate.spec.sweep import PlannedRun
+from ablate.store.record import AttemptRecord, AttemptStatus, FailureKind
+from ablate.tune.owners import OwnerLock, owner_alive
+from ablate.tune.study import apply_params, storage_kind, suggest
+
+if TYPE_CHECKING:
+    import optuna
+
+    from ablate.execution.base import Executor
+    from ablate.spec.sweep import Sweep
+    from ablate.store.results_store import ResultsStore
+    from ablate.tune.search_spec import SearchSpec
+
+OWNER_ATTR = "ablate.owner"
+RUN_ID_ATTR = "ablate.run_id"
+RETRY_ATTR = "ablate.retry"
+RETRY_OF_ATTR = "ablate.retry_of"
+REUSED_ATTR = "ablate.reused"
+ERROR_ATTR = "ablate.error"
+ENQUEUED_ATTR = "ablate.enqueued"
+RECOVER_EVERY_S = 2.0
+OWNERLESS_GRACE_S = 60.0
+
+
+@dataclass
+class TuneResult:
+    """What one ``ablate tune`` invocation did.
+
+    Attributes:
+        study: the study name.
+        storage: where it lives.
+        told: trial number -> state name (COMPLETE, PRUNED, FAIL) for trials this invocation ended.
+        interrupted: SIGINT/SIGTERM stopped it (trials given back, the next invocation resumes).
+        records: attempt records of the runs it dispatched.
+    """
+
+    study: str
+    storage: str
+    told: dict[int, str] = field(default_factory=dict)
+    interrupted: bool = False
+    records: list[AttemptRecord] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0, or 130 after an interrupt."""
+        return EXIT_INTERRUPTED if self.interrupted else 0
+
+
+def settled_and_running(trials: list[optuna.trial.FrozenTrial]) -> tuple[int, int]:
+    """Trials that count toward ``n_trials`` (finished and not re-asked) and running ones."""
+    import optuna
+
+    superseded = {t.user_attrs.get(RETRY_OF_ATTR) for t in trials} - {None}
+    running = sum(t.state is optuna.trial.TrialState.RUNNING for t in trials)
+    settled = sum(
+        t.state.is_finished() and t.number not in superseded for t in trials
+    )
+    return settled, running
+
+
+class _TuneLoop(_SweepLoop):
+    """The sweep loop with a growing list of runs chosen by the study."""
+
+    def __init__(
+        self,
+        sweep: Sweep,
+        *,
+        study: optuna.Study,
+        search: SearchSpec,
+        n_trials: int,
+        owner: str,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(sweep, force=False, **kwargs)
+        self.study = study
+        self.search = search
+        self.n_trials = n_trials
+        self.owner = owner
+        self.base = sweep.runs[0].spec.to_dict()
+        self.waiting: dict[str, list[optuna.Trial]] = {}  # run id -> trials told by that run
+        self.params: dict[int, dict[str, Any]] = {}
+        self.reports: dict[str, tuple[int, int]] = {}  # run id -> (file offset, reports made)
+        self.pruned: set[str] = set()
+        self.told: dict[int, str] = {}
+        self._last_recover = 0.0
+
+    # ------------------------------------------------------------------------------- main
+    def run(self) -> SweepResult:
+        plan = Plan(sweep=self.sweep, entries=(), retries=self.retries, force=False, counts={})
+        self.result = SweepResult(sweep=self.sweep.name, plan=plan)
+        self.tracker.on_sweep_start(self.sweep, plan)
+        self.executor.bind_stop(self.stop)
+        try:
+            try:
+                self._recover_orphans()
+                self._loop()
+            except KeyboardInterrupt:
+                self.stop.request("KeyboardInterrupt")
+        finally:
+            if self.active:
+                self._stop_all()
+            self.executor.shutdown()
+            for run_id in list(self.waiting):  # deferred or waiting to retry when stopped
+                for trial in self.waiting.pop(run_id):
+                    self._give_back(trial, use_budget=False, why="tuner stopped")
+            self.tracker.on_sweep_end(self.sweep, self.stop.requested)
+        for notice in self.stop.notices():
+            self.progress.message(notice)
+        self.result.interrupted = self.stop.requested
+        return self.result
+
+    def _loop(self) -> None:
+        while not self.stop.requested:
+            for active in [a for a in self.active if a.handle.done()]:
+                self._finalize(active)
+            self._check_pruning()
+            self._enforce_timeouts()
+            if time.monotonic() - self._last_recover > RECOVER_EVERY_S:
+                self._last_recover = time.monotonic()
+                self._recover_orphans()
+                self._recheck_deferred()
+            while self._free() and self.pending and not self.stop.requested:
+                self._start(self.pending.popleft())
+            while self._free() and not self.stop.requested and self._want_more():
+                self._ask_and_start()
+            self._tick()
+            if not (self.pending or self.active or self.deferred) and not self._want_more():
+                return
+            self.stop.wait(self.poll_s if self.active else self.poll_s * 5)
+
+    def _free(self) -> bool:
+        return len(self.active) < self.limit and self.executor.free_slots() > 0
+
+    def _want_more(self) -> bool:
+        settled, running = settled_and_running(self.study.get_trials(deepcopy=False))
+        return settled + running < self.n_trials
+
+    # ---------------------------------------------------------------------------- asking
+    def _ask_and_start(self) -> None:
+        import optuna
+
+        trial = self.study.ask()
+        trial.set_user_attr(OWNER_ATTR, self.owner)
+        params = suggest(trial, self.search)
+        self.params[trial.number] = params
+        try:
+            spec = build_run_spec(apply_params(self.base, params), file=self.sweep.path)
+        except SpecError as err:  # a point the job refuses (e.g. dim not divisible by groups)
+            trial.set_user_attr(ERROR_ATTR, str(err)[:1000])
+            self._tell(trial, optuna.trial.TrialState.FAIL)
+            self.progress.message(f"trial {trial.number}: invalid point: {err}")
+            return
+        run_id = spec.run_id
+        trial.set_user_attr(RUN_ID_ATTR, run_id)
+        if run_id in self.waiting:  # the same point is already running here
+            self.waiting[run_id].append(trial)
+            return
+        attempts = self.store.attempts_of(run_id)
+        success = [r for r in attempts if r.status is AttemptStatus.SUCCESS]
+        if success:
+            trial.set_user_attr(REUSED_ATTR, True)
+            self.waiting[run_id] = [trial]
+            self._settle(run_id, success[-1])
+            return
+        history = _history(attempts)
+        if state_of(history, self.retries, False) is RunState.EXHAUSTED:
+            trial.set_user_attr(ERROR_ATTR, f"run {run_id}: failed-attempt budget already spent")
+            self._tell(trial, optuna.trial.TrialState.FAIL)
+            return
+        self.failures[run_id] = history.failures
+        self.waiting[run_id] = [trial]
+        run = PlannedRun(
+            spec=spec, axes={"trial": trial.number, **params}, label=f"trial {trial.number}"
+        )
+        self._start(PlanEntry(run, RunState.NEW, history, True))
+
+    def _start(self, entry: PlanEntry) -> None:
+        run_id = entry.run_id
+        if run_id not in self.reports:
+            self.reports[run_id] = (0, 0)
+        super()._start(entry)
+        running = any(a.entry.run_id == run_id for a in self.active)
+        if run_id in self.finished and not running and run_id in self.waiting:
+            done = [r for r in self.store.attempts_of(run_id) if r.status is AttemptStatus.SUCCESS]
+            if done:  # finished by another process while we waited for its claim
+                self._settle(run_id, done[-1])
+
+    # --------------------------------------------------------------------------- telling
+    def _finalize(self, active: _Active) -> None:
+        super()._finalize(active)
+        run_id = active.entry.run_id
+        if any(e.run_id == run_id for e in self.pending):
+            return  # a failed attempt with run-level retries left: the trial waits
+        assert self.result is not None
+        self._settle(run_id, self.result.records[-1])
+
+    def _settle(self, run_id: str, record: AttemptRecord) -> None:
+        import optuna
+
+        state = optuna.trial.TrialState
+        for trial in self.waiting.pop(run_id, []):
+            if record.status is AttemptStatus.SUCCESS:
+                value = (record.metrics or {}).get(self.search.objective.metric)
+                if value is None:
+                    known = ", ".join(sorted(record.metrics or {})) or "none"
+                    trial.set_user_attr(
+                        ERROR_ATTR,
+                        f"objective {self.search.objective.metric!r} not in the run's metrics "
+                        f"({known})",
+                    )
+                    self._tell(trial, state.FAIL)
+                else:
+                    self._tell(trial, state.COMPLETE, value)
+            elif record.status is AttemptStatus.CANCELLED and run_id in self.pruned:
+                self._tell(trial, state.PRUNED)
+            elif record.status is AttemptStatus.CANCELLED:
+                self._give_back(trial, use_budget=False, why="cancelled")
+            else:
+                trial.set_user_attr(ERROR_ATTR, (record.failure_reason or "failed")[:1000])
+                self._tell(trial, state.FAIL)
+        self.pruned.discard(run_id)
+
+    def _tell(self, trial: optuna.Trial, state: Any, value: float | None = None) -> None:
+        import optuna
+
+        try:
+            if state is optuna.trial.TrialState.COMPLETE:
+                self.study.tell(trial, value)
+            else:
+                self.study.tell(trial, state=state)
+        except (ValueError, RuntimeError) as err:  # told already (e.g. by a recovering peer)
+            self.progress.message(f"trial {trial.number}: could not tell {state.name}: {err}")
+            return
+        self.told[trial.number] = state.name
+        shown = f" {value:.6g}" if value is not None else ""
+        self.progress.message(f"trial {trial.number} {state.name}{shown}")
+
+    def _give_back(self, trial: optuna.Trial, *, use_budget: bool, why: str) -> None:
+        """Tell FAIL and ask the same point again (within the retry budget if ``use_budget``)."""
+        import optuna
+
+        params = self.params.get(trial.number) or dict(trial.params)
+        retry = int(trial.user_attrs.get(RETRY_ATTR, 0)) if hasattr(trial, "user_attrs") else 0
+        self._tell(trial, optuna.trial.TrialState.FAIL)
+        self._requeue(trial.number, params, retry + int(use_budget), why)
+
+    def _requeue(self, number: int, params: dict[str, Any], retry: int, why: str) -> None:
+        if retry > self.search.retries:
+            self.progress.message(f"trial {number} {why}; retry budget spent, not asked again")
+            return
+        self.study.enqueue_trial(params, user_attrs={RETRY_ATTR: retry, RETRY_OF_ATTR: number})
+        self.progress.message(f"trial {number} {why}; its point is asked again")
+
+    # --------------------------------------------------------------------------- pruning
+    def _check_pruning(self) -> None:
+        metric = self.search.intermediate
+        if metric is None:
+            return
+        for active in self.active:
+            run_id = active.entry.run_id
+            trials = self.waiting.get(run_id)
+            if not trials or active.stop_kind is not None:
+                continue
+            values = self._new_values(run_id, active.handle.request.run_dir, metric)
+            if not values:
+                continue
+            for trial in trials:
+                for step, value in values:
+                    trial.report(value, step)
+            if any(trial.should_prune() for trial in trials):
+                self.pruned.add(run_id)
+                self.progress.message(
+                    f"trial {trials[0].number} ({run_id}) pruned at report {values[-1][0]}"
+                )
+                self._ask_to_stop(active, FailureKind.CANCELLED)
+
+    def _new_values(self, run_id: str, run_dir: Path, metric: str) -> list[tuple[int, float]]:
+        """Complete new lines of ``metrics.jsonl`` with ``metric``, numbered by report order."""
+        offset, count = self.reports.get(run_id, (0, 0))
+        try:
+            with (run_dir / METRICS_FILE).open("rb") as handle:
+                handle.seek(offset)
+                chunk = handle.read()
+        except OSError:
+            return []
+        end = chunk.rfind(b"\n") + 1
+        values = []
+        for line in chunk[:end].splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get(metric), int | float):
+                values.append((count, float(row[metric])))
+                count += 1
+        self.reports[run_id] = (offset + end, count)
+        return values
+
+    # -------------------------------------------------------------------------- recovery
+    def _recover_orphans(self) -> None:
+        """RUNNING trials whose tuner died: tell FAIL, enqueue the point again within budget."""
+        import optuna
+
+        sweep_dir = self.layout.sweep_dir(self.sweep.name)
+        now = time.time()
+        for trial in self.study.get_trials(deepcopy=False,
+                                           states=(optuna.trial.TrialState.RUNNING,)):
+            owner = trial.user_attrs.get(OWNER_ATTR)
+            if owner == self.owner or owner_alive(sweep_dir, owner):
+                continue
+            started = trial.datetime_start.timestamp() if trial.datetime_start else now
+            if owner is None and now - started < OWNERLESS_GRACE_S:
+                continue  # just asked by a peer that has not written its owner yet
+            run_id = trial.user_attrs.get(RUN_ID_ATTR)
+            if run_id and claim_holder(self.layout, run_id) is not None:
+                continue  # its worker is still finishing; look again later
+            try:
+                self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            except (ValueError, RuntimeError):
+                continue  # a peer recovered it first
+            self.told[trial.number] = "FAIL"
+            retry = int(trial.user_attrs.get(RETRY_ATTR, 0)) + 1
+            self._requeue(trial.number, dict(trial.params), retry,
+                          f"was left running by {owner or 'a dead tuner'}")
+
+
+def _history(attempts: list[AttemptRecord]) -> RunHistory:
+    if not attempts:
+        return RunHistory()
+    columns = {
+        "run_id": [r.run_id for r in attempts],
+        "attempt": [r.attempt for r in attempts],
+        "status": [r.status.value for r in attempts],
+        "sweep": [r.sweep for r in attempts],
+    }
+    return next(iter(summarise(columns).values()))
+
+
+def enqueue_initial(study: optuna.Study, search: SearchSpec) -> int:
+    """Enqueue the ``enqueue:`` points (and every grid point) once per study; how many."""
+    if study.user_attrs.get(ENQUEUED_ATTR):
+        return 0
+    points = list(search.enqueue)
+    if search.sampler.name == "grid":
+        points += search.grid_points()
+    for point in points:
+        study.enqueue_trial(point, skip_if_exists=True)
+    study.set_user_attr(ENQUEUED_ATTR, True)
+    return len(points)
+
+
+def run_study(
+    sweep: Sweep,
+    search: SearchSpec,
+    *,
+    study: optuna.Study,
+    storage: str,
+    executor: Executor,
+    store: ResultsStore,
+    n_trials: int | None = None,
+    retries: int = DEFAULT_RETRIES,
+    max_parallel: int | None = None,
+    progress: SweepProgress | None = None,
+    tracker: Tracker | None = None,
+    timeout_s: float | None = None,
+    grace_s: float = DEFAULT_GRACE_S,
+    poll_s: float = 0.1,
+    install_signal_handlers: bool = True,
+    command: str | None = None,
+) -> TuneResult:
+    """Run ``study`` until ``n_trials`` trials are finished; resumable and interruptible.
+
+    Args:
+        sweep: the tune file loaded as a sweep; its single run is the base every trial changes.
+        search: the validated ``search:`` section.
+        study: the Optuna study (:func:`ablate.tune.study.open_study`).
+        storage: the study's storage string (``sqlite:`` takes the sweep lock: one tuner only).
+        executor: where runs go (``make_executor``).
+        store: the results store.
+        n_trials: the study's trial budget (default ``search.n_trials``; grid: every point).
+        retries: run-level failed attempts allowed beyond the first (as ``ablate sweep``).
+        max_parallel: trials at once (default: the executor's capacity).
+        progress: the display.
+        tracker: experiment-tracker hooks (each trial's run is a child run labelled
+            ``trial <n>``).
+        timeout_s: per-attempt limit.
+        grace_s: seconds a stopped job gets to checkpoint.
+        poll_s: how often running jobs (and their metrics) are polled.
+        install_signal_handlers: SIGINT/SIGTERM stop gracefully.
+        command: written into the sweep lock.
+
+    Raises:
+        SweepLockedError: SQLite storage and another tuner runs this study.
+        SpecError: the tune file does not expand to exactly one base run.
+    """
+    if len(sweep.runs) != 1:
+        raise SpecError(
+            f"a tune file must describe one base run (it expands to {len(sweep.runs)}): the "
+            "search: section varies it; drop grid/runs/seeds or move them into search.space",
+            file=sweep.path,
+        )
+    budget = n_trials or search.n_trials
+    if search.sampler.name == "grid" and n_trials is None:
+        budget = len(search.grid_points())
+    enqueue_initial(study, search)
+    progress = progress or NullProgress()
+    layout = store.layout
+    lock = SweepLock(layout, sweep.name, command=command)
+    use_lock = storage_kind(storage) == "sqlite"
+    if use_lock:
+        lock.acquire()
+    try:
+        with (
+            OwnerLock(layout.sweep_dir(sweep.name)) as owner,
+            StopSignals(install=install_signal_handlers,
+                        interrupt_on_second=executor.name == "inline") as stop,
+        ):
+            loop = _TuneLoop(
+                sweep, study=study, search=search, n_trials=budget, owner=owner.name,
+                executor=executor, store=store, retries=retries, max_parallel=max_parallel,
+                progress=progress, tracker=tracker or NullTracker(), timeout_s=timeout_s,
+                grace_s=grace_s, poll_s=poll_s, stop=stop,
+            )
+            result = loop.run()
+    finally:
+        if use_lock:
+            lock.release()
+    return TuneResult(
+        study=study.study_name, storage=storage, told=dict(loop.told),
+        interrupted=result.interrupted, records=list(result.records),
+    )

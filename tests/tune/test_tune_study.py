@@ -1,0 +1,61 @@
+"""A small study end to end on CPU: trials are runs, pruning stops a crafted bad trial."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from tune_helpers import load, local_executor, tune_file
+
+from ablate.store import ResultsStore
+from ablate.store.record import AttemptStatus
+from ablate.tune.tuner import RUN_ID_ATTR, run_study
+
+
+@pytest.fixture(autouse=True)
+def quiet_workers(monkeypatch):
+    monkeypatch.setenv("ABLATE_GIT_SHA", "0" * 40)  # skip git calls in workers
+    monkeypatch.setenv("ABLATE_GIT_DIRTY", "0")
+
+
+PRUNING_SEARCH = """
+n_trials: 6
+objective: {metric: eval/mse, direction: minimize}
+intermediate: train/loss
+sampler: {name: random, seed: 3}
+pruner: {name: median, n_startup_trials: 2, n_warmup_steps: 5}
+space:
+  train.lr: {type: float, low: 0.0001, high: 0.2, log: true}
+enqueue:
+  - {train.lr: 0.1}
+  - {train.lr: 0.15}
+  - {train.lr: 0.0001}
+"""
+
+
+def test_six_trial_study_prunes_the_slow_learner(tmp_path):
+    runs = tmp_path / "runs"
+    store = ResultsStore(runs)
+    path = tune_file(tmp_path, search=PRUNING_SEARCH,
+                     base="  debug: {sleep_per_step: 0.03}\n")
+    sweep, search, storage, study = load(path, runs)
+    result = run_study(sweep, search, study=study, storage=storage,
+                       executor=local_executor(store), store=store, max_parallel=1,
+                       install_signal_handlers=False)
+    trials = study.get_trials()
+    states = [t.state for t in trials]
+    assert len(trials) == 6 and result.exit_code == 0
+    assert optuna.trial.TrialState.PRUNED in states
+    # the third trial (lr 1e-4, slowest to learn) is the crafted one
+    assert trials[2].params["train.lr"] == pytest.approx(0.0001)
+    assert trials[2].state is optuna.trial.TrialState.PRUNED
+    # every trial is a run in the store, under the sweep's folder, with its own run id
+    for trial in trials:
+        run_id = trial.user_attrs[RUN_ID_ATTR]
+        records = store.attempts_of(run_id)
+        assert records, trial.number
+        expected = (AttemptStatus.CANCELLED if trial.state is optuna.trial.TrialState.PRUNED
+                    else AttemptStatus.SUCCESS)
+        assert records[-1].status is expected
+        if expected is AttemptStatus.SUCCESS:
+            assert trial.value == pytest.approx(records[-1].metrics["eval/mse"])
+    assert (runs / "optuna.db").exists()

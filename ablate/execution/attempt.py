@@ -109,7 +109,8 @@ class MetricsLog:
     def __call__(self, step: int, metrics: dict[str, float]) -> None:
         """Forward one call (see the class docstring)."""
         if self._file is None:
-            self._file = self._path.open("a", encoding="utf-8")
+            # line-buffered: the tuner (pruning) and the tracking tailer read it while it grows
+            self._file = self._path.open("a", encoding="utf-8", buffering=1)
         self._file.write(json.dumps({"step": step, "time": time.time(), **metrics}) + "\n")
         if self._forward is not None:
             self._forward(step, metrics)

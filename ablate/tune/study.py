@@ -11,6 +11,7 @@ Storage, from ``--storage`` or ``search.storage``:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,14 +58,23 @@ def open_storage(storage: str) -> Any:
     return optuna.storages.RDBStorage(storage) if "://" in storage else storage
 
 
-def make_sampler(search: SearchSpec) -> optuna.samplers.BaseSampler:
-    """TPE (default) or random; grid search enqueues every point and samples nothing itself."""
+def make_sampler(search: SearchSpec, *, shared: bool = False) -> optuna.samplers.BaseSampler:
+    """TPE (default) or random; grid search enqueues every point and samples nothing itself.
+
+    Args:
+        search: the search section.
+        shared: several tuners drive the study (journal or server storage): the seed is mixed
+            with this process id, else every tuner would propose the same points.
+    """
     import optuna
 
     cfg = search.sampler
+    seed = cfg.seed
+    if shared and seed is not None:
+        seed = (seed * 1_000_003 + os.getpid()) % 2**32
     if cfg.name == "tpe":
-        return optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=cfg.n_startup_trials)
-    return optuna.samplers.RandomSampler(seed=cfg.seed)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=cfg.n_startup_trials)
+    return optuna.samplers.RandomSampler(seed=seed)
 
 
 def make_pruner(search: SearchSpec) -> optuna.pruners.BasePruner:
@@ -91,7 +101,7 @@ def open_study(search: SearchSpec, name: str, storage: str) -> optuna.Study:
     return optuna.create_study(
         study_name=name,
         storage=open_storage(storage),
-        sampler=make_sampler(search),
+        sampler=make_sampler(search, shared=storage_kind(storage) != "sqlite"),
         pruner=make_pruner(search),
         direction=search.objective.direction,
         load_if_exists=True,

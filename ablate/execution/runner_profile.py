@@ -46,13 +46,14 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
 class RunnerProfile(SpecModel):
     """Where and how the runs of a sweep execute."""
 
-    executor: Literal["inline", "local"]
-    """``inline`` (in-process, debugging) or ``local`` (a worker subprocess per run)."""
+    executor: Literal["inline", "local", "slurm"]
+    """``inline`` (in-process, debugging), ``local`` (a worker subprocess per run) or ``slurm``
+    (job arrays through submitit; ``ablate sweep`` submits and returns)."""
     description: str = ""
     """One line for humans."""
-    gpus: Literal["auto", "none"] | list[str] = "auto"
+    gpus: Literal["auto", "none"] | list[str] | int = "auto"
     """GPUs to lease, one per job: ``auto`` (``CUDA_VISIBLE_DEVICES`` or ``nvidia-smi``),
-    ``none``, or a list of ids."""
+    ``none``, a list of ids, or a count (the first N; ``slurm``: GPUs per job, ``auto`` = 1)."""
     cpu_slots: int | Literal["auto"] = Field("auto")
     """Parallel jobs when there is no GPU; ``auto`` = half the cores, between 1 and 4."""
     threads_per_job: int | Literal["auto"] | None = "auto"
@@ -67,6 +68,27 @@ class RunnerProfile(SpecModel):
     """Extra environment for every job."""
     name: str = ""
     """The profile's name (filled in from the file name)."""
+    # --- slurm only (sbatch options of each task) ---
+    partition: str | None = None
+    """SLURM partition (default: the cluster's default partition)."""
+    cpus: int = Field(4, ge=1)
+    """CPUs per task (``--cpus-per-task``)."""
+    mem_gb: float | None = Field(None, gt=0)
+    """Memory per task in GB (``--mem``); default: the partition's."""
+    time_min: int = Field(60, ge=1)
+    """Time limit per task in minutes; a task that reaches it checkpoints and is requeued."""
+    qos: str | None = None
+    """SLURM quality of service (``--qos``)."""
+    account: str | None = None
+    """SLURM account (``--account``)."""
+    setup: list[str] = Field(default_factory=list)
+    """Shell lines run in each task before the worker (``module load``, ``source venv``)."""
+    array_parallelism: int = Field(64, ge=1)
+    """Tasks of one job array running at once (the array's ``%N``)."""
+    array_chunk: int = Field(1000, ge=1)
+    """Runs per job array (keep under the cluster's ``MaxArraySize``)."""
+    signal_delay_s: int = Field(120, ge=10)
+    """Seconds before the time limit at which SLURM signals the task to checkpoint."""
 
     @field_validator("gpus", mode="before")
     @classmethod
@@ -88,6 +110,8 @@ class RunnerProfile(SpecModel):
             return []
         if self.gpus == "auto":
             return discover_gpus()
+        if isinstance(self.gpus, int):
+            return discover_gpus()[: self.gpus]
         return list(self.gpus)
 
     def resolved_cpu_slots(self) -> int:
@@ -184,6 +208,10 @@ def make_executor(
         from ablate.execution.inline import InlineExecutor
 
         return InlineExecutor(store)
+    if profile.executor == "slurm":
+        from ablate.execution.slurm import slurm_executor
+
+        return slurm_executor(profile, store, max_parallel=max_parallel)
     from ablate.execution.local import LocalExecutor
 
     gpus = profile.gpu_ids()

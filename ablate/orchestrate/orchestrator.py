@@ -396,6 +396,18 @@ def run_sweep(
     """
     progress = progress or NullProgress()
     tracker = tracker or NullTracker()
+    if getattr(executor, "detached", False):
+        # A detached executor (slurm) takes the whole plan and returns once it is submitted: the
+        # cluster runs the attempts and the workers record them; `ablate status` reattaches.
+        with SweepLock(store.layout, sweep.name, command=command):
+            return executor.submit_sweep(  # type: ignore[attr-defined]
+                sweep,
+                store=store,
+                retries=retries,
+                force=force,
+                progress=progress,
+                tracker=tracker,
+            )
     with (
         SweepLock(store.layout, sweep.name, command=command),
         StopSignals(

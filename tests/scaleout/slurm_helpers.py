@@ -1,0 +1,59 @@
+"""Helpers for the SLURM tests: a runs root, a quick-fit sweep, polling the store and SLURM."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+ORCHESTRATION = HERE.parent / "orchestration"
+if str(ORCHESTRATION) not in sys.path:
+    sys.path.insert(0, str(ORCHESTRATION))
+
+import quick_job  # noqa: E402,F401  (registers quick-fit here; jobs import it by env)
+
+from ablate.spec.sweep import Sweep, load_sweep  # noqa: E402
+
+
+def job_env(monkeypatch) -> None:
+    """SLURM tasks inherit the submitter's environment: let their workers import quick-fit."""
+    path = os.pathsep.join([str(ORCHESTRATION), str(REPO), os.environ.get("PYTHONPATH", "")])
+    monkeypatch.setenv("PYTHONPATH", path)
+    monkeypatch.setenv("ABLATE_JOB_MODULES", "quick_job")
+    monkeypatch.setenv("ABLATE_GIT_SHA", "0" * 40)
+    monkeypatch.setenv("ABLATE_GIT_DIRTY", "0")
+
+
+def write_sweep(tmp_path: Path, name: str, body: str) -> Sweep:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"name: {name}\n" + textwrap.dedent(body).lstrip("\n"))
+    return load_sweep(path)
+
+
+def wait_for(what: str, check: Callable[[], object], timeout_s: float, every_s: float = 0.5):
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` after the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+
+
+def progress_step(run_dir: Path) -> int:
+    try:
+        return int(json.loads((run_dir / "progress.json").read_text())["step"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def slurm(*args: str) -> str:
+    return subprocess.run(list(args), check=True, capture_output=True, text=True).stdout

@@ -1,0 +1,153 @@
+"""A real one-node SLURM (``.ci/slurm-up``): sweeps go through sbatch as job arrays.
+
+Skipped, with the reason, where no SLURM controller answers. Covers: non-blocking submission,
+the worker's own records in the shared store, a failed task that SLURM shows FAILED, a preempted
+task (SIGTERM + USR2, what SLURM sends) that checkpoints, is requeued and resumes, and a
+``scancel``-ed run that a rerun of the sweep submits again; every run ends with exactly one
+success record.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from slurm_helpers import job_env, progress_step, slurm, wait_for, write_sweep
+
+from ablate.execution.slurm import (
+    LIVE_STATES,
+    SlurmExecutor,
+    SlurmResources,
+    record_lost_slurm_attempts,
+    slurm_available,
+    slurm_run_states,
+)
+from ablate.orchestrate.orchestrator import run_sweep
+from ablate.store.record import AttemptStatus, FailureKind
+from ablate.store.results_store import ResultsStore
+
+WHY_NOT = slurm_available()
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(WHY_NOT is not None, reason=f"no SLURM here ({WHY_NOT}); run .ci/slurm-up"),
+]
+
+
+def start_requeued_now(job_id: str) -> None:
+    """SLURM holds a requeued job for a while before it is eligible again; skip the wait."""
+    for _ in range(20):
+        if "PENDING" in slurm("squeue", "-h", "-j", job_id, "-o", "%T"):
+            slurm("scontrol", "update", f"JobId={job_id}", "StartTime=now")
+            return
+        time.sleep(0.5)
+
+
+def executor(store: ResultsStore) -> SlurmExecutor:
+    resources = SlurmResources(cpus=1, mem_gb=0.25, time_min=10, array_parallelism=3)
+    return SlurmExecutor(resources, runs_root=store.root, grace_s=10)
+
+
+def by_label(sweep, label: str) -> str:
+    return next(r.spec.run_id for r in sweep.runs if r.label == label)
+
+
+def statuses(store: ResultsStore, run_id: str) -> list[tuple[int, str]]:
+    return sorted((r.attempt, r.status.value) for r in store.attempts_of(run_id))
+
+
+def test_sweep_through_sbatch_with_failure_and_preemption(tmp_path, monkeypatch):
+    job_env(monkeypatch)
+    store = ResultsStore(tmp_path / "runs")
+    sweep = write_sweep(
+        tmp_path,
+        "slurmq",
+        """
+        base: {job: quick-fit}
+        runs:
+          - {label: ok, fit.steps: 5}
+          - {label: fails, fit.fail_attempts: 9}
+          - {label: preempted, fit.steps: 80, fit.sleep_per_step: 0.2}
+        """,
+    )
+    ok, fails, preempted = (by_label(sweep, n) for n in ("ok", "fails", "preempted"))
+    started = time.monotonic()
+    result = run_sweep(sweep, executor=executor(store), store=store, install_signal_handlers=False)
+    assert time.monotonic() - started < 20, "submission must not wait for the jobs"
+    assert result.exit_code == 0 and result.records == []
+    jobs = slurm_run_states(store, "slurmq")
+    assert set(jobs) == {ok, fails, preempted}
+    assert len({j["job_id"].split("_")[0] for j in jobs.values()}) == 1, "one job array"
+
+    run_dir = store.layout.run_dir("slurmq", preempted)
+    wait_for("the long run to make progress", lambda: progress_step(run_dir) >= 5, 120)
+    job_id = jobs[preempted]["job_id"]
+    slurm("scancel", "--signal=TERM", job_id)  # what a preemption sends first ...
+    slurm("scancel", "--signal=USR2", job_id)  # ... and submitit's checkpoint signal
+
+    wait_for("the preempted attempt's record", lambda: store.attempts_of(preempted), 60)
+    start_requeued_now(job_id)
+
+    def all_settled():
+        states = slurm_run_states(store, "slurmq")
+        if any(s["state"] in LIVE_STATES for s in states.values()):
+            return None
+        return states
+
+    states = wait_for("every SLURM task to end", all_settled, 240, every_s=1.0)
+    assert statuses(store, ok) == [(1, "success")]
+    assert states[ok]["state"] == "COMPLETED"
+    [failed] = store.attempts_of(fails)
+    assert failed.status is AttemptStatus.FAILED and failed.failure_kind is FailureKind.ERROR
+    assert "injected failure" in failed.failure_reason
+    assert states[fails]["state"] == "FAILED", "a failed run must not look completed to SLURM"
+    # preempted: attempt 1 checkpointed and recorded cancelled, the requeued task resumed it
+    assert statuses(store, preempted) == [(1, "cancelled"), (2, "success")]
+    success = next(r for r in store.attempts_of(preempted) if r.status is AttemptStatus.SUCCESS)
+    assert 0 < success.metrics["steps_run"] < 80, "the requeued attempt resumed from a checkpoint"
+    assert success.executor == "slurm"
+    assert states[preempted]["job_id"] == job_id, "requeued as the same SLURM task"
+    assert record_lost_slurm_attempts(store, "slurmq") == []
+
+    # rerun: nothing is done twice; the failed run is out of retries (0) and not resubmitted
+    again = run_sweep(
+        sweep, executor=executor(store), store=store, retries=0, install_signal_handlers=False
+    )
+    assert again.not_done == [fails]
+    assert slurm_run_states(store, "slurmq")[ok]["job_id"] == jobs[ok]["job_id"]
+
+
+def test_scancelled_run_is_submitted_again_and_recorded_once(tmp_path, monkeypatch):
+    job_env(monkeypatch)
+    store = ResultsStore(tmp_path / "runs")
+    sweep = write_sweep(
+        tmp_path, "slurmc", "base: {job: quick-fit, fit: {steps: 60, sleep_per_step: 0.2}}\n"
+    )
+    [run] = sweep.runs
+    run_id = run.spec.run_id
+    run_sweep(sweep, executor=executor(store), store=store, install_signal_handlers=False)
+    run_dir = store.layout.run_dir("slurmc", run_id)
+    wait_for("the run to make progress", lambda: progress_step(run_dir) >= 5, 120)
+    first_job = slurm_run_states(store, "slurmc")[run_id]["job_id"]
+    slurm("scancel", first_job)
+    wait_for("the cancelled record", lambda: store.attempts_of(run_id), 60)
+    [cancelled] = store.attempts_of(run_id)
+    assert cancelled.status is AttemptStatus.CANCELLED
+    wait_for(
+        "SLURM to end the cancelled task",
+        lambda: slurm_run_states(store, "slurmc")[run_id]["state"] not in LIVE_STATES,
+        60,
+    )
+    assert slurm_run_states(store, "slurmc")[run_id]["state"] == "CANCELLED"
+
+    run_sweep(sweep, executor=executor(store), store=store, install_signal_handlers=False)
+    second_job = slurm_run_states(store, "slurmc")[run_id]["job_id"]
+    assert second_job != first_job
+    wait_for(
+        "the resubmitted run to succeed",
+        lambda: any(r.status is AttemptStatus.SUCCESS for r in store.attempts_of(run_id)),
+        180,
+        every_s=1.0,
+    )
+    assert statuses(store, run_id) == [(1, "cancelled"), (2, "success")]
+    success = store.attempts_of(run_id)[-1]
+    assert success.metrics["steps_run"] < 60, "resumed from the checkpoint of the cancelled attempt"

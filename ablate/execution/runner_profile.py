@@ -40,6 +40,17 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
         "gpus": "none",
         "cpu_slots": 2,
     },
+    "slurm": {
+        "executor": "slurm",
+        "description": "SLURM job arrays (submitit): one GPU per run, requeued on preemption.",
+        "gpus": 1,
+        "cpus": 8,
+        "mem_gb": 64,
+        "time_min": 240,
+        "array_parallelism": 16,
+        "signal_delay_s": 120,
+        "grace_s": 90,
+    },
 }
 
 

@@ -52,6 +52,7 @@ from ablate.execution.worker import EXIT_CANCELLED, PARENT_PID_ENV
 from ablate.store.layout import RunsLayout
 from ablate.store.record import AttemptStatus
 from ablate.store.results_store import ResultsStore
+from ablate.tracking.config import STREAM_ENV
 
 if TYPE_CHECKING:
     from ablate.execution.runner_profile import RunnerProfile
@@ -111,8 +112,10 @@ def source_pythonpath(env: dict[str, str]) -> str:
 
 
 def _ignore_checkpoint_signal() -> None:
-    """In the worker: ignore USR2, meant for the supervisor (``scancel --signal`` hits every
-    process of the step, and USR2's default action would kill the worker before it checkpoints).
+    """In the worker: ignore USR2, the supervisor's checkpoint signal.
+
+    ``scancel --signal`` reaches every process of the step, and USR2's default action would kill
+    the worker before it checkpoints.
     """
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
 
@@ -469,6 +472,8 @@ class SlurmExecutor:
                 run_dir, entry.run.spec.to_json(), sweep=sweep.name, axes=entry.run.axes
             )
             env = {**base_env, **(tracker.on_attempt_start(entry.run, attempt) or {})}
+            if STREAM_ENV in env:
+                env[STREAM_ENV] = "worker"  # no orchestrator stays to forward step metrics
             requests.append(
                 AttemptRequest(
                     run_id=entry.run_id,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +44,7 @@ from ablate.orchestrate.plan import (
     state_of,
     summarise,
 )
-from ablate.orchestrate.progress import NullProgress, SweepProgress
+from ablate.orchestrate.progress import NullProgress, SweepProgress, SweepStatus
 from ablate.orchestrate.signals import StopSignals
 from ablate.orchestrate.tracker import NullTracker, Tracker
 from ablate.spec.run_spec import build_run_spec
@@ -70,6 +70,7 @@ ERROR_ATTR = "ablate.error"
 ENQUEUED_ATTR = "ablate.enqueued"
 RECOVER_EVERY_S = 2.0
 OWNERLESS_GRACE_S = 60.0
+COUNTS_EVERY_S = 1.0
 
 
 @dataclass
@@ -133,6 +134,7 @@ class _TuneLoop(_SweepLoop):
         self.pruned: set[str] = set()
         self.told: dict[int, str] = {}
         self._last_recover = 0.0
+        self._counts_cache: tuple[float, tuple[int, int]] | None = None
 
     # ------------------------------------------------------------------------------- main
     def run(self) -> SweepResult:
@@ -182,14 +184,35 @@ class _TuneLoop(_SweepLoop):
         return len(self.active) < self.limit and self.executor.free_slots() > 0
 
     def _want_more(self) -> bool:
-        settled, running = settled_and_running(self.study.get_trials(deepcopy=False))
+        settled, running = self._counts()
         return settled + running < self.n_trials
+
+    def _counts(self) -> tuple[int, int]:
+        """Settled and running trials of the study (see :func:`settled_and_running`).
+
+        Re-read at most every ``COUNTS_EVERY_S`` unless this tuner asked or told since: the loop
+        polls faster than a storage should be read.
+        """
+        now = time.monotonic()
+        if self._counts_cache is None or now - self._counts_cache[0] > COUNTS_EVERY_S:
+            counts = settled_and_running(self.study.get_trials(deepcopy=False))
+            self._counts_cache = (now, counts)
+        return self._counts_cache[1]
+
+    def _status(self) -> SweepStatus:
+        """The sweep snapshot, counted in trials of this study (finished of ``n_trials``)."""
+        status = super()._status()
+        settled, running = self._counts()
+        left = max(0, self.n_trials - settled - running)
+        return replace(status, sweep=self.study.study_name, total=self.n_trials, done=settled,
+                       left=left, eta_s=None)
 
     # ---------------------------------------------------------------------------- asking
     def _ask_and_start(self) -> None:
         import optuna
 
         trial = self.study.ask()
+        self._counts_cache = None
         trial.set_user_attr(OWNER_ATTR, self.owner)
         params = suggest(trial, self.search)
         self.params[trial.number] = params
@@ -282,6 +305,7 @@ class _TuneLoop(_SweepLoop):
             self.progress.message(f"trial {trial.number}: could not tell {state.name}: {err}")
             return
         self.told[trial.number] = state.name
+        self._counts_cache = None
         shown = f" {value:.6g}" if value is not None else ""
         self.progress.message(f"trial {trial.number} {state.name}{shown}")
 
@@ -369,6 +393,7 @@ class _TuneLoop(_SweepLoop):
             except (ValueError, RuntimeError):
                 continue  # a peer recovered it first
             self.told[trial.number] = "FAIL"
+            self._counts_cache = None
             retry = int(trial.user_attrs.get(RETRY_ATTR, 0)) + 1
             self._requeue(trial.number, dict(trial.params), retry,
                           f"was left running by {owner or 'a dead tuner'}")

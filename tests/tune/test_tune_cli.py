@@ -5,8 +5,8 @@ from __future__ import annotations
 import optuna
 import pytest
 import typer
-from typer.testing import CliRunner
 from tune_helpers import tune_file
+from typer.testing import CliRunner
 
 from ablate.tune.commands import tune_command
 

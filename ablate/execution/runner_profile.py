@@ -66,7 +66,7 @@ class RunnerProfile(SpecModel):
     """GPUs to lease, one per job: ``auto`` (``CUDA_VISIBLE_DEVICES`` or ``nvidia-smi``),
     ``none``, a list of ids, or a count (the first N; ``slurm``: GPUs per job, ``auto`` = 1)."""
     cpu_slots: int | Literal["auto"] = Field("auto")
-    """Parallel jobs when there is no GPU; ``auto`` = half the cores, between 1 and 4."""
+    """Parallel jobs when there is no GPU; ``auto`` = one per core, between 1 and 4."""
     threads_per_job: int | Literal["auto"] | None = "auto"
     """CPU threads per job in a CPU slot; ``auto`` = cores / slots; ``null`` = inherit."""
     max_parallel: int | None = Field(None, ge=1)
@@ -128,7 +128,8 @@ class RunnerProfile(SpecModel):
     def resolved_cpu_slots(self) -> int:
         """Number of CPU slots (``auto`` resolved against this machine's cores)."""
         if self.cpu_slots == "auto":
-            return max(1, min(4, (os.cpu_count() or 1) // 2))
+            # one job per core, at most 4: CPU jobs (tiny twins) run one thread each
+            return max(1, min(4, os.cpu_count() or 1))
         return int(self.cpu_slots)
 
     def resolved_threads(self, slots: int) -> int | None:

@@ -15,8 +15,9 @@ graceful Ctrl-C, tracker hooks) and only changes where the runs come from:
    metric, or FAIL.
 
 Trials lost with a dead orchestrator (Optuna heartbeats need ``study.optimize``) are found through
-owner locks (:mod:`ablate.tune.owners`), told FAIL and their point enqueued again while the trial
-retry budget lasts; the re-asked trial carries ``ablate.retry_of`` so the failed one no longer
+owner locks (:mod:`ablate.tune.owners`); once their run's claim is free they are told COMPLETE if
+the run succeeded after all, else told FAIL and their point enqueued again while the trial retry
+budget lasts; the re-asked trial carries ``ablate.retry_of`` so the failed one no longer
 counts toward ``n_trials``. A trial stopped by Ctrl-C is given back the same way, without using
 budget.
 """
@@ -388,6 +389,8 @@ class _TuneLoop(_SweepLoop):
             run_id = trial.user_attrs.get(RUN_ID_ATTR)
             if run_id and claim_holder(self.layout, run_id) is not None:
                 continue  # its worker is still finishing; look again later
+            if run_id and self._complete_from_store(trial.number, run_id):
+                continue  # its run finished before the tuner died: nothing to redo
             try:
                 self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
             except (ValueError, RuntimeError):
@@ -397,6 +400,22 @@ class _TuneLoop(_SweepLoop):
             retry = int(trial.user_attrs.get(RETRY_ATTR, 0)) + 1
             self._requeue(trial.number, dict(trial.params), retry,
                           f"was left running by {owner or 'a dead tuner'}")
+
+
+    def _complete_from_store(self, number: int, run_id: str) -> bool:
+        """Tell an orphaned trial COMPLETE when its run succeeded after all (True if told)."""
+        done = [r for r in self.store.attempts_of(run_id) if r.status is AttemptStatus.SUCCESS]
+        value = (done[-1].metrics or {}).get(self.search.objective.metric) if done else None
+        if value is None:
+            return False
+        try:
+            self.study.tell(number, value)
+        except (ValueError, RuntimeError):
+            return True  # a peer told it first
+        self.told[number] = "COMPLETE"
+        self._counts_cache = None
+        self.progress.message(f"trial {number} COMPLETE {value:.6g} (ended after its tuner died)")
+        return True
 
 
 def _history(attempts: list[AttemptRecord]) -> RunHistory:

@@ -187,3 +187,39 @@ def test_shipped_tune_ba_searches_the_issue_space():
         assert search.space["train.lr"].log is True
         assert sweep.runs[0].spec.get("adapter.name") == "bottleneck_scaled"
         assert search.intermediate == "val/epoch_Avg"
+
+
+def test_pruners_and_samplers_by_name(tmp_path):
+    from ablate.tune.study import make_pruner, make_sampler
+
+    base = {"space": {"a": {"type": "int", "low": 1, "high": 3}}, "objective": {"metric": "m"},
+            "intermediate": "loss"}
+    hyper = parse_search({**base, "pruner": {"name": "hyperband", "max_resource": 20}}, file="f")
+    assert isinstance(make_pruner(hyper), optuna.pruners.HyperbandPruner)
+    median = parse_search(base, file="f")
+    assert isinstance(make_pruner(median), optuna.pruners.MedianPruner)
+    no_metric = parse_search({**base, "intermediate": None}, file="f")
+    assert isinstance(make_pruner(no_metric), optuna.pruners.NopPruner)
+    assert isinstance(make_sampler(median), optuna.samplers.TPESampler)
+    rand = parse_search({**base, "sampler": {"name": "random", "seed": 1}}, file="f")
+    assert isinstance(make_sampler(rand), optuna.samplers.RandomSampler)
+
+
+def test_orphan_whose_run_succeeded_is_completed_not_rerun(tmp_path):
+    from ablate.tune.tuner import OWNER_ATTR
+
+    runs = tmp_path / "runs"
+    path = tune_file(tmp_path, search=FAST_SEARCH.replace("n_trials: 3", "n_trials: 1"))
+    study, store, _ = tune_inline(path, runs)
+    (done,) = study.get_trials()
+    n_records = len(store.records())
+    # a tuner asked this point, its run succeeded, and the tuner died before telling
+    study.enqueue_trial(done.params)
+    orphan = study.ask()
+    orphan.set_user_attr(OWNER_ATTR, "ghost-host-1")
+    orphan.set_user_attr(RUN_ID_ATTR, done.user_attrs[RUN_ID_ATTR])
+    study, store, result = tune_inline(path, runs, n_trials=2)
+    trials = study.get_trials()
+    assert len(trials) == 2 and result.told == {orphan.number: "COMPLETE"}
+    assert trials[orphan.number].value == done.value
+    assert len(store.records()) == n_records

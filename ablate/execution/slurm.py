@@ -37,9 +37,11 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import submitit
+from submitit.core.utils import FailedJobError
 from submitit.helpers import Checkpointable, DelayedSubmission
 
 import ablate
+from ablate.errors import AblateError
 from ablate.execution.attempt import (
     LOG_FILE,
     STOP_REASON_FILE,
@@ -118,6 +120,10 @@ def _ignore_checkpoint_signal() -> None:
     the worker before it checkpoints.
     """
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+
+
+class SlurmSubmitError(AblateError):
+    """sbatch refused a job array (bad partition, account, QOS, or resources the cluster lacks)."""
 
 
 class SlurmAttempt(Checkpointable):
@@ -310,6 +316,13 @@ class SlurmResources:
     signal_delay_s: int = 90
     max_requeues: int = 3
 
+    def describe(self) -> str:
+        """One line for error messages: what each task asks for."""
+        parts = [f"partition={self.partition or '<default>'}", f"gpus={self.gpus}"]
+        parts += [f"cpus={self.cpus}", f"mem_gb={self.mem_gb}", f"time_min={self.time_min}"]
+        parts += [f"{k}={v}" for k, v in (("qos", self.qos), ("account", self.account)) if v]
+        return ", ".join(parts)
+
     def submitit_parameters(self, job_name: str) -> dict[str, Any]:
         """Keyword arguments for ``submitit.SlurmExecutor.update_parameters``."""
         params: dict[str, Any] = {
@@ -400,21 +413,14 @@ class SlurmExecutor:
             executor.update_parameters(
                 **self.resources.submitit_parameters(f"ablate-{chunk[0].sweep}")
             )
-            with executor.batch():
-                jobs = [
-                    executor.submit(
-                        SlurmAttempt(
-                            r.run_dir.resolve(),
-                            r.attempt,
-                            runs_root=self.runs_root,
-                            env={**self.env, **r.env},
-                            python=self.python,
-                            grace_s=self.grace_s,
-                            force=force,
-                        )
-                    )
-                    for r in chunk
-                ]
+            try:
+                jobs = self._submit_chunk(executor, chunk, force)
+            except FailedJobError as err:
+                raise SlurmSubmitError(
+                    f"sbatch refused the job array for sweep {chunk[0].sweep!r}: "
+                    f"{str(err).strip()} (asked for {self.resources.describe()}; "
+                    "fix the runner profile: runners/slurm.yaml or --runner FILE)"
+                ) from None
             for request, job in zip(chunk, jobs, strict=True):
                 info = {
                     "job_id": job.job_id,
@@ -425,6 +431,26 @@ class SlurmExecutor:
                 write_atomic(request.run_dir / SLURM_JOB_FILE, json.dumps(info, sort_keys=True))
                 job_ids.append(job.job_id)
         return job_ids
+
+    def _submit_chunk(
+        self, executor: submitit.SlurmExecutor, chunk: list[AttemptRequest], force: bool
+    ) -> list[Any]:
+        with executor.batch():
+            jobs = [
+                executor.submit(
+                    SlurmAttempt(
+                        r.run_dir.resolve(),
+                        r.attempt,
+                        runs_root=self.runs_root,
+                        env={**self.env, **r.env},
+                        python=self.python,
+                        grace_s=self.grace_s,
+                        force=force,
+                    )
+                )
+                for r in chunk
+            ]
+        return jobs
 
     def submit_sweep(
         self,
@@ -446,6 +472,9 @@ class SlurmExecutor:
         from ablate.orchestrate.plan import make_plan
         from ablate.store.provenance import git_env
 
+        why_not = slurm_available()
+        if why_not is not None:
+            raise SlurmSubmitError(f"cannot submit sweep {sweep.name!r} to SLURM: {why_not}")
         plan = make_plan(sweep, store, retries=retries, force=force)
         progress.start(plan)
         tracker.on_sweep_start(sweep, plan)

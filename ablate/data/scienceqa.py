@@ -218,6 +218,10 @@ def load_official(root: Path, split: str, *, image_placeholder: bool = False) ->
         raw = read_json(root / CAPTIONS_FILE, 'the ScienceQA captions {"captions": {pid: text}}')
         captions = dict(raw.get("captions", {})) if isinstance(raw, dict) else {}
 
+    if not isinstance(splits[split], list):
+        raise ValueError(
+            f"{root / SPLITS_FILE}: split {split!r} is {splits[split]!r}; expected a list of pids"
+        )
     out: list[Problem] = []
     first_missing: Path | None = None
     n_missing = 0
@@ -228,6 +232,10 @@ def load_official(root: Path, split: str, *, image_placeholder: bool = False) ->
             raise ValueError(
                 f"{root / SPLITS_FILE}: pid {pid!r} of split {split!r} is not in "
                 f"{root / PROBLEMS_FILE}"
+            )
+        if not isinstance(record, dict):
+            raise ValueError(
+                f"{root / PROBLEMS_FILE}: problem {pid!r} is {record!r}; expected a JSON object"
             )
         own_split = str(record.get("split") or split)
         image: Path | None = None

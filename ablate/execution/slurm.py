@@ -6,13 +6,8 @@ sweep, not the orchestrator. Each array task is a :class:`SlurmAttempt`, a thin 
 starts the usual worker (``python -m ablate.execution.worker RUN_DIR --attempt N``) so the worker
 writes its own record into the shared store, exactly as under the ``local`` executor.
 
-Why a supervisor process around the worker instead of running the job inside submitit's process:
-on preemption or time limit SLURM sends ``USR2`` (``--signal=USR2@signal_delay_s``); submitit
-calls :meth:`SlurmAttempt.checkpoint`, which SIGTERMs the worker and waits for it to checkpoint and
-record the attempt cancelled, then submitit requeues the task. The requeued task starts the next
-attempt, which resumes from the training checkpoint. A worker that dies without a record (killed,
-out of memory) gets one from the supervisor, and a task that failed exits non-zero, so SLURM shows
-it ``FAILED``, never ``COMPLETED``.
+What happens inside a task (supervision, requeue on preemption, failure states) is in
+:mod:`ablate.execution.slurm_task`.
 
 ``ablate status`` reattaches from the store alone: each run folder keeps ``slurm.json`` (job id,
 attempt, submit time), :func:`slurm_run_states` asks SLURM (``squeue``, then ``scontrol``) which
@@ -24,9 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -38,21 +31,11 @@ from typing import TYPE_CHECKING, Any
 
 import submitit
 from submitit.core.utils import FailedJobError
-from submitit.helpers import Checkpointable, DelayedSubmission
 
-import ablate
 from ablate.errors import AblateError
-from ablate.execution.attempt import (
-    LOG_FILE,
-    STOP_REASON_FILE,
-    read_run_meta,
-    write_atomic,
-    write_run_files,
-)
+from ablate.execution.attempt import read_run_meta, write_atomic, write_run_files
 from ablate.execution.base import AttemptRequest
-from ablate.execution.worker import EXIT_CANCELLED, PARENT_PID_ENV
-from ablate.store.layout import RunsLayout
-from ablate.store.record import AttemptStatus
+from ablate.execution.slurm_task import SLURM_JOB_FILE, SlurmAttempt
 from ablate.store.results_store import ResultsStore
 from ablate.tracking.config import STREAM_ENV
 
@@ -64,7 +47,6 @@ if TYPE_CHECKING:
     from ablate.orchestrate.tracker import Tracker
     from ablate.spec.sweep import Sweep
 
-SLURM_JOB_FILE = "slurm.json"  # in each run folder: the SLURM job running its latest attempt
 SUBMITIT_DIR = "slurm"  # under runs/.store/: submitit's pickles and per-task logs
 LIVE_STATES = frozenset(
     {
@@ -83,8 +65,6 @@ LIVE_STATES = frozenset(
         "RESV_DEL_HOLD",
     }
 )
-CANCELLED_WAIT_S = 5.0  # after a worker stopped on SIGTERM, how long to wait for submitit's USR2
-POLL_S = 0.5
 
 
 def slurm_available() -> str | None:
@@ -104,199 +84,8 @@ def slurm_available() -> str | None:
     return None
 
 
-def source_pythonpath(env: dict[str, str]) -> str:
-    """``PYTHONPATH`` that lets a job import this checkout of ``ablate`` (as the local executor)."""
-    source_root = str(Path(ablate.__file__).resolve().parent.parent)
-    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if Path(source_root).name not in ("site-packages", "dist-packages"):
-        paths.insert(0, source_root)
-    return os.pathsep.join(dict.fromkeys(paths))
-
-
-def _ignore_checkpoint_signal() -> None:
-    """In the worker: ignore USR2, the supervisor's checkpoint signal.
-
-    ``scancel --signal`` reaches every process of the step, and USR2's default action would kill
-    the worker before it checkpoints.
-    """
-    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-
-
 class SlurmSubmitError(AblateError):
     """sbatch refused a job array (bad partition, account, QOS, or resources the cluster lacks)."""
-
-
-class SlurmAttempt(Checkpointable):
-    """One attempt of one run inside a SLURM task: start the worker, supervise it, requeue.
-
-    Pickled by submitit at submission and unpickled in the job; holds only plain data.
-
-    Args:
-        run_dir: the run folder holding ``spec.json``.
-        attempt: the attempt number chosen at submission (a requeued task takes the next free one).
-        runs_root: the runs root (the shared store).
-        env: extra environment for the worker (profile env, tracker ids, git state).
-        python: the interpreter for the worker.
-        grace_s: seconds the worker gets to checkpoint after SIGTERM before SIGKILL.
-        force: run even when the run already succeeded (``--force``).
-    """
-
-    def __init__(
-        self,
-        run_dir: Path,
-        attempt: int,
-        *,
-        runs_root: Path,
-        env: dict[str, str],
-        python: str,
-        grace_s: float,
-        force: bool = False,
-    ) -> None:
-        self.run_dir = Path(run_dir)
-        self.attempt = attempt
-        self.runs_root = Path(runs_root)
-        self.env = dict(env)
-        self.python = python
-        self.grace_s = grace_s
-        self.force = force
-        self._proc: subprocess.Popen | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_proc"] = None  # a running process never travels in the requeue pickle
-        return state
-
-    def _log(self, text: str) -> None:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        with (self.run_dir / LOG_FILE).open("a", encoding="utf-8") as log:
-            log.write(f"[ablate slurm] {stamp} {text}\n")
-
-    def __call__(self) -> dict[str, Any]:
-        """Run the attempt in the SLURM task; raises when it did not succeed (task FAILED)."""
-        from ablate.orchestrate.claims import try_claim
-
-        store = ResultsStore(self.runs_root)
-        run_id = self.run_dir.name
-        job_id = os.environ.get("SLURM_ARRAY_JOB_ID", os.environ.get("SLURM_JOB_ID", "?"))
-        task = os.environ.get("SLURM_ARRAY_TASK_ID")
-        job = f"{job_id}_{task}" if task else job_id
-        done = [
-            r
-            for r in store.attempts_of(run_id)
-            if r.status is AttemptStatus.SUCCESS and r.attempt >= self.attempt
-        ]
-        if done and not self.force:
-            self._log(f"job {job}: attempt {done[0].attempt} already succeeded; nothing to do")
-            return {"run_id": run_id, "attempt": done[0].attempt, "status": "success"}
-        # A task requeued after its attempt wrote a record runs the next attempt number.
-        attempt = max(self.attempt, store.next_attempt(run_id))
-        meta = read_run_meta(self.run_dir)
-        claim = try_claim(
-            RunsLayout(self.runs_root), run_id, sweep=meta["sweep"], attempt=attempt, slurm_job=job
-        )
-        if claim is None:
-            raise RuntimeError(f"{run_id} is being run by another process; this task stops")
-        try:
-            (self.run_dir / STOP_REASON_FILE).unlink(missing_ok=True)
-            write_atomic(
-                self.run_dir / SLURM_JOB_FILE,
-                json.dumps({"job_id": job, "attempt": attempt, "started_at": time.time()}),
-            )
-            returncode = self._run_worker(attempt, job, claim.fd)
-            record = next((r for r in store.attempts_of(run_id) if r.attempt == attempt), None)
-            if record is None:
-                record = self._record_lost(store, attempt, returncode)
-        finally:
-            claim.release()
-        if returncode == EXIT_CANCELLED and record.status is AttemptStatus.CANCELLED:
-            # SIGTERM: a preemption sends USR2 right after it (submitit then requeues this task
-            # from :meth:`checkpoint`); a plain scancel does not, and the task ends cancelled.
-            deadline = time.monotonic() + CANCELLED_WAIT_S
-            while time.monotonic() < deadline:
-                time.sleep(0.1)
-        if record.status is not AttemptStatus.SUCCESS:
-            raise RuntimeError(
-                f"{run_id} attempt {attempt} {record.status.value}: "
-                f"{(record.failure_reason or '').splitlines()[0] if record.failure_reason else ''}"
-            )
-        return {"run_id": run_id, "attempt": attempt, "status": record.status.value}
-
-    def _run_worker(self, attempt: int, job: str, claim_fd: int) -> int:
-        env = {**os.environ, **self.env}
-        env["PYTHONPATH"] = source_pythonpath(env)
-        env[PARENT_PID_ENV] = str(os.getpid())
-        env["PYTHONUNBUFFERED"] = "1"
-        command = [
-            self.python,
-            "-m",
-            "ablate.execution.worker",
-            str(self.run_dir),
-            "--attempt",
-            str(attempt),
-            "--runs-root",
-            str(self.runs_root),
-            "--executor",
-            "slurm",
-        ]
-        with (self.run_dir / LOG_FILE).open("ab") as log:
-            log.write(f"\n===== attempt {attempt} in slurm:{job} =====\n".encode())
-            log.flush()
-            self._proc = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                pass_fds=(claim_fd,),
-                preexec_fn=_ignore_checkpoint_signal,
-            )
-            while self._proc.poll() is None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self._proc.wait(timeout=POLL_S)
-        return self._proc.returncode
-
-    def _record_lost(self, store: ResultsStore, attempt: int, returncode: int | None) -> Any:
-        from ablate.execution.local import read_log_tail
-        from ablate.orchestrate.outcomes import lost_attempt_record
-        from ablate.spec.run_spec import load_run_spec
-
-        meta = read_run_meta(self.run_dir)
-        run = SimpleNamespace(
-            spec=load_run_spec(self.run_dir / "spec.json"), axes=dict(meta.get("axes") or {})
-        )
-        record = lost_attempt_record(
-            run,
-            sweep=str(meta["sweep"]),
-            attempt=attempt,
-            stopped_for=None,
-            returncode=returncode,
-            log_tail=read_log_tail(self.run_dir / LOG_FILE),
-            started_at=time.time(),
-            run_dir=self.run_dir,
-            slot="slurm",
-            executor="slurm",
-        )
-        store.write(record)
-        return record
-
-    def checkpoint(self, *args: Any, **kwargs: Any) -> DelayedSubmission:
-        """Preempted or out of time (submitit's USR2 handler): stop the worker, then requeue.
-
-        The worker checkpoints and records this attempt cancelled; the requeued task runs the
-        next attempt, which resumes from that checkpoint.
-        """
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            self._log("preempted or out of time: stopping the worker, then requeueing")
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=self.grace_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        else:
-            self._log("preempted or out of time: requeueing")
-        return DelayedSubmission(self, *args, **kwargs)
 
 
 @dataclass

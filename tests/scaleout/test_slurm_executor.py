@@ -19,6 +19,7 @@ from submitit.slurm.slurm import _make_sbatch_string
 
 from ablate.errors import SpecError
 from ablate.execution import slurm as slurm_mod
+from ablate.execution import slurm_task
 from ablate.execution.attempt import write_run_files
 from ablate.execution.runner_profile import load_runner_profile, make_executor, parse_runner_profile
 from ablate.execution.slurm import SLURM_JOB_FILE, SlurmAttempt, SlurmExecutor
@@ -129,7 +130,7 @@ def test_worker_dying_without_record_gets_one_from_the_task(tmp_path):
 
 
 def test_checkpoint_stops_worker_and_requeue_takes_next_attempt(tmp_path, monkeypatch):
-    monkeypatch.setattr(slurm_mod, "CANCELLED_WAIT_S", 0.1)
+    monkeypatch.setattr(slurm_task, "CANCELLED_WAIT_S", 0.1)
     store, run_id, run_dir = prepared_run(tmp_path, "{steps: 400, sleep_per_step: 0.02}")
     task = attempt(store, run_dir)
     errors: list[BaseException] = []

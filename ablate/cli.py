@@ -17,6 +17,7 @@ from rich.console import Console
 from ablate.errors import AblateError
 from ablate.report.commands import report_command
 from ablate.tracking.commands import TrackingUriOpt, sync_command, ui_command
+from ablate.tune.commands import tune_command
 
 app = typer.Typer(
     name="ablate",
@@ -27,6 +28,9 @@ app = typer.Typer(
         "  ablate sweep sweeps/table2.yaml --dry-run      # show the plan, run nothing\n"
         "  ablate status sweeps/table3.yaml               # done, failed, left\n"
         "  ablate plan sweeps/table3.yaml                 # trainable params, GPU memory\n"
+        "  ablate report sweeps/table3.yaml --scale tiny  # Table 3 from the results store\n"
+        "  ablate tune sweeps/tune_ba.yaml --scale tiny --trials 6   # Optuna search\n"
+        "  ablate ui                                      # MLflow UI on 127.0.0.1"
         "  ablate score preds.json --data DIR --split test"
     ),
     no_args_is_help=True,
@@ -270,6 +274,7 @@ def score(
 app.command("report")(report_command)
 app.command("ui")(ui_command)
 app.command("sync")(sync_command)
+app.command("tune")(tune_command)
 
 
 def main() -> None:

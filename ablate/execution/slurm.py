@@ -413,6 +413,8 @@ def record_lost_slurm_attempts(store: ResultsStore, sweep: str) -> list[Any]:
     for run_id, info in states.items():
         if info["state"] in LIVE_STATES or (info["state"] == "UNKNOWN" and controller_down):
             continue
+        if info.get("held_by"):  # the task found another process running it: not its attempt
+            continue
         attempts = store.attempts_of(run_id)
         if any(r.attempt >= int(info["attempt"]) for r in attempts):
             continue

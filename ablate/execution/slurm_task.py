@@ -104,7 +104,7 @@ class SlurmAttempt(Checkpointable):
 
     def __call__(self) -> dict[str, Any]:
         """Run the attempt in the SLURM task; raises when it did not succeed (task FAILED)."""
-        from ablate.orchestrate.claims import try_claim
+        from ablate.orchestrate.claims import claim_holder, try_claim
 
         store = ResultsStore(self.runs_root)
         run_id = self.run_dir.name
@@ -126,7 +126,13 @@ class SlurmAttempt(Checkpointable):
             RunsLayout(self.runs_root), run_id, sweep=meta["sweep"], attempt=attempt, slurm_job=job
         )
         if claim is None:
-            raise RuntimeError(f"{run_id} is being run by another process; this task stops")
+            holder = claim_holder(RunsLayout(self.runs_root), run_id) or {}
+            note = {"job_id": job, "attempt": attempt, "held_by": holder}
+            write_atomic(self.run_dir / SLURM_JOB_FILE, json.dumps(note, default=str))
+            raise RuntimeError(
+                f"{run_id} is being run by pid {holder.get('pid', '?')} on "
+                f"{holder.get('host', '?')}; this task stops without running it"
+            )
         try:
             (self.run_dir / STOP_REASON_FILE).unlink(missing_ok=True)
             write_atomic(

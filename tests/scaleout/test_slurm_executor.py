@@ -199,3 +199,18 @@ def test_lost_tasks_are_recorded_once_slurm_says_they_ended(tmp_path, monkeypatc
     [record] = slurm_mod.record_lost_slurm_attempts(store, "unit")
     assert record.status is AttemptStatus.FAILED and "NODE_FAIL" in record.failure_reason
     assert slurm_mod.record_lost_slurm_attempts(store, "unit") == [], "recorded once"
+
+
+def test_task_leaves_a_run_held_elsewhere_alone(tmp_path, monkeypatch):
+    from ablate.orchestrate.claims import try_claim
+
+    store, run_id, run_dir = prepared_run(tmp_path, "{steps: 5}")
+    claim = try_claim(store.layout, run_id, sweep="other")
+    try:
+        with pytest.raises(RuntimeError, match="is being run by pid"):
+            attempt(store, run_dir)()
+    finally:
+        claim.release()
+    assert store.attempts_of(run_id) == []
+    monkeypatch.setattr(slurm_mod, "_query_states", lambda jobs: dict.fromkeys(jobs, "FAILED"))
+    assert slurm_mod.record_lost_slurm_attempts(store, "unit") == [], "not a lost attempt"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -21,3 +22,28 @@ def write(tmp_path: Path):
         return path
 
     return _write
+
+
+def find_scienceqa_sample() -> Path | None:
+    """The real-format ScienceQA sample shipped beside the checkout (../shared/data), if any.
+
+    Looked up, in order: ``$ABLATE_SCIENCEQA_SAMPLE``, ``<repo>/../shared/data/scienceqa-sample``,
+    ``/work/shared/data/scienceqa-sample`` (where CI machines of this project keep it).
+    """
+    candidates = [os.environ.get("ABLATE_SCIENCEQA_SAMPLE"),
+                  REPO.parent / "shared" / "data" / "scienceqa-sample",
+                  "/work/shared/data/scienceqa-sample"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "problems.json").is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def scienceqa_sample() -> Path:
+    """The real-format ScienceQA sample; tests that need it skip, with the reason, without it."""
+    found = find_scienceqa_sample()
+    if found is None:
+        pytest.skip("real-format ScienceQA sample not found (set ABLATE_SCIENCEQA_SAMPLE to "
+                    "shared/data/scienceqa-sample)")
+    return found

@@ -46,9 +46,11 @@ def _source_root() -> Path:
     return Path(__file__).resolve().parent.parent.parent
 
 
-@lru_cache(maxsize=1)
 def git_state() -> GitState:
     """The git state of the ``ablate`` source tree (from the environment if the parent set it).
+
+    The environment is read on every call (an orchestrator's workers inherit it; a long-lived
+    process may change it); only the git subprocesses are cached.
 
     Returns ``GitState(None, None)`` when the package is not in a git checkout or git is absent.
     """
@@ -57,6 +59,11 @@ def git_state() -> GitState:
         dirty_text = os.environ.get(GIT_DIRTY_ENV, "")
         dirty = {"1": True, "0": False}.get(dirty_text)
         return GitState(sha, dirty)
+    return _git_state_from_checkout()
+
+
+@lru_cache(maxsize=1)
+def _git_state_from_checkout() -> GitState:
     root = _source_root()
     try:
         sha = subprocess.run(

@@ -17,9 +17,6 @@ from ablate.data.scienceqa import (
 )
 from ablate.data.spec import DataSpec, SyntheticSpec
 
-SAMPLE = Path("/work/shared/data/scienceqa-sample")
-needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(), reason="shared ScienceQA sample absent")
-
 
 def record(**overrides):
     base = {
@@ -49,8 +46,8 @@ def write_official(root: Path, problems: dict, splits: dict) -> Path:
     return root
 
 
-@needs_sample
-def test_sample_splits_load_in_split_file_order_with_real_schema():
+def test_sample_splits_load_in_split_file_order_with_real_schema(scienceqa_sample):
+    SAMPLE = scienceqa_sample
     splits = json.loads((SAMPLE / "pid_splits.json").read_text())
     for split, expected in (("train", 1041), ("val", 371), ("test", 361)):
         problems = load_scienceqa(SAMPLE, split, image_placeholder=True)
@@ -63,8 +60,8 @@ def test_sample_splits_load_in_split_file_order_with_real_schema():
     assert any(p.caption for p in test)  # captions.json is read
 
 
-@needs_sample
-def test_sample_without_images_names_the_first_missing_image():
+def test_sample_without_images_names_the_first_missing_image(scienceqa_sample):
+    SAMPLE = scienceqa_sample
     test = json.loads((SAMPLE / "pid_splits.json").read_text())["test"]
     problems = json.loads((SAMPLE / "problems.json").read_text())
     first = next(str(pid) for pid in test if problems[str(pid)]["image"])

@@ -12,8 +12,6 @@ import pytest
 from ablate.data.scienceqa import Problem, load_scienceqa
 from ablate.evaluation.scoring import COLUMNS, accuracy_table, column_members
 
-SAMPLE = Path("/work/shared/data/scienceqa-sample")
-
 
 def problem(pid, *, hint="", image=False, subject="natural science", grade="grade3", answer=0):
     return Problem(
@@ -84,10 +82,9 @@ def official_scores(problems_json: dict, split: str, results: dict[str, int]) ->
     }
 
 
-@pytest.mark.skipif(not SAMPLE.is_dir(), reason="shared ScienceQA sample absent")
-def test_matches_official_rules_on_the_real_sample():
-    raw = json.loads((SAMPLE / "problems.json").read_text())
-    problems = load_scienceqa(SAMPLE, "test", image_placeholder=True)
+def test_matches_official_rules_on_the_real_sample(scienceqa_sample):
+    raw = json.loads((scienceqa_sample / "problems.json").read_text())
+    problems = load_scienceqa(scienceqa_sample, "test", image_placeholder=True)
     rng = random.Random(0)
     results = {p.pid: rng.randrange(len(p.choices)) for p in problems}
     ours = accuracy_table(problems, results)

@@ -164,13 +164,11 @@ def test_provenance_is_recorded(monkeypatch):
     versions = package_versions()
     assert versions["python"].count(".") == 2 and "ablate" in versions
     monkeypatch.delenv("ABLATE_GIT_SHA", raising=False)
-    git_state.cache_clear()
-    try:
-        state = git_state()
-        if (REPO / ".git").exists():
-            assert state.sha is not None and len(state.sha) == 40
-            assert state.dirty in (True, False)
-        else:  # an unpacked copy without git: recorded as unknown, never invented
-            assert (state.sha, state.dirty) == (None, None)
-    finally:
-        git_state.cache_clear()
+    state = git_state()
+    if (REPO / ".git").exists():
+        assert state.sha is not None and len(state.sha) == 40
+        assert state.dirty in (True, False)
+    else:  # an unpacked copy without git: recorded as unknown, never invented
+        assert (state.sha, state.dirty) == (None, None)
+    monkeypatch.setenv("ABLATE_GIT_SHA", "e" * 40)  # the environment wins, read on every call
+    assert git_state().sha == "e" * 40

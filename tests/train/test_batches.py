@@ -1,4 +1,3 @@
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,8 +13,6 @@ from ablate.train.batches import (
     epoch_batches,
 )
 
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "scienceqa-sample"
-
 
 @pytest.fixture(scope="module")
 def tokenizer():
@@ -23,10 +20,8 @@ def tokenizer():
 
 
 @pytest.fixture(scope="module")
-def problems():
-    if not SAMPLE.exists():
-        pytest.fail(f"the shared ScienceQA sample is missing at {SAMPLE}")
-    return load_scienceqa(SAMPLE, "val", image_placeholder=True)[:40]
+def problems(scienceqa_sample):
+    return load_scienceqa(scienceqa_sample, "val", image_placeholder=True)[:40]
 
 
 def test_labels_cover_answer_tokens_and_eos_only(tokenizer, problems):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -14,8 +12,6 @@ from ablate.evaluation.spec import EvalSpec
 from ablate.jobs.context import JobCancelled
 from ablate.model.twins import build_twin_tokenizer
 from ablate.train.batches import ImageLoader, encode_problems
-
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "scienceqa-sample"
 
 
 class ScriptedModel(torch.nn.Module):
@@ -36,9 +32,9 @@ class ScriptedModel(torch.nn.Module):
 
 
 @pytest.fixture(scope="module")
-def setup():
+def setup(scienceqa_sample):
     tokenizer = build_twin_tokenizer()
-    problems = load_scienceqa(SAMPLE, "val", image_placeholder=True)[:20]
+    problems = load_scienceqa(scienceqa_sample, "val", image_placeholder=True)[:20]
     examples, _ = encode_problems(problems, tokenizer, "qcm-ale", 4096)
     return tokenizer, problems, examples
 

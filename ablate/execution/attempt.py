@@ -193,12 +193,18 @@ def run_attempt(
     tracking = sink_from_env(run_dir, attempt) if metric_sink is None else None
     sink = MetricsLog(run_dir / METRICS_FILE, metric_sink or tracking)
     ctx = JobContext(
-        run_dir=run_dir, attempt=attempt, device=device, metric_sink=sink, stop_flag=stop_flag
+        run_dir=run_dir,
+        attempt=attempt,
+        device=device,
+        metric_sink=sink,
+        stop_flag=stop_flag,
+        micro_batch_divisor=micro_batch_divisor(store, spec.run_id, attempt),
     )
     outcome: dict[str, Any]
     try:
         raw = runner(spec, ctx)
         outcome = {"status": AttemptStatus.SUCCESS, "metrics": _as_metrics(raw)}
+        outcome["metrics"].update(_batch_metrics(ctx))
     except JobCancelled as exc:
         outcome = _cancelled(run_dir, f"stopped on request: {exc}")
     except KeyboardInterrupt:
@@ -208,10 +214,14 @@ def run_attempt(
             reason = f"stopped on request, job raised {type(exc).__name__}: {exc}"
             outcome = _cancelled(run_dir, reason)
         else:
+            kind = classify_failure(exc)
             outcome = {
                 "status": AttemptStatus.FAILED,
-                "failure_kind": classify_failure(exc),
-                "failure_reason": failure_text(exc),
+                "failure_kind": kind,
+                "failure_reason": _oom_advice(ctx, exc) + failure_text(exc)
+                if kind is FailureKind.OOM
+                else failure_text(exc),
+                "metrics": _batch_metrics(ctx),
             }
     finally:
         sink.close()
@@ -220,6 +230,45 @@ def run_attempt(
     record = AttemptRecord(ended_at=time.time(), device=device_name(device), **fields, **outcome)
     store.write(record)
     return record
+
+
+def micro_batch_divisor(store: ResultsStore, run_id: str, attempt: int) -> int:
+    """``2 ** n`` for the ``n`` earlier attempts of this run that ran out of memory.
+
+    Each OOM halves the next attempt's micro-batch (jobs double the accumulation through
+    :meth:`JobContext.micro_batch`), so the effective batch and the run id stay the same.
+    """
+    earlier = [r for r in store.attempts_of(run_id) if r.attempt < attempt]
+    return 2 ** sum(1 for r in earlier if r.failure_kind is FailureKind.OOM)
+
+
+def _batch_metrics(ctx: Any) -> dict[str, float]:
+    """The micro-batch plan the job ran with, when it asked for one."""
+    if ctx.batch_plan is None:
+        return {}
+    micro, accumulation, divisor = ctx.batch_plan
+    return {
+        "train/micro_batch": float(micro),
+        "train/accumulation_steps": float(accumulation),
+        "train/micro_batch_divisor": float(divisor),
+    }
+
+
+def _oom_advice(ctx: Any, exc: BaseException) -> str:
+    """First line of an OOM reason: what the next attempt will do about it."""
+    from ablate.jobs.context import BatchCannotShrink
+
+    if isinstance(exc, BatchCannotShrink):
+        return ""
+    if ctx.batch_plan is None:
+        return "out of memory (the job does not split its batch; a retry runs the same)\n"
+    micro, accumulation, _ = ctx.batch_plan
+    if micro % 2:
+        return f"out of memory at micro-batch {micro}: cannot shrink further\n"
+    return (
+        f"out of memory at micro-batch {micro} x {accumulation}; a retry runs micro-batch "
+        f"{micro // 2} x {accumulation * 2} (same effective batch)\n"
+    )
 
 
 def _cancelled(run_dir: Path, reason: str) -> dict[str, Any]:

@@ -21,6 +21,10 @@ class JobCancelled(Exception):
     """Raised by a job that stopped because it was asked to (the attempt is recorded cancelled)."""
 
 
+class BatchCannotShrink(MemoryError):
+    """The micro-batch cannot be halved again after out-of-memory failures (recorded as OOM)."""
+
+
 @dataclass
 class JobContext:
     """The worker side of a job: paths, attempt, device, progress and stop requests.
@@ -31,6 +35,11 @@ class JobContext:
         device: torch device string chosen by the worker (``cuda`` or ``cpu``).
         metric_sink: receives ``(step, metrics)`` for tracking (MLflow or a null sink).
         stop_flag: returns True once the worker was asked to stop.
+        micro_batch_divisor: set by the worker after out-of-memory attempts of this run (2, 4,
+            ...); jobs split each batch by it through :meth:`micro_batch`, so a retry fits in
+            memory with the same effective batch and the same run id.
+        batch_plan: ``(micro_batch, accumulation, divisor)`` once the job called
+            :meth:`micro_batch`; the worker records it.
     """
 
     run_dir: Path
@@ -38,11 +47,30 @@ class JobContext:
     device: str = "cpu"
     metric_sink: Callable[[int, dict[str, float]], None] | None = None
     stop_flag: Callable[[], bool] = field(default=lambda: False)
+    micro_batch_divisor: int = 1
+    batch_plan: tuple[int, int, int] | None = None
     _last_progress_write: float = field(default=0.0, repr=False)
 
     def should_stop(self) -> bool:
         """Whether the job should checkpoint and raise :class:`JobCancelled` now."""
         return self.stop_flag()
+
+    def micro_batch(self, batch_size: int, accumulation: int = 1) -> tuple[int, int]:
+        """The ``(micro_batch, accumulation)`` to run, keeping ``batch_size x accumulation``.
+
+        Raises:
+            BatchCannotShrink: ``batch_size`` is not divisible by the divisor (the micro-batch
+                would drop below 1 or change the effective batch).
+        """
+        divisor = max(1, int(self.micro_batch_divisor))
+        if batch_size % divisor:
+            raise BatchCannotShrink(
+                f"out of memory at micro-batch {max(1, batch_size * 2 // divisor)} in earlier "
+                f"attempts and micro-batch {batch_size} cannot be split {divisor} ways: cannot "
+                f"shrink further (lower the batch size, quantise, or use a larger GPU)"
+            )
+        self.batch_plan = (batch_size // divisor, accumulation * divisor, divisor)
+        return self.batch_plan[0], self.batch_plan[1]
 
     def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
         """Record per-step metrics (loss, lr, accuracy) for tracking."""

@@ -36,7 +36,7 @@ class LinearTrain(SpecModel):
     lr: float = Field(0.05, gt=0.0)
     """Learning rate."""
     batch_size: int = Field(32, ge=1)
-    """Mini-batch size."""
+    """Mini-batch size (the effective batch: after an OOM, retries split it into micro-batches)."""
     checkpoint_every: int = Field(50, ge=1)
     """Steps between checkpoints (a retried attempt resumes from the last one)."""
 
@@ -50,6 +50,10 @@ class LinearDebug(SpecModel):
     """Raise an error at this step..."""
     fail_attempts: int = Field(1, ge=0)
     """...on attempts 1..fail_attempts only (so a retry can succeed)."""
+    oom_at_step: int | None = None
+    """Raise ``torch.OutOfMemoryError`` at this step (simulated CUDA OOM, also on CPU)..."""
+    oom_above_micro_batch: int = Field(0, ge=0)
+    """...while the micro-batch is larger than this (0: at every size, so it cannot recover)."""
 
 
 class LinearFitConfig(SpecModel):
@@ -94,6 +98,7 @@ def run_linear_fit(spec, ctx: JobContext) -> dict[str, float]:
                     "rng": gen.get_state()}, tmp)
         tmp.replace(ckpt_path)
 
+    micro, accumulation = ctx.micro_batch(cfg.train.batch_size)
     loss = torch.tensor(float("nan"))
     for step in range(start, cfg.train.steps):
         if ctx.should_stop():
@@ -101,10 +106,17 @@ def run_linear_fit(spec, ctx: JobContext) -> dict[str, float]:
             raise JobCancelled(f"stopped at step {step}")
         if cfg.debug.fail_at_step == step and ctx.attempt <= cfg.debug.fail_attempts:
             raise RuntimeError(f"injected failure at step {step} (attempt {ctx.attempt})")
+        if cfg.debug.oom_at_step == step and micro > cfg.debug.oom_above_micro_batch:
+            raise torch.OutOfMemoryError(
+                f"CUDA out of memory (simulated) at step {step}, micro-batch {micro}"
+            )
         idx = torch.randint(0, n_train, (cfg.train.batch_size,), generator=gen)
-        loss = torch.nn.functional.mse_loss(model(x[idx]), y[idx])
         opt.zero_grad()
-        loss.backward()
+        loss = torch.zeros(())
+        for chunk in idx.split(micro):  # same samples and mean gradient at any micro-batch
+            part = torch.nn.functional.mse_loss(model(x[chunk]), y[chunk]) / accumulation
+            part.backward()
+            loss = loss + part.detach()
         opt.step()
         if (step + 1) % cfg.train.checkpoint_every == 0:
             checkpoint(step + 1)

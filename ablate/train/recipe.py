@@ -19,6 +19,7 @@ attempt > 1 resumes from ``run_dir``'s checkpoint when a valid one is there.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import logging
 import math
@@ -101,6 +102,7 @@ class MmtRecipe:
         if torch.device(self.device).type == "cpu":
             torch.set_num_threads(self.cfg.train.cpu_threads)
 
+        self._split_batch_after_oom()
         self._load_problems()  # before the model: a bad data root fails in seconds, not minutes
         _materialise_twins(self.cfg.model)
         seed_everything(self.spec.seed)
@@ -125,6 +127,20 @@ class MmtRecipe:
         if self.ctx.attempt > 1:
             self._resume()
         self.metrics["time/setup_s"] = time.perf_counter() - t0
+
+    def _split_batch_after_oom(self) -> None:
+        """Run smaller micro-batches (same effective batch) after out-of-memory attempts.
+
+        The worker sets ``ctx.micro_batch_divisor`` from the run's OOM history; the spec (and so
+        the run id) is unchanged, only this attempt's micro-batch and accumulation are.
+        """
+        train = self.cfg.train
+        micro, accumulation = self.ctx.micro_batch(train.batch_size, train.accumulation)
+        if micro != train.batch_size:
+            logger.info("attempt %d: micro-batch %d x %d after out-of-memory attempts",
+                        self.ctx.attempt, micro, accumulation)
+            train = train.model_copy(update={"batch_size": micro, "accumulation": accumulation})
+            self.cfg = self.cfg.model_copy(update={"train": train})
 
     def _load_problems(self) -> None:
         from ablate.data.scienceqa import load_scienceqa, resolve_dataset_root
@@ -201,6 +217,12 @@ class MmtRecipe:
         self._loss_sum = float(extra.get("loss_sum", 0.0))
         self._loss_count = int(extra.get("loss_count", 0))
         self.position = payload["position"]
+        saved_micro = int(extra.get("micro_batch", self.cfg.train.batch_size))
+        if saved_micro != self.cfg.train.batch_size and self.position.batch_in_epoch:
+            # a mid-epoch checkpoint taken at another micro-batch: resume at the same sample
+            # (exact for plain shuffling; length-grouped epochs regroup, so nearly the same)
+            done = self.position.batch_in_epoch * saved_micro // self.cfg.train.batch_size
+            self.position = dataclasses.replace(self.position, batch_in_epoch=done)
         restore_rng_state(payload["rng"])
         self.metrics["train/resumed_from_step"] = float(self.position.step)
         logger.info("attempt %d: resumed at %s", self.ctx.attempt, self.position)
@@ -217,6 +239,7 @@ class MmtRecipe:
             "loss_sum": self._loss_sum,
             "loss_count": self._loss_count,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "micro_batch": self.cfg.train.batch_size,
         }
         save_checkpoint(
             self.ctx.run_dir,

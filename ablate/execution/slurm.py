@@ -48,23 +48,10 @@ if TYPE_CHECKING:
     from ablate.spec.sweep import Sweep
 
 SUBMITIT_DIR = "slurm"  # under runs/.store/: submitit's pickles and per-task logs
-LIVE_STATES = frozenset(
-    {
-        "PENDING",
-        "RUNNING",
-        "CONFIGURING",
-        "COMPLETING",
-        "REQUEUED",
-        "REQUEUE_HOLD",
-        "REQUEUE_FED",
-        "RESIZING",
-        "SUSPENDED",
-        "STOPPED",
-        "SIGNALING",
-        "STAGE_OUT",
-        "RESV_DEL_HOLD",
-    }
-)
+LIVE_STATES = frozenset({
+    "PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
+    "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD",
+})  # fmt: skip
 
 
 def slurm_available() -> str | None:
@@ -348,33 +335,65 @@ def slurm_executor(
 
 
 # ---------------------------------------------------------------------------- reattaching
-def _query_states(job_ids: list[str]) -> dict[str, str]:
-    """SLURM state per job id (``123_4``): ``squeue`` for live jobs, else ``scontrol``."""
+QUERY_BATCH = 100  # job ids per squeue call
+UNREACHABLE = "UNREACHABLE"  # squeue itself failed: nobody can tell whether the job lives
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess | None:
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def _scontrol_states(array_id: str) -> dict[str, str]:
+    """Every task of one job (array) that the controller still remembers (``MinJobAge``)."""
+    out = _run(["scontrol", "-o", "show", "job", array_id])
     states: dict[str, str] = {}
-    if not job_ids:
-        return states
-    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-        out = subprocess.run(
-            ["squeue", "-h", "-r", "-o", "%i %T"], capture_output=True, text=True, timeout=30
-        )
+    for line in out.stdout.splitlines() if out is not None else []:
+        fields = dict(tok.split("=", 1) for tok in line.split() if "=" in tok)
+        array, task = fields.get("ArrayJobId"), fields.get("ArrayTaskId", "")
+        key = f"{array}_{task}" if array and task.isdigit() else fields.get("JobId", "")
+        states.setdefault(key, fields.get("JobState", "UNKNOWN"))
+    return states
+
+
+def _sacct_states(array_ids: list[str]) -> dict[str, str]:
+    """States from accounting, for jobs the controller forgot (absent where accounting is off)."""
+    out = _run(["sacct", "-n", "-P", "-X", "-j", ",".join(array_ids), "-o", "JobID,State"])
+    states: dict[str, str] = {}
+    for line in out.stdout.splitlines() if out is not None and out.returncode == 0 else []:
+        job_id, _, state = line.partition("|")
+        if state:
+            states[job_id] = state.split()[0]  # "CANCELLED by 0" -> CANCELLED
+    return states
+
+
+def _query_states(job_ids: list[str]) -> dict[str, str]:
+    """SLURM's state per job id (``123_4`` or ``123``), in a few calls whatever the sweep size.
+
+    ``squeue`` (one call per 100 arrays) for live tasks; for the others ``scontrol`` (one call per
+    array), then ``sacct``. ``UNKNOWN``: SLURM has forgotten the job. ``UNREACHABLE``: squeue
+    failed, so a job that looks gone may still be queued.
+    """
+    arrays = sorted({j.split("_")[0] for j in job_ids})
+    states: dict[str, str] = {}
+    for start in range(0, len(arrays), QUERY_BATCH):
+        batch = arrays[start : start + QUERY_BATCH]
+        out = _run(["squeue", "-h", "-r", "-j", ",".join(batch), "-o", "%i %T"])
+        forgotten = out is not None and "Invalid job id" in out.stderr and len(batch) == 1
+        if out is None or (out.returncode != 0 and not forgotten):
+            return {j: UNREACHABLE for j in job_ids}
         for line in out.stdout.splitlines():
             parts = line.split()
             if len(parts) == 2:
                 states[parts[0]] = parts[1]
-    for job_id in job_ids:
-        if job_id in states:
-            continue
-        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            out = subprocess.run(
-                ["scontrol", "-o", "show", "job", job_id],
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-            for token in out.stdout.split():
-                if token.startswith("JobState="):
-                    states[job_id] = token.split("=", 1)[1]
-                    break
+    missing = sorted({j.split("_")[0] for j in job_ids if j not in states})
+    for array_id in missing:
+        states.update({k: v for k, v in _scontrol_states(array_id).items() if k not in states})
+    still = sorted({j.split("_")[0] for j in job_ids if j not in states})
+    if still:
+        states.update({k: v for k, v in _sacct_states(still).items() if k not in states})
     return {j: states.get(j, "UNKNOWN") for j in job_ids}
 
 
@@ -409,6 +428,8 @@ def record_lost_slurm_attempts(store: ResultsStore, sweep: str) -> list[Any]:
 
     written = []
     states = slurm_run_states(store, sweep)
+    if any(info["state"] == UNREACHABLE for info in states.values()):
+        return []  # cannot tell a queued job from a lost one
     controller_down = slurm_available() is not None
     for run_id, info in states.items():
         if info["state"] in LIVE_STATES or (info["state"] == "UNKNOWN" and controller_down):

@@ -214,3 +214,31 @@ def test_task_leaves_a_run_held_elsewhere_alone(tmp_path, monkeypatch):
     assert store.attempts_of(run_id) == []
     monkeypatch.setattr(slurm_mod, "_query_states", lambda jobs: dict.fromkeys(jobs, "FAILED"))
     assert slurm_mod.record_lost_slurm_attempts(store, "unit") == [], "not a lost attempt"
+
+
+def test_states_come_from_squeue_then_scontrol_and_unreachable_records_nothing(
+    tmp_path, monkeypatch
+):
+    import subprocess
+
+    calls = []
+
+    def fake_run(command):
+        calls.append(command[0])
+        if command[0] == "squeue":
+            return subprocess.CompletedProcess(command, 0, "5_1 RUNNING\n", "")
+        if command[0] == "scontrol":
+            line = "JobId=8 ArrayJobId=5 ArrayTaskId=0 JobState=FAILED Reason=NonZeroExitCode"
+            return subprocess.CompletedProcess(command, 0, line + "\n", "")
+        return subprocess.CompletedProcess(command, 1, "", "accounting disabled")
+
+    monkeypatch.setattr(slurm_mod, "_run", fake_run)
+    states = slurm_mod._query_states(["5_0", "5_1", "5_2"])
+    assert states == {"5_0": "FAILED", "5_1": "RUNNING", "5_2": "UNKNOWN"}
+    assert calls == ["squeue", "scontrol", "sacct"], "one call per kind, not one per run"
+
+    store, run_id, run_dir = prepared_run(tmp_path, "{steps: 5}")
+    (run_dir / SLURM_JOB_FILE).write_text('{"job_id": "5_0", "attempt": 1}')
+    monkeypatch.setattr(slurm_mod, "_run", lambda command: None)  # squeue hangs or is missing
+    assert slurm_mod.slurm_run_states(store, "unit")[run_id]["state"] == "UNREACHABLE"
+    assert slurm_mod.record_lost_slurm_attempts(store, "unit") == []

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ablate.orchestrate.lock import lock_holder
 from ablate.store.layout import RunsLayout
 from ablate.store.provenance import host_name
 
@@ -93,20 +94,7 @@ def try_claim(layout: RunsLayout, run_id: str, **info: Any) -> RunClaim | None:
 
 def claim_holder(layout: RunsLayout, run_id: str) -> dict[str, Any] | None:
     """Who holds the claim on ``run_id`` (the file's info), or ``None`` if it is free."""
-    path = claim_path(layout, run_id)
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return _read_info(path)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+    return lock_holder(claim_path(layout, run_id))
 
 
 def held_claims(layout: RunsLayout) -> dict[str, dict[str, Any]]:
@@ -124,8 +112,3 @@ def held_claims(layout: RunsLayout) -> dict[str, dict[str, Any]]:
     return held
 
 
-def _read_info(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8") or "{}")
-    except (OSError, ValueError):
-        return {}

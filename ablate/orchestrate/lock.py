@@ -98,9 +98,11 @@ def read_lock_info(path: Path) -> dict[str, Any]:
         return {}
 
 
-def sweep_lock_holder(layout: RunsLayout, sweep: str) -> dict[str, Any] | None:
-    """Who holds the lock of ``sweep`` right now (``None`` if nobody): for ``ablate status``."""
-    path = layout.sweep_lock_path(sweep)
+def lock_holder(path: Path) -> dict[str, Any] | None:
+    """Who holds the ``flock`` on ``path`` (the info written in it), or ``None`` if it is free.
+
+    Probing with a shared non-blocking lock never disturbs the holder.
+    """
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -114,3 +116,8 @@ def sweep_lock_holder(layout: RunsLayout, sweep: str) -> dict[str, Any] | None:
         return None
     finally:
         os.close(fd)
+
+
+def sweep_lock_holder(layout: RunsLayout, sweep: str) -> dict[str, Any] | None:
+    """Who holds the lock of ``sweep`` right now (``None`` if nobody): for ``ablate status``."""
+    return lock_holder(layout.sweep_lock_path(sweep))

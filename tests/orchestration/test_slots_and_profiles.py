@@ -125,7 +125,7 @@ def test_builtin_profiles_work_outside_the_repo(tmp_path):
     "text, message",
     [
         ("executor: local\ncpu_slot: 2\n", "unknown key 'cpu_slot' (did you mean 'cpu_slots'?)"),
-        ("executor: slurmm\n", "executor: Input should be 'inline' or 'local'"),
+        ("executor: slurmm\n", "executor: Input should be 'inline', 'local' or 'slurm'"),
         ("executor: local\ncpu_slots: 0\n", "cpu_slots: must be >= 1"),
         ("executor: local\ngrace_s: -1\n", "grace_s:"),
         ("- executor\n", "a runner profile must be a mapping"),

@@ -417,8 +417,13 @@ def slurm_run_states(store: ResultsStore, sweep: str) -> dict[str, dict[str, Any
     return found
 
 
-def record_lost_slurm_attempts(store: ResultsStore, sweep: str) -> list[Any]:
+def record_lost_slurm_attempts(
+    store: ResultsStore, sweep: str, states: dict[str, dict[str, Any]] | None = None
+) -> list[Any]:
     """Record attempts whose SLURM job ended without any record (node lost, killed early).
+
+    ``states`` (from :func:`slurm_run_states`) saves asking SLURM twice when the caller (``ablate
+    status``) shows them too.
 
     Returns:
         The records written (failed, ``killed``, with SLURM's state in the reason).
@@ -427,7 +432,7 @@ def record_lost_slurm_attempts(store: ResultsStore, sweep: str) -> list[Any]:
     from ablate.spec.run_spec import load_run_spec
 
     written = []
-    states = slurm_run_states(store, sweep)
+    states = slurm_run_states(store, sweep) if states is None else states
     if any(info["state"] == UNREACHABLE for info in states.values()):
         return []  # cannot tell a queued job from a lost one
     controller_down = slurm_available() is not None

@@ -91,6 +91,7 @@ class SlurmAttempt(Checkpointable):
         self.grace_s = grace_s
         self.force = force
         self._proc: subprocess.Popen | None = None
+        self._started_at = time.time()
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -175,6 +176,7 @@ class SlurmAttempt(Checkpointable):
             "--executor",
             "slurm",
         ]
+        self._started_at = time.time()
         with (self.run_dir / LOG_FILE).open("ab") as log:
             log.write(f"\n===== attempt {attempt} in slurm:{job} =====\n".encode())
             log.flush()
@@ -208,7 +210,7 @@ class SlurmAttempt(Checkpointable):
             stopped_for=None,
             returncode=returncode,
             log_tail=read_log_tail(self.run_dir / LOG_FILE),
-            started_at=time.time(),
+            started_at=self._started_at,
             run_dir=self.run_dir,
             slot="slurm",
             executor="slurm",

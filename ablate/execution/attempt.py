@@ -228,7 +228,22 @@ def run_attempt(
         if tracking is not None and hasattr(tracking, "close"):
             tracking.close()
     record = AttemptRecord(ended_at=time.time(), device=device_name(device), **fields, **outcome)
-    store.write(record)
+    try:
+        store.write(record)
+    except OSError as err:
+        # the result could not be stored (disk full, quota): record the attempt failed in a
+        # smaller record so the run is retried (from its checkpoint) rather than lost; if even
+        # that cannot be written, the error propagates and the caller records the attempt
+        record = AttemptRecord(
+            ended_at=time.time(),
+            device=device_name(device),
+            **fields,
+            status=AttemptStatus.FAILED,
+            failure_kind=FailureKind.ERROR,
+            failure_reason=f"the attempt ended {record.status.value} but its record could not "
+            f"be written ({err}); the run will be retried",
+        )
+        store.write(record)
     return record
 
 

@@ -12,6 +12,7 @@ a result.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
@@ -213,8 +214,12 @@ class ResultsStore:
                 f"{file_name}\t{int(valid)}\t{run_id}\t{attempt}\t{status}\t{sweep}\t{error}"
             )
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text("\n".join(lines), encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            tmp.write_text("\n".join(lines), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError:  # a cache (disk full, read-only store): the next read rebuilds it
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
     def _verified(self, file_name: str, parsed: RecordName) -> AttemptRecord:
         record = AttemptRecord.read(self.layout.records_dir / file_name)
@@ -361,8 +366,12 @@ class ResultsStore:
         path = self.layout.index_path
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        pq.write_table(table.replace_schema_metadata(_index_schema().metadata), tmp)
-        os.replace(tmp, path)
+        try:
+            pq.write_table(table.replace_schema_metadata(_index_schema().metadata), tmp)
+            os.replace(tmp, path)
+        except OSError:  # a cache (disk full, read-only store): the next read rebuilds it
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
     def _warn_invalid(self, table: pa.Table) -> None:
         valid = table.column("valid").to_pylist()

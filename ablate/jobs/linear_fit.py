@@ -8,6 +8,8 @@ semantic (they change what the run does), so they are part of the run id.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import time
 
 from pydantic import Field
@@ -83,20 +85,38 @@ def run_linear_fit(spec, ctx: JobContext) -> dict[str, float]:
     torch.nn.init.zeros_(model.weight)
     torch.nn.init.zeros_(model.bias)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.train.lr)
+    fresh_model = {k: v.clone() for k, v in model.state_dict().items()}
+    fresh_rng = gen.get_state()
     ckpt_path = ctx.run_dir / "checkpoint.pt"
     start = 0
+    digest_path = ctx.run_dir / "checkpoint.sha256"
     if ckpt_path.exists():
-        state = torch.load(ckpt_path, weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        gen.set_state(state["rng"])
-        start = int(state["step"])
+        try:
+            data = ckpt_path.read_bytes()
+            expected = digest_path.read_text().strip() if digest_path.exists() else None
+            if hashlib.sha256(data).hexdigest() != expected:
+                raise ValueError(f"SHA-256 does not match {digest_path.name}")
+            state = torch.load(io.BytesIO(data), weights_only=True)
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["opt"])
+            gen.set_state(state["rng"])
+            start = int(state["step"])
+        except Exception as exc:  # noqa: BLE001 - truncated, corrupt or unverified: start over
+            print(f"[linear-fit] ignoring unreadable checkpoint {ckpt_path}: {exc!r}", flush=True)
+            model.load_state_dict(fresh_model)
+            opt = torch.optim.SGD(model.parameters(), lr=cfg.train.lr)
+            gen.set_state(fresh_rng)
+            start = 0
 
     def checkpoint(step: int) -> None:
-        tmp = ckpt_path.with_suffix(".tmp")
+        buffer = io.BytesIO()
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                    "rng": gen.get_state()}, tmp)
-        tmp.replace(ckpt_path)
+                    "rng": gen.get_state()}, buffer)
+        data = buffer.getvalue()
+        for path, content in ((ckpt_path, data), (digest_path, hashlib.sha256(data).hexdigest())):
+            tmp = path.with_suffix(".tmp")  # data first, then its digest: a kill between the
+            tmp.write_bytes(content if isinstance(content, bytes) else content.encode())
+            tmp.replace(path)  # two leaves a mismatch, which the next attempt ignores
 
     micro, accumulation = ctx.micro_batch(cfg.train.batch_size)
     loss = torch.tensor(float("nan"))

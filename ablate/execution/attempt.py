@@ -227,6 +227,11 @@ def run_attempt(
         sink.close()
         if tracking is not None and hasattr(tracking, "close"):
             tracking.close()
+    if outcome.get("failure_reason"):
+        from ablate.tracking.config import redact_value
+
+        # tracebacks quote messages (an HTTP error with a token in its URL, a printed env)
+        outcome["failure_reason"] = redact_value(outcome["failure_reason"])
     record = AttemptRecord(ended_at=time.time(), device=device_name(device), **fields, **outcome)
     try:
         store.write(record)

@@ -121,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[ablate worker] --attempt must be >= 1, got {args.attempt}", file=sys.stderr)
         return EXIT_USAGE
     root = args.runs_root or RunsLayout.for_run_dir(run_dir).root
+    if not run_dir.is_relative_to(Path(root).resolve()):
+        print(f"[ablate worker] {run_dir}: not inside the runs root {Path(root).resolve()}; "
+              f"refusing to run (path traversal)", file=sys.stderr, flush=True)
+        return EXIT_USAGE
     device = resolve_device()
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     print(

@@ -115,6 +115,9 @@ def lost_attempt_record(
             reason += " (nobody here sent it: the kernel's OOM killer is the usual suspect)"
     if log_tail.strip():
         reason += "\n--- log tail ---\n" + log_tail.strip()[-LOG_TAIL_CHARS:]
+    from ablate.tracking.config import redact_value
+
+    reason = redact_value(reason)  # a job may print HF_TOKEN & co. into its log
     spec = run.spec
     git = git_state()
     return AttemptRecord(

@@ -30,6 +30,18 @@ def default_runs_root() -> Path:
     return Path(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
 
 
+def safe_component(name: str, what: str) -> str:
+    """``name`` if it cannot lead out of the folder it is joined to (one plain component).
+
+    Raises:
+        ValueError: ``..``, a path separator or a NUL byte (path traversal).
+    """
+    text = str(name)
+    if text == ".." or any(c in text for c in ("/", "\\", "\0")):
+        raise ValueError(f"{what} {text!r} is not a plain folder name (path traversal refused)")
+    return text
+
+
 @dataclass(frozen=True)
 class RunsLayout:
     """Paths under one runs root.
@@ -69,8 +81,12 @@ class RunsLayout:
         return self.store_dir / "claims"
 
     def sweep_dir(self, sweep: str) -> Path:
-        """The folder of one sweep's runs."""
-        return self.root / sweep
+        """The folder of one sweep's runs.
+
+        Raises:
+            ValueError: ``sweep`` could lead out of the runs root (``..``, ``a/b``).
+        """
+        return self.root / safe_component(sweep, "sweep name")
 
     def sweep_lock_path(self, sweep: str) -> Path:
         """The lock file held by the orchestrator of ``sweep``."""
@@ -78,7 +94,7 @@ class RunsLayout:
 
     def run_dir(self, sweep: str, run_id: str) -> Path:
         """The run's own folder: its ``spec.json``, logs, progress and checkpoints."""
-        return self.sweep_dir(sweep) / run_id
+        return self.sweep_dir(sweep) / safe_component(run_id, "run id")
 
     @classmethod
     def for_run_dir(cls, run_dir: Path) -> RunsLayout:

@@ -41,10 +41,13 @@ FUZZ = settings(max_examples=60, deadline=None,
 
 SMALL_SWEEP: dict[str, Any] = {
     "name": "fuzzed",
-    "base": {"job": "linear-fit",
-             "config": {"train": {"steps": 5, "batch_size": 4}, "data": {"n_features": 3}}},
-    "grid": {"config.train.lr": [0.01, 0.05]},
+    "base": {"job": "linear-fit", "train": {"steps": 5, "batch_size": 4},
+             "data": {"n_features": 3}},
+    "grid": {"train.lr": [0.01, 0.05]},
+    "zip": {"data.noise": [0.1, 0.2], "train.steps": [5, 6]},
+    "exclude": [{"train.lr": 0.05, "data.noise": 0.2}],
     "seeds": [0, 1],
+    "scales": {"tiny": {"train.steps": 2}},
 }
 
 # values of every type a YAML document can hold, and some that tend to break code
@@ -119,6 +122,17 @@ def _write_yaml(path: Path, doc: Any) -> None:
 
 
 # ------------------------------------------------------------------------------- sweep YAML
+def test_unmutated_documents_load(tmp_path):
+    """The fuzzers start from valid documents, so mutations land near real ones."""
+    path = tmp_path / "fuzzed.yaml"
+    _write_yaml(path, SMALL_SWEEP)
+    assert len(load_sweep(path, scale="tiny").runs) == 6
+    parse_runner_profile(PROFILE, name="cpu", source="cpu.yaml")
+    (tmp_path / "problems.json").write_text(json.dumps(GOOD_PROBLEMS))
+    (tmp_path / "pid_splits.json").write_text(json.dumps(GOOD_SPLITS))
+    assert [p.pid for p in load_official(tmp_path, "train")] == ["1", "2"]
+
+
 @FUZZ
 @given(doc=mutated(SMALL_SWEEP), scale=st.sampled_from([None, "tiny"]))
 def test_mutated_small_sweep_loads_or_raises_spec_error(doc, scale):
@@ -285,9 +299,9 @@ def test_scienceqa_file_of_random_bytes_raises_value_error(raw, which):
 # ------------------------------------------------------------------------- through the CLI
 CLI_CASES = {
     "wrong_type": {**SMALL_SWEEP, "seeds": "zero"},
-    "unknown_key": {**SMALL_SWEEP, "gird": {"config.train.lr": [1]}},
-    "deleted_job": {**SMALL_SWEEP, "base": {"config": SMALL_SWEEP["base"]["config"]}},
-    "bad_value": {**SMALL_SWEEP, "grid": {"config.train.steps": [-3, "many"]}},
+    "unknown_key": {**SMALL_SWEEP, "gird": {"train.lr": [1]}},
+    "deleted_job": {**SMALL_SWEEP, "base": {"train": SMALL_SWEEP["base"]["train"]}},
+    "bad_value": {**SMALL_SWEEP, "grid": {"data.n_features": [-3, "many"]}},
     "not_a_mapping": [1, 2, 3],
     "python_tag": "!!python/object/apply:os.system ['echo pwned']\n",
     "binary": b"\x00\xff\xfe name: \x9c\n",

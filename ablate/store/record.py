@@ -86,7 +86,7 @@ class AttemptRecord:
         seed: the run's seed.
         axes: the sweep values that vary for this run (dotted keys).
         spec: the full nested spec, as in ``spec.json``.
-        metrics: what the job returned (empty unless success).
+        metrics: what the job returned (on failure only the micro-batch plan, if the job set one).
         started_at: start time, seconds since the epoch (UTC).
         ended_at: end time, seconds since the epoch (UTC).
         git_sha: commit of the code that ran.

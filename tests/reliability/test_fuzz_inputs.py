@@ -36,7 +36,8 @@ from ablate.spec.sweep import load_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "sweeps"
-FUZZ = settings(max_examples=60, deadline=None,
+# derandomized: the same examples on every CI run (explore with --hypothesis-seed=N locally)
+FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 SMALL_SWEEP: dict[str, Any] = {
@@ -189,6 +190,16 @@ def test_deeply_nested_sweep_is_a_clear_error(tmp_path):
     path.write_text("name: deep\nbase:\n  job: linear-fit\n  config: " + "{a: " * 200 + "1"
                     + "}" * 200 + "\n")
     with pytest.raises(AblateError):
+        load_sweep(path)
+
+
+@pytest.mark.xfail(strict=True, raises=TypeError,
+                   reason="adapters/configs.py tests `name not in ADAPTER_CONFIGS` on an "
+                          "unhashable name (found by the shipped-sweep fuzzer; fix reported)")
+def test_adapter_name_that_is_a_list_is_a_clear_error(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("name: t\nbase: {job: mmt, adapter: {name: [router], dim: 8}}\n")
+    with pytest.raises(AblateError, match="adapter"):
         load_sweep(path)
 
 

@@ -13,13 +13,13 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from ablate.errors import SpecError, did_you_mean
 from ablate.execution.base import Executor
 from ablate.execution.slots import SlotPool, discover_gpus
 from ablate.spec.base import SpecModel
+from ablate.spec.yaml_source import load_yaml
 from ablate.store.results_store import ResultsStore
 
 DEFAULT_PROFILE = "local"
@@ -197,12 +197,8 @@ def load_runner_profile(
             file=path,
             allowed=choices,
         )
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise SpecError(f"not valid YAML: {err}", file=path, line=line) from None
+    # the sweep files' loader: safe tags only, duplicate keys, encoding and depth errors named
+    data = load_yaml(path).data
     return parse_runner_profile(data, name=name, source=str(path))
 
 

@@ -79,6 +79,8 @@ def load_yaml(path: Path) -> YamlSource:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise SpecError("invalid YAML: nested too deeply to read", file=path) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -86,5 +88,8 @@ def load_yaml(path: Path) -> YamlSource:
         raise SpecError(f"invalid YAML: {problem}", file=path, line=line) from None
     lines: dict[KeyPath, int] = {}
     if node is not None:
-        _walk(node, (), lines, path)
+        try:
+            _walk(node, (), lines, path)
+        except RecursionError:
+            raise SpecError("invalid YAML: nested too deeply to read", file=path) from None
     return YamlSource(path=path, data=data, lines=lines)

@@ -129,7 +129,7 @@ def test_builtin_profiles_work_outside_the_repo(tmp_path):
         ("executor: local\ncpu_slots: 0\n", "cpu_slots: must be >= 1"),
         ("executor: local\ngrace_s: -1\n", "grace_s:"),
         ("- executor\n", "a runner profile must be a mapping"),
-        ("executor: [local\n", "not valid YAML"),
+        ("executor: [local\n", "invalid YAML"),
     ],
 )
 def test_bad_profiles_name_file_key_and_value(tmp_path, text, message):

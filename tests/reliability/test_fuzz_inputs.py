@@ -176,12 +176,6 @@ def test_yaml_syntax_soup_raises_spec_error(text):
         _expect_clear(load_sweep, path)
 
 
-DEEP_XFAIL = pytest.mark.xfail(
-    strict=True, reason="yaml_source.load_yaml lets RecursionError escape on deeply nested YAML "
-    "(ablate/spec is the lead's; fix reported)")
-
-
-@DEEP_XFAIL
 def test_deeply_nested_sweep_is_a_clear_error(tmp_path):
     depth = 5000  # deeper than Python's recursion limit
     path = tmp_path / "deep.yaml"
@@ -193,9 +187,6 @@ def test_deeply_nested_sweep_is_a_clear_error(tmp_path):
         load_sweep(path)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="adapters/configs.py tests `name not in ADAPTER_CONFIGS` on an "
-                          "unhashable name (found by the shipped-sweep fuzzer; fix reported)")
 def test_adapter_name_that_is_a_list_is_a_clear_error(tmp_path):
     path = tmp_path / "t.yaml"
     path.write_text("name: t\nbase: {job: mmt, adapter: {name: [router], dim: 8}}\n")
@@ -222,9 +213,6 @@ def test_runner_profile_file_of_garbage_raises_spec_error(raw):
         _expect_clear(load_runner_profile, path)
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError,
-                   reason="runner_profile.py reads without catching UnicodeDecodeError "
-                          "(scale-out helper's file; fix reported to the lead)")
 def test_runner_profile_that_is_not_utf8_raises_spec_error(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_bytes(b"\x80\xff executor: local\n")
@@ -320,8 +308,7 @@ CLI_CASES = {
 }
 
 
-@pytest.mark.parametrize(
-    "case", [pytest.param(c, marks=DEEP_XFAIL) if c == "deep" else c for c in sorted(CLI_CASES)])
+@pytest.mark.parametrize("case", sorted(CLI_CASES))
 def test_cli_dry_run_on_bad_sweep_exits_cleanly_and_writes_nothing(case, tmp_path):
     doc = CLI_CASES[case]
     path = tmp_path / "bad.yaml"

@@ -157,6 +157,6 @@ def validate_adapter_config(data: dict[str, Any] | AdapterConfig) -> AdapterConf
     if not isinstance(data, dict) or "name" not in data:
         raise ValueError(f"adapter section needs a 'name'; allowed: {', '.join(adapter_names())}")
     name = data["name"]
-    if name not in ADAPTER_CONFIGS:
+    if not isinstance(name, str) or name not in ADAPTER_CONFIGS:
         raise ValueError(f"unknown adapter {name!r}; allowed: {', '.join(adapter_names())}")
     return ADAPTER_CONFIGS[name].model_validate(data)

@@ -288,6 +288,10 @@ def main() -> None:
         # raised by loaders with full messages (file, key, value); keep them traceback-free
         err_console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
+    except OSError as err:
+        # the machine, not the input: a full disk, a permission, a vanished mount
+        err_console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -57,3 +57,18 @@ def progress_step(run_dir: Path) -> int:
 
 def slurm(*args: str) -> str:
     return subprocess.run(list(args), check=True, capture_output=True, text=True).stdout
+
+
+def start_if_held(job_id: str) -> bool:
+    """Make a requeued job eligible now (SLURM holds requeued jobs ~2 minutes: ``BeginTime``).
+
+    Returns whether the job was pending.
+    """
+    out = subprocess.run(
+        ["squeue", "-h", "-j", job_id, "-o", "%T %r"], capture_output=True, text=True
+    ).stdout  # no check: squeue fails for a job that has already left the queue
+    if "PENDING" not in out:
+        return False
+    if "BeginTime" in out:
+        subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=False)
+    return True

@@ -2,7 +2,8 @@
 
 Skipped, with the reason, where no SLURM controller answers. Covers: non-blocking submission,
 the worker's own records in the shared store, a failed task that SLURM shows FAILED, a preempted
-task (SIGTERM + USR2, what SLURM sends) that checkpoints, is requeued and resumes, and a
+task (USR2, submitit's checkpoint signal) that checkpoints, is requeued and resumes, a run past
+its time limit that is requeued until done, and a
 ``scancel``-ed run that a rerun of the sweep submits again; every run ends with exactly one
 success record.
 """
@@ -12,7 +13,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from slurm_helpers import job_env, progress_step, slurm, wait_for, write_sweep
+from slurm_helpers import (
+    job_env,
+    progress_step,
+    slurm,
+    start_if_held,
+    wait_for,
+    write_sweep,
+)
 
 from ablate.execution.slurm import (
     LIVE_STATES,
@@ -34,11 +42,9 @@ pytestmark = [
 
 
 def start_requeued_now(job_id: str) -> None:
-    """SLURM holds a requeued job for a while before it is eligible again; skip the wait."""
-    for _ in range(20):
-        if "PENDING" in slurm("squeue", "-h", "-j", job_id, "-o", "%T"):
-            slurm("scontrol", "update", f"JobId={job_id}", "StartTime=now")
-            return
+    """Skip SLURM's wait before a requeued job is eligible again (best effort)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not start_if_held(job_id):
         time.sleep(0.5)
 
 
@@ -81,14 +87,20 @@ def test_sweep_through_sbatch_with_failure_and_preemption(tmp_path, monkeypatch)
     run_dir = store.layout.run_dir("slurmq", preempted)
     wait_for("the long run to make progress", lambda: progress_step(run_dir) >= 5, 120)
     job_id = jobs[preempted]["job_id"]
-    slurm("scancel", "--signal=TERM", job_id)  # what a preemption sends first ...
-    slurm("scancel", "--signal=USR2", job_id)  # ... and submitit's checkpoint signal
+    # Preemption as submitit sees it: USR2 (``--signal=USR2@...``). Not TERM first: on this
+    # SLURM a TERM from scancel sometimes cancels the step and the job ends FAILED before the
+    # requeue lands (then the attempt is cancelled and the next `ablate sweep` resubmits it;
+    # the TERM path is the scancel test below).
+    slurm("scancel", "--signal=USR2", job_id)
 
     wait_for("the preempted attempt's record", lambda: store.attempts_of(preempted), 60)
     start_requeued_now(job_id)
 
     def all_settled():
         states = slurm_run_states(store, "slurmq")
+        for info in states.values():
+            if info["state"] == "PENDING":
+                start_if_held(info["job_id"])
         if any(s["state"] in LIVE_STATES for s in states.values()):
             return None
         return states
@@ -151,3 +163,32 @@ def test_scancelled_run_is_submitted_again_and_recorded_once(tmp_path, monkeypat
     assert statuses(store, run_id) == [(1, "cancelled"), (2, "success")]
     success = store.attempts_of(run_id)[-1]
     assert success.metrics["steps_run"] < 60, "resumed from the checkpoint of the cancelled attempt"
+
+
+def test_time_limit_checkpoints_requeues_and_resumes(tmp_path, monkeypatch):
+    """A run longer than its 1-minute limit: SLURM's USR2 before the limit, requeue, resume."""
+    job_env(monkeypatch)
+    store = ResultsStore(tmp_path / "runs")
+    sweep = write_sweep(
+        tmp_path, "slurmt", "base: {job: quick-fit, fit: {steps: 150, sleep_per_step: 0.5}}\n"
+    )  # 75 s of work: longer than the 1-minute limit, so SLURM must signal at least once
+    [run] = sweep.runs
+    run_id = run.spec.run_id
+    # SLURM checks time limits every ~30 s, so a period may end early: allow more requeues
+    resources = SlurmResources(cpus=1, mem_gb=0.25, time_min=1, signal_delay_s=30, max_requeues=6)
+    executor = SlurmExecutor(resources, runs_root=store.root, grace_s=10)
+    run_sweep(sweep, executor=executor, store=store, install_signal_handlers=False)
+
+    def finished():
+        info = slurm_run_states(store, "slurmt")[run_id]
+        if info["state"] == "PENDING":
+            start_if_held(info["job_id"])
+        return info["state"] not in LIVE_STATES and info
+
+    info = wait_for("the run to end", finished, 300, every_s=2.0)
+    records = sorted(store.attempts_of(run_id), key=lambda r: r.attempt)
+    assert info["state"] == "COMPLETED", [r.failure_reason for r in records]
+    assert [r.status for r in records[:-1]] == [AttemptStatus.CANCELLED] * (len(records) - 1)
+    assert 2 <= len(records) <= 7, "requeued at least once, at most max_requeues times"
+    assert records[-1].status is AttemptStatus.SUCCESS
+    assert records[-1].metrics["steps_run"] < 150, "the last attempt resumed from a checkpoint"

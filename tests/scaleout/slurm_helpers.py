@@ -59,16 +59,24 @@ def slurm(*args: str) -> str:
     return subprocess.run(list(args), check=True, capture_output=True, text=True).stdout
 
 
-def start_if_held(job_id: str) -> bool:
-    """Make a requeued job eligible now (SLURM holds requeued jobs ~2 minutes: ``BeginTime``).
+_PENDING_SINCE: dict[str, float] = {}
+REQUEUE_SETTLE_S = 5.0
 
-    Returns whether the job was pending.
+
+def start_if_held(job_id: str) -> bool:
+    """Make a requeued job eligible early (SLURM holds requeued jobs ~2 minutes: ``BeginTime``).
+
+    Only once it has been pending for ``REQUEUE_SETTLE_S``: started within the same second as
+    its requeue, slurmd refuses it ("Job credential revoked") and the job ends FAILED.
+    Returns whether the job is pending.
     """
     out = subprocess.run(
         ["squeue", "-h", "-j", job_id, "-o", "%T %r"], capture_output=True, text=True
     ).stdout  # no check: squeue fails for a job that has already left the queue
     if "PENDING" not in out:
+        _PENDING_SINCE.pop(job_id, None)
         return False
-    if "BeginTime" in out:
+    since = _PENDING_SINCE.setdefault(job_id, time.monotonic())
+    if "BeginTime" in out and time.monotonic() - since >= REQUEUE_SETTLE_S:
         subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=False)
     return True

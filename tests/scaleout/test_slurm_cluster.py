@@ -2,10 +2,9 @@
 
 Skipped, with the reason, where no SLURM controller answers. Covers: non-blocking submission,
 the worker's own records in the shared store, a failed task that SLURM shows FAILED, a preempted
-task (USR2, submitit's checkpoint signal) that checkpoints, is requeued and resumes, a run past
-its time limit that is requeued until done, and a
-``scancel``-ed run that a rerun of the sweep submits again; every run ends with exactly one
-success record.
+task (SIGTERM then USR2, as submitit simulates preemption) that checkpoints, is requeued and
+resumes, a run past its time limit that is requeued until done, and a ``scancel``-ed run that a
+rerun of the sweep submits again; every run ends with exactly one success record.
 """
 
 from __future__ import annotations
@@ -42,9 +41,13 @@ pytestmark = [
 
 
 def start_requeued_now(job_id: str) -> None:
-    """Skip SLURM's wait before a requeued job is eligible again (best effort)."""
+    """Skip most of SLURM's wait before a requeued job is eligible again (best effort)."""
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not start_if_held(job_id):
+    while time.monotonic() < deadline:
+        if start_if_held(job_id) and "BeginTime" not in slurm(
+            "squeue", "-h", "-j", job_id, "-o", "%r"
+        ):
+            return
         time.sleep(0.5)
 
 
@@ -87,11 +90,8 @@ def test_sweep_through_sbatch_with_failure_and_preemption(tmp_path, monkeypatch)
     run_dir = store.layout.run_dir("slurmq", preempted)
     wait_for("the long run to make progress", lambda: progress_step(run_dir) >= 5, 120)
     job_id = jobs[preempted]["job_id"]
-    # Preemption as submitit sees it: USR2 (``--signal=USR2@...``). Not TERM first: on this
-    # SLURM a TERM from scancel sometimes cancels the step and the job ends FAILED before the
-    # requeue lands (then the attempt is cancelled and the next `ablate sweep` resubmits it;
-    # the TERM path is the scancel test below).
-    slurm("scancel", "--signal=USR2", job_id)
+    slurm("scancel", "--signal=TERM", job_id)  # what a preemption sends first ...
+    slurm("scancel", "--signal=USR2", job_id)  # ... and submitit's checkpoint signal
 
     wait_for("the preempted attempt's record", lambda: store.attempts_of(preempted), 60)
     start_requeued_now(job_id)

@@ -113,7 +113,7 @@ def test_optuna_study_shared_by_two_processes_on_postgres(tmp_path):
 
     with scratch_database("optuna") as url:
         # Set-up step, once per database: create Optuna's tables before tuners start (two
-        # processes creating them at once race on CREATE TYPE; see docker/SCALING.md).
+        # processes creating them at once race on CREATE TYPE; see the README, "Team tracking").
         optuna.storages.RDBStorage(url).remove_session()
         script = tmp_path / "tuner.py"
         script.write_text(SHARED_STUDY)

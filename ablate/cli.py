@@ -166,8 +166,12 @@ def status(sweep_file: SweepFile, scale: ScaleOpt = None, runs_dir: RunsDirOpt =
 
     spec = load_sweep(sweep_file, scale=scale)
     store = ResultsStore(_runs_root(runs_dir))
+    jobs = _reattach_slurm(store, spec.name)
     the_plan = plan_sweep(spec, store, retries=retries)
     _plan_table(the_plan, f"status of {spec.name}" + (f" (scale {scale})" if scale else ""))
+    if jobs:
+        rows = [{"run_id": run_id, **info} for run_id, info in jobs.items()]
+        _print_rows(f"SLURM jobs of {spec.name}", rows, ["run_id", "job_id", "attempt", "state"])
     for entry in the_plan.entries:
         if entry.state.value in ("failed", "exhausted"):
             last = store.attempts_of(entry.run_id)[-1]
@@ -176,6 +180,25 @@ def status(sweep_file: SweepFile, scale: ScaleOpt = None, runs_dir: RunsDirOpt =
                           f"{last.failure_kind.value if last.failure_kind else ''} "
                           f"{reason[0] if reason else ''} (log: {last.run_dir}/worker.log)",
                           markup=False, highlight=False)
+
+
+def _reattach_slurm(store: Any, sweep_name: str) -> dict[str, dict[str, Any]]:
+    """Ask SLURM about a detached sweep's jobs; record attempts whose job died without one.
+
+    Only when some run folder of the sweep holds a SLURM job file: a local sweep never calls
+    SLURM. Queued jobs hold no claim yet, so the plan shows them as new; the jobs table beside it
+    says they are queued.
+    """
+    from ablate.execution.slurm import SLURM_JOB_FILE, record_lost_slurm_attempts, slurm_run_states
+
+    if not any(store.layout.sweep_dir(sweep_name).glob(f"*/{SLURM_JOB_FILE}")):
+        return {}
+    states = slurm_run_states(store, sweep_name)
+    for record in record_lost_slurm_attempts(store, sweep_name, states):
+        console.print(f"{record.run_id} attempt {record.attempt}: SLURM job ended without a "
+                      f"record; recorded {record.status.value} ({record.failure_reason})",
+                      markup=False, highlight=False)
+    return states
 
 
 @app.command()

@@ -87,3 +87,44 @@ def test_repo_sweeps_dry_run_at_tiny_scale(tmp_path):
                  cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "11 runs: 11 new; 11 to dispatch" in out.stdout
+
+
+def test_status_reattaches_to_a_detached_slurm_sweep(write, tmp_path, monkeypatch):
+    """`ablate status` asks SLURM about a submitted sweep's jobs and records lost attempts."""
+    from typer.testing import CliRunner
+
+    import ablate.execution.slurm as slurm
+    from ablate.cli import app
+    from ablate.spec.sweep import load_sweep
+
+    path = write("s.yaml", SWEEP)
+    run_id = load_sweep(path).runs[0].spec.run_id
+    run_dir = tmp_path / "runs" / "clidemo" / run_id
+    run_dir.mkdir(parents=True)
+    (run_dir / "slurm.json").write_text('{"job_id": "71_0", "attempt": 1}')
+    asked = []
+    monkeypatch.setattr(slurm, "slurm_run_states", lambda store, name: {
+        run_id: {"job_id": "71_0", "attempt": 1, "state": "PENDING"}})
+    monkeypatch.setattr(slurm, "record_lost_slurm_attempts",
+                        lambda store, name, states: asked.append((name, states)) or [])
+    result = CliRunner().invoke(app, ["status", str(path), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    assert "SLURM jobs of clidemo" in result.output
+    assert "71_0" in result.output and "PENDING" in result.output
+    assert asked and asked[0][0] == "clidemo" and run_id in asked[0][1]
+
+
+def test_status_of_a_local_sweep_never_calls_slurm(write, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import ablate.execution.slurm as slurm
+    from ablate.cli import app
+
+    def boom(*args, **kwargs):
+        raise AssertionError("SLURM asked about a local sweep")
+
+    monkeypatch.setattr(slurm, "slurm_run_states", boom)
+    path = write("s.yaml", SWEEP)
+    result = CliRunner().invoke(app, ["status", str(path), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    assert "SLURM jobs" not in result.output

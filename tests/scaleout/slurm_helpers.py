@@ -59,24 +59,28 @@ def slurm(*args: str) -> str:
     return subprocess.run(list(args), check=True, capture_output=True, text=True).stdout
 
 
-_PENDING_SINCE: dict[str, float] = {}
 REQUEUE_SETTLE_S = 5.0
 
 
 def start_if_held(job_id: str) -> bool:
     """Make a requeued job eligible early (SLURM holds requeued jobs ~2 minutes: ``BeginTime``).
 
-    Only once it has been pending for ``REQUEUE_SETTLE_S``: started within the same second as
-    its requeue, slurmd refuses it ("Job credential revoked") and the job ends FAILED.
-    Returns whether the job is pending.
+    Only once ``REQUEUE_SETTLE_S`` have passed since its requeue (SLURM resets the job's submit
+    time, ``%V``, on requeue): started within the same second as its requeue, slurmd refuses it
+    ("Job credential revoked") and the job ends FAILED. Stateless, so every requeue of the same
+    job waits again. Returns whether the job is pending.
     """
     out = subprocess.run(
-        ["squeue", "-h", "-j", job_id, "-o", "%T %r"], capture_output=True, text=True
+        ["squeue", "-h", "-j", job_id, "-o", "%T|%r|%V"], capture_output=True, text=True
     ).stdout  # no check: squeue fails for a job that has already left the queue
-    if "PENDING" not in out:
-        _PENDING_SINCE.pop(job_id, None)
+    state, _, rest = out.strip().partition("|")
+    if state != "PENDING":
         return False
-    since = _PENDING_SINCE.setdefault(job_id, time.monotonic())
-    if "BeginTime" in out and time.monotonic() - since >= REQUEUE_SETTLE_S:
+    reason, _, submitted = rest.partition("|")
+    try:
+        since = time.mktime(time.strptime(submitted.strip(), "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return True
+    if reason == "BeginTime" and time.time() - since >= REQUEUE_SETTLE_S:
         subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=False)
     return True

@@ -165,12 +165,6 @@ def test_scancelled_run_is_submitted_again_and_recorded_once(tmp_path, monkeypat
     assert success.metrics["steps_run"] < 60, "resumed from the checkpoint of the cancelled attempt"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open bug (issue 7): on a loaded 2-core machine the job was seen FAILED after two "
-    "time-limit requeues (CI run of 2026-11-22, attempts cancelled at steps 38 and 92); it passed "
-    "in earlier runs. Kept running so a pass or a failure stays visible.",
-)
 def test_time_limit_checkpoints_requeues_and_resumes(tmp_path, monkeypatch):
     """A run longer than its 1-minute limit: SLURM's USR2 before the limit, requeue, resume."""
     job_env(monkeypatch)

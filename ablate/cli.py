@@ -113,17 +113,25 @@ def sweep(
                            ] = False,
     log_adapter: Annotated[bool, typer.Option(
         "--log-adapter", help="Upload trained adapter weights as MLflow artifacts.")] = False,
+    wait: Annotated[bool, typer.Option(
+        "--wait", help="With a SLURM runner: stay until every job has ended, then exit 0 only "
+        "if every run succeeded (other runners always wait).")] = False,
+    poll_s: Annotated[float, typer.Option(
+        "--poll-s", min=1.0, help="With --wait: seconds between looks at SLURM.")] = 30.0,
 ) -> None:
     r"""Expand a sweep, show the plan, dispatch its runs; rerunning resumes.
 
     Done runs are skipped, failed ones retried within the budget. Ctrl-C stops the running jobs,
     records them as cancelled and exits 130; the next invocation picks up where it stopped.
+    With `--runner slurm` the runs go to SLURM as job arrays and the command returns (follow
+    them with `ablate status`), unless `--wait` is given.
 
     \b
     Examples:
       ablate sweep sweeps/table3.yaml --scale tiny
       ablate sweep sweeps/table2.yaml --dry-run
       ablate sweep sweeps/table1.yaml --runner local --max-parallel 2 --retries 2
+      ablate sweep sweeps/table3.yaml --runner slurm --wait
     """
     from ablate.execution.runner_profile import load_runner_profile, make_executor
     from ablate.orchestrate.orchestrator import plan_sweep, run_sweep
@@ -149,7 +157,50 @@ def sweep(
         force=force, progress=make_progress(quiet=quiet), tracker=tracker,
         timeout_s=profile.timeout_s, grace_s=profile.grace_s,
     )
+    if wait and getattr(executor, "detached", False) and result.exit_code == 0:
+        raise typer.Exit(_wait_for_detached(spec, store, retries, poll_s, quiet))
     raise typer.Exit(result.exit_code)
+
+
+def _wait_for_detached(spec: Any, store: Any, retries: int, poll_s: float, quiet: bool) -> int:
+    """``--wait`` on a SLURM sweep: follow the jobs until they end; the sweep's exit code."""
+    from ablate.execution.slurm_watch import wait_for_slurm_sweep
+    from ablate.orchestrate.orchestrator import plan_sweep
+    from ablate.orchestrate.outcomes import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK
+
+    last = [""]
+
+    def show(state: Any) -> None:
+        _print_slurm_catch_up(state)
+        line = state.summary()
+        if not quiet and line != last[0]:
+            console.print(f"[slurm] {spec.name}: {line}", markup=False, highlight=False)
+            last[0] = line
+
+    try:
+        wait_for_slurm_sweep(store, spec.name, poll_s=poll_s, on_poll=show)
+    except KeyboardInterrupt:
+        err_console.print(f"stopped waiting; the SLURM jobs go on: `ablate status "
+                          f"{spec.path}` follows them")
+        return EXIT_INTERRUPTED
+    final = plan_sweep(spec, store, retries=retries)
+    left = [e for e in final.entries if e.history.succeeded_in is None]
+    if not quiet:
+        counts = ", ".join(f"{n} {state}" for state, n in final.counts.items() if n)
+        console.print(f"[slurm] {spec.name}: every job ended; {counts}", markup=False,
+                      highlight=False)
+    return EXIT_INCOMPLETE if left else EXIT_OK
+
+
+def _print_slurm_catch_up(state: Any) -> None:
+    """What one look at a SLURM sweep recorded (lost attempts) or sent to MLflow."""
+    for record in state.lost:
+        console.print(f"{record.run_id} attempt {record.attempt}: SLURM job ended without a "
+                      f"record; recorded {record.status.value} ({record.failure_reason})",
+                      markup=False, highlight=False)
+    for run_id, attempts in state.reported.items():
+        console.print(f"{run_id}: attempt(s) {', '.join(map(str, attempts))} sent to MLflow",
+                      markup=False, highlight=False)
 
 
 @app.command()
@@ -183,22 +234,20 @@ def status(sweep_file: SweepFile, scale: ScaleOpt = None, runs_dir: RunsDirOpt =
 
 
 def _reattach_slurm(store: Any, sweep_name: str) -> dict[str, dict[str, Any]]:
-    """Ask SLURM about a detached sweep's jobs; record attempts whose job died without one.
+    """Ask SLURM about a detached sweep's jobs; record lost attempts, catch up on tracking.
 
     Only when some run folder of the sweep holds a SLURM job file: a local sweep never calls
     SLURM. Queued jobs hold no claim yet, so the plan shows them as new; the jobs table beside it
     says they are queued.
     """
-    from ablate.execution.slurm import SLURM_JOB_FILE, record_lost_slurm_attempts, slurm_run_states
+    from ablate.execution.slurm_task import SLURM_JOB_FILE
+    from ablate.execution.slurm_watch import reattach_slurm_sweep
 
     if not any(store.layout.sweep_dir(sweep_name).glob(f"*/{SLURM_JOB_FILE}")):
         return {}
-    states = slurm_run_states(store, sweep_name)
-    for record in record_lost_slurm_attempts(store, sweep_name, states):
-        console.print(f"{record.run_id} attempt {record.attempt}: SLURM job ended without a "
-                      f"record; recorded {record.status.value} ({record.failure_reason})",
-                      markup=False, highlight=False)
-    return states
+    state = reattach_slurm_sweep(store, sweep_name)
+    _print_slurm_catch_up(state)
+    return state.jobs
 
 
 @app.command()

@@ -9,35 +9,32 @@ writes its own record into the shared store, exactly as under the ``local`` exec
 What happens inside a task (supervision, requeue on preemption, failure states) is in
 :mod:`ablate.execution.slurm_task`.
 
-``ablate status`` reattaches from the store alone: each run folder keeps ``slurm.json`` (job id,
-attempt, submit time), :func:`slurm_run_states` asks SLURM (``squeue``, then ``scontrol``) which
-of those jobs still live, and :func:`record_lost_slurm_attempts` records the ones that ended
-without a record (the node died, the job was killed before its worker started).
+``ablate status`` (and ``ablate sweep --wait``) follow the sweep from the store alone: each run
+folder keeps ``slurm.json`` (job id, attempt, submit time, MLflow child run); see
+:mod:`ablate.execution.slurm_watch`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import submitit
 from submitit.core.utils import FailedJobError
 
 from ablate.errors import AblateError
-from ablate.execution.attempt import read_run_meta, write_atomic, write_run_files
+from ablate.execution.attempt import write_atomic, write_run_files
 from ablate.execution.base import AttemptRequest
 from ablate.execution.slurm_task import SLURM_JOB_FILE, SlurmAttempt
+from ablate.execution.slurm_watch import LIVE_STATES, slurm_available, slurm_run_states
 from ablate.store.results_store import ResultsStore
 from ablate.tracking.config import STREAM_ENV
+from ablate.tracking.detached import tracking_of
 
 if TYPE_CHECKING:
     from ablate.execution.runner_profile import RunnerProfile
@@ -48,27 +45,6 @@ if TYPE_CHECKING:
     from ablate.spec.sweep import Sweep
 
 SUBMITIT_DIR = "slurm"  # under runs/.store/: submitit's pickles and per-task logs
-LIVE_STATES = frozenset({
-    "PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
-    "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD",
-})  # fmt: skip
-
-
-def slurm_available() -> str | None:
-    """``None`` when a SLURM controller answers here, else why not (for skips and errors)."""
-    if shutil.which("sbatch") is None or shutil.which("squeue") is None:
-        return "SLURM client commands (sbatch, squeue) are not installed"
-    try:
-        out = subprocess.run(
-            ["sinfo", "-h", "-o", "%a %t"], capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"sinfo failed: {exc}"
-    if out.returncode != 0:
-        return f"no SLURM controller answers: {out.stderr.strip() or out.stdout.strip()}"
-    if not any(line.split()[:1] == ["up"] for line in out.stdout.splitlines()):
-        return f"no partition is up: {out.stdout.strip()!r}"
-    return None
 
 
 class SlurmSubmitError(AblateError):
@@ -203,6 +179,7 @@ class SlurmExecutor:
                     "attempt": request.attempt,
                     "submitted_at": time.time(),
                     "folder": str(job.paths.folder),
+                    **(tracking_of(request.env) or {}),
                 }
                 write_atomic(request.run_dir / SLURM_JOB_FILE, json.dumps(info, sort_keys=True))
                 job_ids.append(job.job_id)
@@ -332,135 +309,3 @@ def slurm_executor(
     )
     grace = min(profile.grace_s, max(5.0, profile.signal_delay_s - 10.0))
     return SlurmExecutor(resources, runs_root=store.root, env=profile.env, grace_s=grace)
-
-
-# ---------------------------------------------------------------------------- reattaching
-QUERY_BATCH = 100  # job ids per squeue call
-UNREACHABLE = "UNREACHABLE"  # squeue itself failed: nobody can tell whether the job lives
-
-
-def _run(command: list[str]) -> subprocess.CompletedProcess | None:
-    try:
-        return subprocess.run(command, capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-
-
-def _scontrol_states(array_id: str) -> dict[str, str]:
-    """Every task of one job (array) that the controller still remembers (``MinJobAge``)."""
-    out = _run(["scontrol", "-o", "show", "job", array_id])
-    states: dict[str, str] = {}
-    for line in out.stdout.splitlines() if out is not None else []:
-        fields = dict(tok.split("=", 1) for tok in line.split() if "=" in tok)
-        array, task = fields.get("ArrayJobId"), fields.get("ArrayTaskId", "")
-        key = f"{array}_{task}" if array and task.isdigit() else fields.get("JobId", "")
-        states.setdefault(key, fields.get("JobState", "UNKNOWN"))
-    return states
-
-
-def _sacct_states(array_ids: list[str]) -> dict[str, str]:
-    """States from accounting, for jobs the controller forgot (absent where accounting is off)."""
-    out = _run(["sacct", "-n", "-P", "-X", "-j", ",".join(array_ids), "-o", "JobID,State"])
-    states: dict[str, str] = {}
-    for line in out.stdout.splitlines() if out is not None and out.returncode == 0 else []:
-        job_id, _, state = line.partition("|")
-        if state:
-            states[job_id] = state.split()[0]  # "CANCELLED by 0" -> CANCELLED
-    return states
-
-
-def _query_states(job_ids: list[str]) -> dict[str, str]:
-    """SLURM's state per job id (``123_4`` or ``123``), in a few calls whatever the sweep size.
-
-    ``squeue`` (one call per 100 arrays) for live tasks; for the others ``scontrol`` (one call per
-    array), then ``sacct``. ``UNKNOWN``: SLURM has forgotten the job. ``UNREACHABLE``: squeue
-    failed, so a job that looks gone may still be queued.
-    """
-    arrays = sorted({j.split("_")[0] for j in job_ids})
-    states: dict[str, str] = {}
-    for start in range(0, len(arrays), QUERY_BATCH):
-        batch = arrays[start : start + QUERY_BATCH]
-        out = _run(["squeue", "-h", "-r", "-j", ",".join(batch), "-o", "%i %T"])
-        forgotten = out is not None and "Invalid job id" in out.stderr and len(batch) == 1
-        if out is None or (out.returncode != 0 and not forgotten):
-            return {j: UNREACHABLE for j in job_ids}
-        for line in out.stdout.splitlines():
-            parts = line.split()
-            if len(parts) == 2:
-                states[parts[0]] = parts[1]
-    missing = sorted({j.split("_")[0] for j in job_ids if j not in states})
-    for array_id in missing:
-        states.update({k: v for k, v in _scontrol_states(array_id).items() if k not in states})
-    still = sorted({j.split("_")[0] for j in job_ids if j not in states})
-    if still:
-        states.update({k: v for k, v in _sacct_states(still).items() if k not in states})
-    return {j: states.get(j, "UNKNOWN") for j in job_ids}
-
-
-def slurm_run_states(store: ResultsStore, sweep: str) -> dict[str, dict[str, Any]]:
-    """The SLURM job of every run folder of ``sweep`` that has one, with its state right now.
-
-    Returns:
-        ``{run_id: {"job_id", "attempt", "state", ...}}``; ``state`` is SLURM's (``PENDING``,
-        ``RUNNING``, ``COMPLETED``, ``FAILED``, ``CANCELLED``, ...) or ``UNKNOWN`` once SLURM has
-        forgotten the job (the store then says how it ended).
-    """
-    found: dict[str, dict[str, Any]] = {}
-    sweep_dir = store.layout.sweep_dir(sweep)
-    for path in sorted(sweep_dir.glob(f"*/{SLURM_JOB_FILE}")):
-        with contextlib.suppress(OSError, ValueError):
-            info = json.loads(path.read_text(encoding="utf-8"))
-            found[path.parent.name] = {**info, "run_dir": str(path.parent)}
-    states = _query_states([str(i["job_id"]) for i in found.values()])
-    for info in found.values():
-        info["state"] = states[str(info["job_id"])]
-    return found
-
-
-def record_lost_slurm_attempts(
-    store: ResultsStore, sweep: str, states: dict[str, dict[str, Any]] | None = None
-) -> list[Any]:
-    """Record attempts whose SLURM job ended without any record (node lost, killed early).
-
-    ``states`` (from :func:`slurm_run_states`) saves asking SLURM twice when the caller (``ablate
-    status``) shows them too.
-
-    Returns:
-        The records written (failed, ``killed``, with SLURM's state in the reason).
-    """
-    from ablate.orchestrate.outcomes import lost_attempt_record
-    from ablate.spec.run_spec import load_run_spec
-
-    written = []
-    states = slurm_run_states(store, sweep) if states is None else states
-    if any(info["state"] == UNREACHABLE for info in states.values()):
-        return []  # cannot tell a queued job from a lost one
-    controller_down = slurm_available() is not None
-    for run_id, info in states.items():
-        if info["state"] in LIVE_STATES or (info["state"] == "UNKNOWN" and controller_down):
-            continue
-        if info.get("held_by"):  # the task found another process running it: not its attempt
-            continue
-        attempts = store.attempts_of(run_id)
-        if any(r.attempt >= int(info["attempt"]) for r in attempts):
-            continue
-        run_dir = Path(info["run_dir"])
-        meta = read_run_meta(run_dir)
-        run = SimpleNamespace(
-            spec=load_run_spec(run_dir / "spec.json"), axes=dict(meta.get("axes") or {})
-        )
-        record = lost_attempt_record(
-            run,
-            sweep=sweep,
-            attempt=int(info["attempt"]),
-            stopped_for=None,
-            returncode=None,
-            log_tail=f"SLURM job {info['job_id']} ended {info['state']} without a record",
-            started_at=float(info.get("submitted_at") or time.time()),
-            run_dir=run_dir,
-            slot=f"slurm:{info['job_id']}",
-            executor="slurm",
-        )
-        store.write(record)
-        written.append(record)
-    return written

@@ -33,6 +33,7 @@ from ablate.execution.worker import EXIT_CANCELLED, PARENT_PID_ENV
 from ablate.store.layout import RunsLayout
 from ablate.store.record import AttemptStatus
 from ablate.store.results_store import ResultsStore
+from ablate.tracking.detached import tracking_of
 
 SLURM_JOB_FILE = "slurm.json"  # in each run folder: the SLURM job running its latest attempt
 CANCELLED_WAIT_S = 5.0  # after a worker stopped on SIGTERM, how long to wait for submitit's USR2
@@ -136,14 +137,17 @@ class SlurmAttempt(Checkpointable):
             )
         try:
             (self.run_dir / STOP_REASON_FILE).unlink(missing_ok=True)
+            started = {"job_id": job, "attempt": attempt, "started_at": time.time()}
             write_atomic(
                 self.run_dir / SLURM_JOB_FILE,
-                json.dumps({"job_id": job, "attempt": attempt, "started_at": time.time()}),
+                json.dumps({**started, **(tracking_of(self.env) or {})}),
             )
+            self._track(store, start_attempt=attempt)
             returncode = self._run_worker(attempt, job, claim.fd)
             record = next((r for r in store.attempts_of(run_id) if r.attempt == attempt), None)
             if record is None:
                 record = self._record_lost(store, attempt, returncode)
+            self._track(store)
         finally:
             claim.release()
         if returncode == EXIT_CANCELLED and record.status is AttemptStatus.CANCELLED:
@@ -158,6 +162,25 @@ class SlurmAttempt(Checkpointable):
                 f"{(record.failure_reason or '').splitlines()[0] if record.failure_reason else ''}"
             )
         return {"run_id": run_id, "attempt": attempt, "status": record.status.value}
+
+    def _track(self, store: ResultsStore, start_attempt: int | None = None) -> None:
+        """Report ended attempts to MLflow, then (``start_attempt``) the one starting now.
+
+        No orchestrator waits for a SLURM task, so the task reports its own attempts
+        (:mod:`ablate.tracking.detached`). Untracked sweeps skip this; a tracking failure is
+        logged and never fails the run.
+        """
+        from ablate.tracking.detached import report_attempt_start, report_ended_attempts
+
+        tracking = tracking_of(self.env)
+        if tracking is None:
+            return
+        try:
+            report_ended_attempts(store, self.run_dir, tracking)
+            if start_attempt is not None:
+                report_attempt_start(self.run_dir, self.runs_root, start_attempt, tracking)
+        except Exception as exc:  # noqa: BLE001 - tracking must never fail a run
+            self._log(f"tracking: could not report to {tracking['tracking_uri']}: {exc!r}")
 
     def _run_worker(self, attempt: int, job: str, claim_fd: int) -> int:
         env = {**os.environ, **self.env}
@@ -235,4 +258,5 @@ class SlurmAttempt(Checkpointable):
                 proc.wait()
         else:
             self._log("preempted or out of time: requeueing")
+        self._track(ResultsStore(self.runs_root))  # the worker recorded the attempt cancelled
         return DelayedSubmission(self, *args, **kwargs)

@@ -240,6 +240,17 @@ class MlflowTracker:
             return None
         return self.client.find_run(self.experiment_id, RUN_ID_TAG, run_id)
 
+    def adopt(self, run_id: str, child: str, metrics_offset: int = 0) -> None:
+        """Take over a child run this tracker did not start (an attempt run by a SLURM task).
+
+        ``on_attempt_end`` then ends it like one of its own; step metrics are read from
+        ``metrics_offset`` (where the attempt began in ``metrics.jsonl``) unless the worker
+        streamed them.
+        """
+        with self._lock:
+            self.children[run_id] = child
+            self._metrics_offset[run_id] = metrics_offset
+
     def on_attempt_end(self, run: PlannedRun, record: AttemptRecord) -> None:
         """Final tags, metrics and artifacts of the attempt; end the child run."""
         with self._lock:

@@ -93,7 +93,7 @@ def test_status_reattaches_to_a_detached_slurm_sweep(write, tmp_path, monkeypatc
     """`ablate status` asks SLURM about a submitted sweep's jobs and records lost attempts."""
     from typer.testing import CliRunner
 
-    import ablate.execution.slurm as slurm
+    import ablate.execution.slurm_watch as slurm
     from ablate.cli import app
     from ablate.spec.sweep import load_sweep
 
@@ -117,7 +117,7 @@ def test_status_reattaches_to_a_detached_slurm_sweep(write, tmp_path, monkeypatc
 def test_status_of_a_local_sweep_never_calls_slurm(write, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import ablate.execution.slurm as slurm
+    import ablate.execution.slurm_watch as slurm
     from ablate.cli import app
 
     def boom(*args, **kwargs):

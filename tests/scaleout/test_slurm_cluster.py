@@ -21,10 +21,9 @@ from slurm_helpers import (
     write_sweep,
 )
 
-from ablate.execution.slurm import (
+from ablate.execution.slurm import SlurmExecutor, SlurmResources
+from ablate.execution.slurm_watch import (
     LIVE_STATES,
-    SlurmExecutor,
-    SlurmResources,
     record_lost_slurm_attempts,
     slurm_available,
     slurm_run_states,

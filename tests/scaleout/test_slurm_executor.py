@@ -18,8 +18,8 @@ from slurm_helpers import job_env, progress_step, wait_for, write_sweep
 from submitit.slurm.slurm import _make_sbatch_string
 
 from ablate.errors import SpecError
-from ablate.execution import slurm as slurm_mod
 from ablate.execution import slurm_task
+from ablate.execution import slurm_watch as slurm_mod
 from ablate.execution.attempt import write_run_files
 from ablate.execution.runner_profile import load_runner_profile, make_executor, parse_runner_profile
 from ablate.execution.slurm import SLURM_JOB_FILE, SlurmAttempt, SlurmExecutor

@@ -9,7 +9,6 @@ values, only used to label the record).
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import time
@@ -30,7 +29,6 @@ LOG_FILE = "worker.log"
 PROGRESS_FILE = "progress.json"
 STOP_REASON_FILE = ".stop-reason"  # written by the orchestrator before it stops a job
 REASON_MAX_CHARS = 4000
-JOB_MODULES_ENV = "ABLATE_JOB_MODULES"  # extra modules that register job kinds (comma-separated)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -54,17 +52,6 @@ def read_run_meta(run_dir: Path) -> dict[str, Any]:
     with contextlib.suppress(OSError, ValueError):
         meta.update(json.loads((Path(run_dir) / RUN_META_FILE).read_text(encoding="utf-8")))
     return meta
-
-
-def import_job_modules() -> None:
-    """Import the modules named in ``$ABLATE_JOB_MODULES`` so their job kinds are registered.
-
-    Built-in kinds are found by the registry itself; this lets a project (or a test) add its own
-    kinds and still run them in worker processes, which start with a fresh registry.
-    """
-    for name in os.environ.get(JOB_MODULES_ENV, "").split(","):
-        if name.strip():
-            importlib.import_module(name.strip())
 
 
 def resolve_device() -> str:
@@ -149,7 +136,7 @@ def run_attempt(
     """
     from ablate.errors import AblateError
     from ablate.jobs.context import JobCancelled, JobContext
-    from ablate.jobs.registry import get_job
+    from ablate.jobs.registry import get_job, import_job_modules
     from ablate.spec.run_spec import load_run_spec
 
     run_dir = Path(run_dir)

@@ -5,12 +5,15 @@ function that runs one spec. Registering by name keeps Python import paths out o
 refactor must never change run ids.
 
 Job modules are imported lazily (``_BUILTIN``) so that ``ablate status`` or ``ablate report`` never
-pay for importing torch.
+pay for importing torch. A project adds its own kinds by naming the modules that register them in
+``$ABLATE_JOB_MODULES`` (comma-separated, importable): the CLI and every worker import them the
+first time a job kind is looked up.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,6 +28,8 @@ _BUILTIN: dict[str, str] = {
     "linear-fit": "ablate.jobs.linear_fit",
     "mmt": "ablate.jobs.mmt",
 }
+
+JOB_MODULES_ENV = "ABLATE_JOB_MODULES"  # extra modules that register job kinds (comma-separated)
 
 _JOBS: dict[str, JobKind] = {}
 
@@ -62,8 +67,16 @@ def register_job(kind: JobKind) -> JobKind:
     return kind
 
 
+def import_job_modules() -> None:
+    """Import the modules named in ``$ABLATE_JOB_MODULES`` so their job kinds are registered."""
+    for name in os.environ.get(JOB_MODULES_ENV, "").split(","):
+        if name.strip():
+            importlib.import_module(name.strip())
+
+
 def job_names() -> list[str]:
     """All job kinds a spec may name."""
+    import_job_modules()
     return sorted(set(_BUILTIN) | set(_JOBS))
 
 
@@ -75,6 +88,8 @@ def get_job(name: str) -> JobKind:
     """
     if name not in _JOBS and name in _BUILTIN:
         importlib.import_module(_BUILTIN[name])
+    if name not in _JOBS:
+        import_job_modules()
     if name not in _JOBS:
         raise KeyError(f"unknown job {name!r}; allowed: {', '.join(job_names())}")
     return _JOBS[name]

@@ -191,3 +191,47 @@ def test_time_limit_checkpoints_requeues_and_resumes(tmp_path, monkeypatch):
     assert 2 <= len(records) <= 7, "requeued at least once, at most max_requeues times"
     assert records[-1].status is AttemptStatus.SUCCESS
     assert records[-1].metrics["steps_run"] < 150, "the last attempt resumed from a checkpoint"
+
+
+def test_cli_wait_follows_the_sweep_to_the_end_and_tracks_every_run(tmp_path, monkeypatch):
+    """``ablate sweep --runner slurm --wait``: back when every job ended; exit code; MLflow."""
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    job_env(monkeypatch)
+    write_sweep(
+        tmp_path,
+        "slurmw",
+        """
+        base: {job: quick-fit}
+        runs:
+          - {label: ok, fit.steps: 5}
+          - {label: fails, fit.fail_attempts: 9}
+        """,
+    )
+    (tmp_path / "runner.yaml").write_text(
+        "executor: slurm\ngpus: 0\ncpus: 1\nmem_gb: 0.25\ntime_min: 10\n"
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = [sys.executable, "-m", "ablate.cli", "sweep", str(tmp_path / "slurmw.yaml")]
+    command += ["--runner", str(tmp_path / "runner.yaml"), "--runs-dir", str(tmp_path / "runs")]
+    command += ["--tracking-uri", uri, "--retries", "0", "--wait", "--poll-s", "2", "-q"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr  # one run failed
+    store = ResultsStore(tmp_path / "runs")
+    states = slurm_run_states(store, "slurmw")
+    assert not any(s["state"] in LIVE_STATES for s in states.values()), "--wait returned early"
+    client = MlflowClient(uri)
+    [experiment] = [e for e in client.search_experiments() if e.name == "slurmw"]
+    children = {
+        r.data.tags["ablate.label"]: r
+        for r in client.search_runs([experiment.experiment_id])
+        if "ablate.run_id" in r.data.tags
+    }
+    assert children["ok"].info.status == "FINISHED"
+    assert children["ok"].data.tags["ablate.status"] == "success"
+    assert "steps_run" in children["ok"].data.metrics
+    assert children["fails"].info.status == "FAILED"
+    assert "injected failure" in children["fails"].data.tags["ablate.failure_reason"]

@@ -82,3 +82,19 @@ def test_python_tags_are_refused(write):
     path = write("evil.yaml", GOOD_BASE + "description: !!python/object/apply:os.system ['true']\n")
     with pytest.raises(SpecError, match="invalid YAML"):
         load_sweep(path)
+
+
+def test_project_job_kinds_come_from_ablate_job_modules(write, tmp_path, monkeypatch):
+    """A sweep may name a job kind a project registers in a module named by the environment."""
+    (tmp_path / "project_jobs.py").write_text(
+        "from ablate.jobs.linear_fit import LinearFitConfig\n"
+        "from ablate.jobs.registry import JobKind, register_job\n"
+        "register_job(JobKind('project-fit', LinearFitConfig, 'project_jobs:run'))\n"
+    )
+    path = write("p.yaml", "name: p\nbase: {job: project-fit}\n")
+    with pytest.raises(SpecError, match="unknown job"):
+        load_sweep(path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("ABLATE_JOB_MODULES", "project_jobs")
+    [run] = load_sweep(path).runs
+    assert run.spec.job == "project-fit"

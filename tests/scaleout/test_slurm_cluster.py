@@ -31,6 +31,8 @@ from ablate.execution.slurm_watch import (
 from ablate.orchestrate.orchestrator import run_sweep
 from ablate.store.record import AttemptStatus, FailureKind
 from ablate.store.results_store import ResultsStore
+from ablate.tracking.detached import reported_attempts
+from ablate.tracking.mlflow_tracker import MlflowTracker
 
 WHY_NOT = slurm_available()
 pytestmark = [
@@ -176,7 +178,10 @@ def test_time_limit_checkpoints_requeues_and_resumes(tmp_path, monkeypatch):
     # SLURM checks time limits every ~30 s, so a period may end early: allow more requeues
     resources = SlurmResources(cpus=1, mem_gb=0.25, time_min=1, signal_delay_s=30, max_requeues=6)
     executor = SlurmExecutor(resources, runs_root=store.root, grace_s=10)
-    run_sweep(sweep, executor=executor, store=store, install_signal_handlers=False)
+    tracker = MlflowTracker(store.root, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_sweep(
+        sweep, executor=executor, store=store, tracker=tracker, install_signal_handlers=False
+    )
 
     def finished():
         info = slurm_run_states(store, "slurmt")[run_id]
@@ -191,6 +196,15 @@ def test_time_limit_checkpoints_requeues_and_resumes(tmp_path, monkeypatch):
     assert 2 <= len(records) <= 7, "requeued at least once, at most max_requeues times"
     assert records[-1].status is AttemptStatus.SUCCESS
     assert records[-1].metrics["steps_run"] < 150, "the last attempt resumed from a checkpoint"
+    # the tasks reported every attempt (in the USR2 handler too) to the one MLflow child run
+    run_dir = store.layout.run_dir("slurmt", run_id)
+    assert reported_attempts(run_dir) == {r.attempt for r in records}
+    [child] = [
+        r for r in tracker.client.client.search_runs([tracker.experiment_id])
+        if r.data.tags.get("ablate.run_id") == run_id
+    ]
+    assert child.info.status == "FINISHED"
+    assert child.data.tags["ablate.attempt"] == str(records[-1].attempt)
 
 
 def test_cli_wait_follows_the_sweep_to_the_end_and_tracks_every_run(tmp_path, monkeypatch):

@@ -3,7 +3,9 @@
 No subprocess, no slots: breakpoints and profilers work, and a traceback is one ``pdb`` away. It
 writes the same records as the worker (both call :func:`~ablate.execution.attempt.run_attempt`).
 Ctrl-C reaches the job through the sweep's stop flag; the job checkpoints and is recorded
-cancelled.
+cancelled. The runner's ``timeout_s`` works the same way (the job is asked to stop once the time
+is up and recorded failed: timeout), so it needs a job that looks at its stop flag, as every
+built-in job does between steps; nothing inline can kill a job that never looks.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ablate.execution.attempt import PROGRESS_FILE, run_attempt
+from ablate.execution.attempt import PROGRESS_FILE, STOP_REASON_FILE, run_attempt, write_atomic
 from ablate.execution.base import AttemptRequest, JobOutcome
 from ablate.store.results_store import ResultsStore
 
@@ -52,13 +54,17 @@ class InlineExecutor:
     Args:
         store: where records are written.
         device: ``cpu``/``cuda``; resolved from the environment when ``None``.
+        timeout_s: ask an attempt to stop after this many seconds (recorded failed: timeout).
     """
 
     name = "inline"
 
-    def __init__(self, store: ResultsStore, *, device: str | None = None) -> None:
+    def __init__(
+        self, store: ResultsStore, *, device: str | None = None, timeout_s: float | None = None
+    ) -> None:
         self.store = store
         self.device = device
+        self.timeout_s = timeout_s
         self._stop_flag: Callable[[], bool] = lambda: False
 
     @property
@@ -77,16 +83,34 @@ class InlineExecutor:
     def submit(self, request: AttemptRequest) -> InlineHandle:
         """Run the attempt now; returns once it has ended and its record is written."""
         started = time.time()
+        (request.run_dir / STOP_REASON_FILE).unlink(missing_ok=True)
         with _environment(request.env):
             record = run_attempt(
                 request.run_dir,
                 request.attempt,
                 store=self.store,
                 executor=self.name,
-                stop_flag=self._stop_flag,
+                stop_flag=self._stop_flag_for(request.run_dir),
                 device=self.device,
             )
         return InlineHandle(request, started, 0 if record.status.value == "success" else 1)
+
+    def _stop_flag_for(self, run_dir: Path) -> Callable[[], bool]:
+        """The sweep's stop flag, also raised once the attempt runs past ``timeout_s``."""
+        if self.timeout_s is None:
+            return self._stop_flag
+        deadline = time.monotonic() + self.timeout_s
+
+        def stop() -> bool:
+            if self._stop_flag():
+                return True
+            if time.monotonic() < deadline:
+                return False
+            if not (run_dir / STOP_REASON_FILE).exists():
+                write_atomic(run_dir / STOP_REASON_FILE, "timeout")  # read when recording
+            return True
+
+        return stop
 
     def release(self, handle: InlineHandle) -> None:
         """Nothing is leased inline."""

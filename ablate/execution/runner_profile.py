@@ -215,7 +215,7 @@ def make_executor(
     if profile.executor == "inline":
         from ablate.execution.inline import InlineExecutor
 
-        return InlineExecutor(store)
+        return InlineExecutor(store, timeout_s=profile.timeout_s)
     if profile.executor == "slurm":
         from ablate.execution.slurm import slurm_executor
 

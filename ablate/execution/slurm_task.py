@@ -11,6 +11,10 @@ record the attempt cancelled, then submitit requeues the task. The requeued task
 attempt, which resumes from the training checkpoint. A worker that dies without a record (killed,
 out of memory) gets one from the supervisor, and a task that did not succeed raises, so SLURM
 shows it ``FAILED``, never ``COMPLETED``.
+
+No orchestrator waits for the task, so the supervisor also reports to MLflow (when the sweep is
+tracked) what the orchestrator's tracker would have: the attempt starting, then its end, also
+from :meth:`SlurmAttempt.checkpoint` (see :mod:`ablate.tracking.detached`).
 """
 
 from __future__ import annotations

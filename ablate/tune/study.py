@@ -1,4 +1,4 @@
-"""Optuna plumbing: the storage a study lives in, its sampler and pruner, its space.
+"""Optuna plumbing: a study's storage, sampler, pruner and space; the trial attributes ablate sets.
 
 Storage, from ``--storage`` or ``search.storage``:
 
@@ -23,6 +23,15 @@ if TYPE_CHECKING:
 
 DEFAULT_DB = "optuna.db"
 JOURNAL_PREFIX = "journal:"
+
+# user attributes ablate sets on trials (and ENQUEUED_ATTR on the study)
+OWNER_ATTR = "ablate.owner"
+RUN_ID_ATTR = "ablate.run_id"
+RETRY_ATTR = "ablate.retry"
+RETRY_OF_ATTR = "ablate.retry_of"
+REUSED_ATTR = "ablate.reused"
+ERROR_ATTR = "ablate.error"
+ENQUEUED_ATTR = "ablate.enqueued"
 
 
 def resolve_storage(storage: str | None, runs_root: Path) -> str:
@@ -132,3 +141,28 @@ def apply_params(base: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]
     for key, value in params.items():
         set_dotted(spec, key, value)
     return spec
+
+
+def settled_and_running(trials: list[optuna.trial.FrozenTrial]) -> tuple[int, int]:
+    """Trials that count toward ``n_trials`` (finished and not re-asked) and running ones."""
+    import optuna
+
+    superseded = {t.user_attrs.get(RETRY_OF_ATTR) for t in trials} - {None}
+    running = sum(t.state is optuna.trial.TrialState.RUNNING for t in trials)
+    settled = sum(
+        t.state.is_finished() and t.number not in superseded for t in trials
+    )
+    return settled, running
+
+
+def enqueue_initial(study: optuna.Study, search: SearchSpec) -> int:
+    """Enqueue the ``enqueue:`` points (and every grid point) once per study; how many."""
+    if study.user_attrs.get(ENQUEUED_ATTR):
+        return 0
+    points = list(search.enqueue)
+    if search.sampler.name == "grid":
+        points += search.grid_points()
+    for point in points:
+        study.enqueue_trial(point, skip_if_exists=True)
+    study.set_user_attr(ENQUEUED_ATTR, True)
+    return len(points)

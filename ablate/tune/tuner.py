@@ -1,9 +1,9 @@
 """The tuning loop: an Optuna study whose trials are ordinary runs of the sweep machinery.
 
 :func:`run_study` drives a study with ask/tell from this process only (workers never touch
-Optuna). It reuses the sweep orchestrator's loop (:class:`~ablate.orchestrate.orchestrator.
-_SweepLoop`: claims, ``spec.json``, executors, one record per attempt, run-level retries, timeouts,
-graceful Ctrl-C, tracker hooks) and only changes where the runs come from:
+Optuna). It reuses the sweep loop (:class:`~ablate.orchestrate.sweep_loop.SweepLoop`: claims,
+``spec.json``, executors, one record per attempt, run-level retries, timeouts, graceful Ctrl-C,
+tracker hooks) and only changes, through the loop's hooks, where the runs come from:
 
 1. while fewer than ``n_trials`` trials are finished or running, ask a trial, draw its point, build
    its spec with :func:`build_run_spec` (so it gets a run id like any run);
@@ -34,25 +34,28 @@ from ablate.errors import SpecError
 from ablate.execution.attempt import METRICS_FILE
 from ablate.orchestrate.claims import claim_holder
 from ablate.orchestrate.lock import SweepLock
-from ablate.orchestrate.orchestrator import DEFAULT_GRACE_S, _Active, _SweepLoop
-from ablate.orchestrate.outcomes import EXIT_INTERRUPTED, SweepResult
-from ablate.orchestrate.plan import (
-    DEFAULT_RETRIES,
-    Plan,
-    PlanEntry,
-    RunHistory,
-    RunState,
-    state_of,
-    summarise,
-)
-from ablate.orchestrate.progress import NullProgress, SweepProgress, SweepStatus
-from ablate.orchestrate.signals import StopSignals
-from ablate.orchestrate.tracker import NullTracker, Tracker
+from ablate.orchestrate.orchestrator import SweepOptions
+from ablate.orchestrate.outcomes import EXIT_INTERRUPTED
+from ablate.orchestrate.plan import Plan, PlanEntry, RunHistory, RunState, state_of, summarise
+from ablate.orchestrate.progress import SweepStatus
+from ablate.orchestrate.sweep_loop import SweepLoop
 from ablate.spec.run_spec import build_run_spec
 from ablate.spec.sweep import PlannedRun
 from ablate.store.record import AttemptRecord, AttemptStatus, FailureKind
 from ablate.tune.owners import OwnerLock, owner_alive
-from ablate.tune.study import apply_params, storage_kind, suggest
+from ablate.tune.study import (
+    ERROR_ATTR,
+    OWNER_ATTR,
+    RETRY_ATTR,
+    RETRY_OF_ATTR,
+    REUSED_ATTR,
+    RUN_ID_ATTR,
+    apply_params,
+    enqueue_initial,
+    settled_and_running,
+    storage_kind,
+    suggest,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -62,13 +65,6 @@ if TYPE_CHECKING:
     from ablate.store.results_store import ResultsStore
     from ablate.tune.search_spec import SearchSpec
 
-OWNER_ATTR = "ablate.owner"
-RUN_ID_ATTR = "ablate.run_id"
-RETRY_ATTR = "ablate.retry"
-RETRY_OF_ATTR = "ablate.retry_of"
-REUSED_ATTR = "ablate.reused"
-ERROR_ATTR = "ablate.error"
-ENQUEUED_ATTR = "ablate.enqueued"
 RECOVER_EVERY_S = 2.0
 OWNERLESS_GRACE_S = 60.0
 COUNTS_EVERY_S = 1.0
@@ -98,20 +94,8 @@ class TuneResult:
         return EXIT_INTERRUPTED if self.interrupted else 0
 
 
-def settled_and_running(trials: list[optuna.trial.FrozenTrial]) -> tuple[int, int]:
-    """Trials that count toward ``n_trials`` (finished and not re-asked) and running ones."""
-    import optuna
-
-    superseded = {t.user_attrs.get(RETRY_OF_ATTR) for t in trials} - {None}
-    running = sum(t.state is optuna.trial.TrialState.RUNNING for t in trials)
-    settled = sum(
-        t.state.is_finished() and t.number not in superseded for t in trials
-    )
-    return settled, running
-
-
-class _TuneLoop(_SweepLoop):
-    """The sweep loop with a growing list of runs chosen by the study."""
+class _TuneLoop(SweepLoop):
+    """The sweep loop with runs asked from the study as slots free up (its hooks overridden)."""
 
     def __init__(
         self,
@@ -124,6 +108,7 @@ class _TuneLoop(_SweepLoop):
         **kwargs: Any,
     ) -> None:
         super().__init__(sweep, force=False, **kwargs)
+        self.idle_wait_s = self.poll_s * 5
         self.study = study
         self.search = search
         self.n_trials = n_trials
@@ -137,56 +122,35 @@ class _TuneLoop(_SweepLoop):
         self._last_recover = 0.0
         self._counts_cache: tuple[float, tuple[int, int]] | None = None
 
-    # ------------------------------------------------------------------------------- main
-    def run(self) -> SweepResult:
-        plan = Plan(sweep=self.sweep, entries=(), retries=self.retries, force=False, counts={})
-        self.result = SweepResult(sweep=self.sweep.name, plan=plan)
-        self.tracker.on_sweep_start(self.sweep, plan)
-        self.executor.bind_stop(self.stop)
-        try:
-            try:
-                self._recover_orphans()
-                self._loop()
-            except KeyboardInterrupt:
-                self.stop.request("KeyboardInterrupt")
-        finally:
-            if self.active:
-                self._stop_all()
-            self.executor.shutdown()
-            for run_id in list(self.waiting):  # deferred or waiting to retry when stopped
-                for trial in self.waiting.pop(run_id):
-                    self._give_back(trial, use_budget=False, why="tuner stopped")
-            self.tracker.on_sweep_end(self.sweep, self.stop.requested)
-        for notice in self.stop.notices():
-            self.progress.message(notice)
-        self.result.interrupted = self.stop.requested
-        return self.result
+    # ----------------------------------------------------------------------------- hooks
+    def begin(self) -> Plan:
+        """No plan: trials are asked as slots free up."""
+        return Plan(sweep=self.sweep, entries=(), retries=self.retries, force=False, counts={})
 
-    def _loop(self) -> None:
-        while not self.stop.requested:
-            for active in [a for a in self.active if a.handle.done()]:
-                self._finalize(active)
-            self._check_pruning()
-            self._enforce_timeouts()
-            if time.monotonic() - self._last_recover > RECOVER_EVERY_S:
-                self._last_recover = time.monotonic()
-                self._recover_orphans()
-                self._recheck_deferred()
-            while self._free() and self.pending and not self.stop.requested:
-                self._start(self.pending.popleft())
-            while self._free() and not self.stop.requested and self._want_more():
-                self._ask_and_start()
-            self._tick()
-            if not (self.pending or self.active or self.deferred) and not self._want_more():
-                return
-            self.stop.wait(self.poll_s if self.active else self.poll_s * 5)
+    def turn(self) -> None:
+        """Prune running trials; every ``RECOVER_EVERY_S`` recover trials of dead tuners."""
+        self._check_pruning()
+        if time.monotonic() - self._last_recover > RECOVER_EVERY_S:
+            self._last_recover = time.monotonic()
+            self._recover_orphans()
 
-    def _free(self) -> bool:
-        return len(self.active) < self.limit and self.executor.free_slots() > 0
-
-    def _want_more(self) -> bool:
+    def wants_more(self) -> bool:
+        """Fewer than ``n_trials`` trials are settled or running."""
         settled, running = self._counts()
         return settled + running < self.n_trials
+
+    def run_settled(self, entry: PlanEntry, record: AttemptRecord) -> None:
+        """Tell the trials waiting on this run."""
+        self._settle(entry.run_id, record)
+
+    def on_stopped(self) -> None:
+        """Give back trials still waiting (deferred, or waiting to retry when stopped)."""
+        for run_id in list(self.waiting):
+            for trial in self.waiting.pop(run_id):
+                self._give_back(trial, use_budget=False, why="tuner stopped")
+
+    def end(self) -> None:
+        """Nothing to report: the study holds the outcome (see :class:`TuneResult`)."""
 
     def _counts(self) -> tuple[int, int]:
         """Settled and running trials of the study (see :func:`settled_and_running`).
@@ -200,16 +164,17 @@ class _TuneLoop(_SweepLoop):
             self._counts_cache = (now, counts)
         return self._counts_cache[1]
 
-    def _status(self) -> SweepStatus:
+    def status(self) -> SweepStatus:
         """The sweep snapshot, counted in trials of this study (finished of ``n_trials``)."""
-        status = super()._status()
+        status = super().status()
         settled, running = self._counts()
         left = max(0, self.n_trials - settled - running)
         return replace(status, sweep=self.study.study_name, total=self.n_trials, done=settled,
                        left=left, eta_s=None)
 
     # ---------------------------------------------------------------------------- asking
-    def _ask_and_start(self) -> None:
+    def add_run(self) -> None:
+        """Ask a trial and start its run (or tell it at once: invalid, reused, exhausted)."""
         import optuna
 
         trial = self.study.ask()
@@ -246,28 +211,9 @@ class _TuneLoop(_SweepLoop):
         run = PlannedRun(
             spec=spec, axes={"trial": trial.number, **params}, label=f"trial {trial.number}"
         )
-        self._start(PlanEntry(run, RunState.NEW, history, True))
-
-    def _start(self, entry: PlanEntry) -> None:
-        run_id = entry.run_id
-        if run_id not in self.reports:
-            self.reports[run_id] = (0, 0)
-        super()._start(entry)
-        running = any(a.entry.run_id == run_id for a in self.active)
-        if run_id in self.finished and not running and run_id in self.waiting:
-            done = [r for r in self.store.attempts_of(run_id) if r.status is AttemptStatus.SUCCESS]
-            if done:  # finished by another process while we waited for its claim
-                self._settle(run_id, done[-1])
+        self.start(PlanEntry(run, RunState.NEW, history, True))
 
     # --------------------------------------------------------------------------- telling
-    def _finalize(self, active: _Active) -> None:
-        super()._finalize(active)
-        run_id = active.entry.run_id
-        if any(e.run_id == run_id for e in self.pending):
-            return  # a failed attempt with run-level retries left: the trial waits
-        assert self.result is not None
-        self._settle(run_id, self.result.records[-1])
-
     def _settle(self, run_id: str, record: AttemptRecord) -> None:
         import optuna
 
@@ -347,7 +293,7 @@ class _TuneLoop(_SweepLoop):
                 self.progress.message(
                     f"trial {trials[0].number} ({run_id}) pruned at report {values[-1][0]}"
                 )
-                self._ask_to_stop(active, FailureKind.CANCELLED)
+                self.ask_to_stop(active, FailureKind.CANCELLED)
 
     def _new_values(self, run_id: str, run_dir: Path, metric: str) -> list[tuple[int, float]]:
         """Complete new lines of ``metrics.jsonl`` with ``metric``, numbered by report order."""
@@ -430,19 +376,6 @@ def _history(attempts: list[AttemptRecord]) -> RunHistory:
     return next(iter(summarise(columns).values()))
 
 
-def enqueue_initial(study: optuna.Study, search: SearchSpec) -> int:
-    """Enqueue the ``enqueue:`` points (and every grid point) once per study; how many."""
-    if study.user_attrs.get(ENQUEUED_ATTR):
-        return 0
-    points = list(search.enqueue)
-    if search.sampler.name == "grid":
-        points += search.grid_points()
-    for point in points:
-        study.enqueue_trial(point, skip_if_exists=True)
-    study.set_user_attr(ENQUEUED_ATTR, True)
-    return len(points)
-
-
 def run_study(
     sweep: Sweep,
     search: SearchSpec,
@@ -452,15 +385,7 @@ def run_study(
     executor: Executor,
     store: ResultsStore,
     n_trials: int | None = None,
-    retries: int = DEFAULT_RETRIES,
-    max_parallel: int | None = None,
-    progress: SweepProgress | None = None,
-    tracker: Tracker | None = None,
-    timeout_s: float | None = None,
-    grace_s: float = DEFAULT_GRACE_S,
-    poll_s: float = 0.1,
-    install_signal_handlers: bool = True,
-    command: str | None = None,
+    **options: Any,
 ) -> TuneResult:
     """Run ``study`` until ``n_trials`` trials are finished; resumable and interruptible.
 
@@ -472,20 +397,16 @@ def run_study(
         executor: where runs go (``make_executor``).
         store: the results store.
         n_trials: the study's trial budget (default ``search.n_trials``; grid: every point).
-        retries: run-level failed attempts allowed beyond the first (as ``ablate sweep``).
-        max_parallel: trials at once (default: the executor's capacity).
-        progress: the display.
-        tracker: experiment-tracker hooks (each trial's run is a child run labelled
-            ``trial <n>``).
-        timeout_s: per-attempt limit.
-        grace_s: seconds a stopped job gets to checkpoint.
-        poll_s: how often running jobs (and their metrics) are polled.
-        install_signal_handlers: SIGINT/SIGTERM stop gracefully.
-        command: written into the sweep lock.
+        **options: the fields of :class:`~ablate.orchestrate.orchestrator.SweepOptions`, as for
+            ``ablate sweep``: ``retries`` (run-level), ``max_parallel`` (trials at once),
+            ``progress``, ``tracker`` (each trial's run is a child run labelled ``trial <n>``),
+            ``timeout_s``, ``grace_s``, ``poll_s`` (running jobs and their metrics),
+            ``install_signal_handlers``, ``command`` (written into the sweep lock).
 
     Raises:
         SweepLockedError: SQLite storage and another tuner runs this study.
         SpecError: the tune file does not expand to exactly one base run.
+        TypeError: an option that is not a ``SweepOptions`` field.
     """
     if len(sweep.runs) != 1:
         raise SpecError(
@@ -496,24 +417,21 @@ def run_study(
     budget = n_trials or search.n_trials
     if search.sampler.name == "grid" and n_trials is None:
         budget = len(search.grid_points())
+    opts = SweepOptions(**options)
     enqueue_initial(study, search)
-    progress = progress or NullProgress()
     layout = store.layout
-    lock = SweepLock(layout, sweep.name, command=command)
+    lock = SweepLock(layout, sweep.name, command=opts.command)
     use_lock = storage_kind(storage) == "sqlite"
     if use_lock:
         lock.acquire()
     try:
         with (
             OwnerLock(layout.sweep_dir(sweep.name)) as owner,
-            StopSignals(install=install_signal_handlers,
-                        interrupt_on_second=executor.name == "inline") as stop,
+            opts.stop_signals(executor) as stop,
         ):
             loop = _TuneLoop(
                 sweep, study=study, search=search, n_trials=budget, owner=owner.name,
-                executor=executor, store=store, retries=retries, max_parallel=max_parallel,
-                progress=progress, tracker=tracker or NullTracker(), timeout_s=timeout_s,
-                grace_s=grace_s, poll_s=poll_s, stop=stop,
+                executor=executor, store=store, options=opts, stop=stop,
             )
             result = loop.run()
     finally:

@@ -42,6 +42,7 @@ from ablate.tracking.detached import tracking_of
 SLURM_JOB_FILE = "slurm.json"  # in each run folder: the SLURM job running its latest attempt
 CANCELLED_WAIT_S = 5.0  # after a worker stopped on SIGTERM, how long to wait for submitit's USR2
 POLL_S = 0.5
+THREAD_ENVS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # set to the task's CPUs for the worker
 
 
 def source_pythonpath(env: dict[str, str]) -> str:
@@ -186,11 +187,26 @@ class SlurmAttempt(Checkpointable):
         except Exception as exc:  # noqa: BLE001 - tracking must never fail a run
             self._log(f"tracking: could not report to {tracking['tracking_uri']}: {exc!r}")
 
-    def _run_worker(self, attempt: int, job: str, claim_fd: int) -> int:
+    def worker_env(self) -> dict[str, str]:
+        """The worker's environment: the task's, the profile's, and threads = the task's CPUs.
+
+        Without ``OMP_NUM_THREADS`` torch starts one thread per core of the node, so tasks that
+        share a node would oversubscribe it; the task's ``--cpus-per-task`` is the right number
+        (a profile's ``env`` still wins).
+        """
         env = {**os.environ, **self.env}
+        cpus = os.environ.get("SLURM_CPUS_PER_TASK")
+        if cpus and cpus.isdigit():
+            for name in THREAD_ENVS:
+                if name not in self.env:
+                    env[name] = cpus
         env["PYTHONPATH"] = source_pythonpath(env)
         env[PARENT_PID_ENV] = str(os.getpid())
         env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _run_worker(self, attempt: int, job: str, claim_fd: int) -> int:
+        env = self.worker_env()
         command = [
             self.python,
             "-m",

@@ -242,3 +242,14 @@ def test_states_come_from_squeue_then_scontrol_and_unreachable_records_nothing(
     monkeypatch.setattr(slurm_mod, "_run", lambda command: None)  # squeue hangs or is missing
     assert slurm_mod.slurm_run_states(store, "unit")[run_id]["state"] == "UNREACHABLE"
     assert slurm_mod.record_lost_slurm_attempts(store, "unit") == []
+
+
+def test_worker_threads_follow_the_tasks_cpus(tmp_path, monkeypatch):
+    store, run_id, run_dir = prepared_run(tmp_path, "{steps: 5}")
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
+    monkeypatch.setenv("OMP_NUM_THREADS", "64")  # the login node's, exported by sbatch
+    env = attempt(store, run_dir).worker_env()
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "3"
+    pinned = SlurmAttempt(run_dir, 1, runs_root=store.root, env={"OMP_NUM_THREADS": "1"},
+                          python=sys.executable, grace_s=10)
+    assert pinned.worker_env()["OMP_NUM_THREADS"] == "1", "the profile's env wins"

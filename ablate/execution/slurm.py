@@ -273,11 +273,12 @@ class SlurmExecutor:
             progress.attempt_started(entry, request.attempt, f"slurm:{job_id}")
         progress.message(
             f"submitted {len(requests)} run(s) to SLURM as job array(s) {', '.join(arrays) or '-'}"
-            f"; `ablate status {sweep.name}` follows them"
+            f"; `ablate status {sweep.path}{f' --scale {sweep.scale}' if sweep.scale else ''}` "
+            "follows them"
         )
         tracker.on_sweep_end(sweep, False)
         submitted = {r.run_id for r in requests} | set(live)
-        result = SweepResult(sweep=sweep.name, plan=plan)
+        result = SweepResult(sweep=sweep.name, plan=plan, submitted=[r.run_id for r in requests])
         result.not_done = [
             e.run_id
             for e in plan.entries

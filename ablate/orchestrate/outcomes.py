@@ -37,6 +37,8 @@ class SweepResult:
         records: the records of the attempts it ran, in the order they ended.
         not_done: run ids still not done at the end (failed, exhausted, cancelled, held).
         interrupted: whether SIGINT/SIGTERM stopped it.
+        submitted: run ids handed to a detached executor (SLURM), which runs them after this
+            invocation returns.
     """
 
     sweep: str
@@ -44,6 +46,21 @@ class SweepResult:
     records: list[AttemptRecord] = field(default_factory=list)
     not_done: list[str] = field(default_factory=list)
     interrupted: bool = False
+    submitted: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for the end of an invocation."""
+        if self.submitted and not self.records:
+            return (
+                f"submitted {len(self.submitted)} run(s); they run after this command returns; "
+                f"{len(self.not_done)} run(s) neither done nor submitted"
+            )
+        ok = self.count(AttemptStatus.SUCCESS)
+        end = "interrupted" if self.interrupted else "finished"
+        return (
+            f"{end}: {ok} succeeded, {len(self.records) - ok} did not; "
+            f"{len(self.not_done)} run(s) not done"
+        )
 
     def count(self, status: AttemptStatus) -> int:
         """Attempts of this invocation that ended with ``status``."""

@@ -171,12 +171,7 @@ class PlainProgress(SweepProgress):
 
     def finish(self, result: SweepResult) -> None:
         """Show the final summary."""
-        ok = sum(r.status.value == "success" for r in result.records)
-        end = "interrupted" if result.interrupted else "finished"
-        self._line(
-            f"{end}: {ok} succeeded, {len(result.records) - ok} did not; "
-            f"{len(result.not_done)} run(s) not done"
-        )
+        self._line(result.summary())
 
 
 class RichProgress(SweepProgress):
@@ -264,13 +259,8 @@ class RichProgress(SweepProgress):
         if self._status is not None:
             self._live.update(self._render(self._status))
         self._live.stop()
-        ok = sum(r.status.value == "success" for r in result.records)
-        end = "[yellow]interrupted[/]" if result.interrupted else "[green]finished[/]"
-        self.console.print(
-            f"{end}: {ok} succeeded, {len(result.records) - ok} did not; "
-            f"{len(result.not_done)} run(s) not done",
-            highlight=False,
-        )
+        style = "yellow" if result.interrupted else "green"
+        self.console.print(result.summary(), style=style, highlight=False, markup=False)
 
 
 def make_progress(stream: IO[str] | None = None, *, quiet: bool = False) -> SweepProgress:

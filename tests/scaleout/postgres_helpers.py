@@ -11,13 +11,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from ablate.tracking.ui import free_port
+TRACKING = Path(__file__).resolve().parents[1] / "tracking"
+if str(TRACKING) not in sys.path:
+    sys.path.insert(0, str(TRACKING))
+
+from mlflow_server import start_mlflow_server  # noqa: E402
+
+from ablate.tracking.ui import free_port  # noqa: E402
 
 POSTGRES_URL = os.environ.get(
     "ABLATE_TEST_POSTGRES_URL", "postgresql://ablate:ablate@127.0.0.1:5432/ablate"
@@ -82,29 +86,10 @@ class PostgresMlflowServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self, wait_s: float = 180.0) -> None:
-        cmd = [
-            sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", self.backend_uri,
-            "--artifacts-destination", str(self.root / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--workers", str(self.workers),
-        ]  # fmt: skip
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: {self.log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"mlflow server did not start: {self.log.read_text()[-3000:]}")
+        self.proc = start_mlflow_server(
+            self.backend_uri, self.root / "artifacts", self.port, self.log,
+            workers=self.workers, wait_s=wait_s, tail_chars=3000,
+        )
 
     def stop(self) -> None:
         if self.proc is None:

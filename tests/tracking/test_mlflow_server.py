@@ -16,12 +16,11 @@ import time
 import pytest
 from mlflow import MlflowClient
 from mlflow_server import MlflowServer
-from tracking_env import make_sweep
+from tracking_env import assert_finished_child, make_sweep, run_tracked, tracked_runs
 
 from ablate.execution.inline import InlineExecutor
 from ablate.execution.local import LocalExecutor
 from ablate.execution.slots import SlotPool
-from ablate.orchestrate.orchestrator import run_sweep
 from ablate.tracking.client import TrackingOutageWarning
 from ablate.tracking.mlflow_tracker import MlflowTracker
 from ablate.tracking.spool import pending_files
@@ -39,30 +38,17 @@ def server(tmp_path_factory, sqlite_template):
     srv.kill()
 
 
-def children_and_parents(client, name):
-    exp = client.get_experiment_by_name(name)
-    runs = client.search_runs([exp.experiment_id], max_results=100)
-    parents = [r for r in runs if r.data.tags.get("ablate.kind") == "sweep"]
-    children = [r for r in runs if "ablate.run_id" in r.data.tags]
-    return parents, children
-
-
 def check_rest_sweep(store, server, name, executor):
     sweep = make_sweep(store.root.parent, name, steps=8)
     tracker = MlflowTracker(store.root, server.url, stream="worker")
-    result = run_sweep(
-        sweep, executor=executor, store=store, tracker=tracker, install_signal_handlers=False
-    )
+    result = run_tracked(sweep, store, tracker, executor=executor)
     assert result.exit_code == 0, [r.failure_reason for r in result.records]
     client = MlflowClient(tracking_uri=server.url)
-    parents, children = children_and_parents(client, name)
+    _, parents, children = tracked_runs(client, name)
     assert len(parents) == 1 and len(children) == 3
     for child in children:
-        assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
-        assert child.info.status == "FINISHED"
+        assert_finished_child(client, child, parents[0], steps=8)  # streamed once, not twice
         assert child.data.tags["ablate.git_sha"] == "f" * 40
-        history = client.get_metric_history(child.info.run_id, "train/loss")
-        assert sorted(m.step for m in history) == list(range(8))  # streamed once, not twice
         run_dir = store.root / name / child.data.tags["ablate.run_id"]
         marker = (run_dir / ".mlflow-stream.json").read_text()
         assert child.info.run_id in marker  # the worker resumed the pre-created run by its id
@@ -97,13 +83,7 @@ def test_server_killed_mid_sweep_then_sync_restores(tmp_path, store, server, mon
     killer.start()
     tracker = MlflowTracker(store.root, server.url, retry_after_s=600, stream="worker")
     with pytest.warns(TrackingOutageWarning):
-        result = run_sweep(
-            sweep,
-            executor=InlineExecutor(store, device="cpu"),
-            store=store,
-            tracker=tracker,
-            install_signal_handlers=False,
-        )
+        result = run_tracked(sweep, store, tracker)
     killer.join()
     assert result.exit_code == 0  # training went on
     assert server.proc is None, "the server was never killed"
@@ -119,14 +99,11 @@ def test_server_killed_mid_sweep_then_sync_restores(tmp_path, store, server, mon
     assert done.runs_created == 1  # the second child was created while the server was down
     assert not pending_files(spool)
     client = MlflowClient(tracking_uri=server.url)
-    parents, children = children_and_parents(client, "outage")
+    _, parents, children = tracked_runs(client, "outage")
     assert len(parents) == 1 and len(children) == 2
     assert parents[0].info.status == "FINISHED"
     for child in children:
-        assert child.info.status == "FINISHED"
-        assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
-        history = client.get_metric_history(child.info.run_id, "train/loss")
-        assert sorted(m.step for m in history) == list(range(20))
+        assert_finished_child(client, child, parents[0], steps=20)
         assert "test/Avg" in child.data.metrics
         arts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"spec.json", "predictions_test.jsonl"} <= arts

@@ -6,10 +6,8 @@ import json
 import sys
 
 from mlflow import MlflowClient
-from tracking_env import make_sweep
+from tracking_env import assert_finished_child, make_sweep, run_tracked, tracked_runs
 
-from ablate.execution.inline import InlineExecutor
-from ablate.orchestrate.orchestrator import run_sweep
 from ablate.tracking.mlflow_tracker import MlflowTracker
 from ablate.tracking.spool import pending_files
 from ablate.tracking.sync import spool_dir_of, sync
@@ -23,15 +21,7 @@ def test_server_down_from_the_start_then_sync(tmp_path, store, sqlite_uri, monke
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     monkeypatch.setattr(sys, "argv", ["ablate", "sweep", "x.yaml", f"--token={TOKEN}"])
     sweep = make_sweep(tmp_path, "offline", seeds=(0, 1), steps=5, fail_attempts=1)
-    tracker = MlflowTracker(store.root, dead)
-    result = run_sweep(
-        sweep,
-        executor=InlineExecutor(store, device="cpu"),
-        store=store,
-        tracker=tracker,
-        retries=1,
-        install_signal_handlers=False,
-    )
+    result = run_tracked(sweep, store, MlflowTracker(store.root, dead), retries=1)
     assert result.exit_code == 0
     spool = spool_dir_of(store.root)
     [spool_file] = pending_files(spool)
@@ -44,16 +34,11 @@ def test_server_down_from_the_start_then_sync(tmp_path, store, sqlite_uri, monke
     assert done.complete, done.errors
     assert done.runs_created == 3
     client = MlflowClient(tracking_uri=sqlite_uri)
-    exp = client.get_experiment_by_name("offline")
-    runs = client.search_runs([exp.experiment_id])
-    [parent] = [r for r in runs if r.data.tags.get("ablate.kind") == "sweep"]
-    children = [r for r in runs if "ablate.run_id" in r.data.tags]
+    runs, [parent], children = tracked_runs(client, "offline")
     assert len(children) == 2
     for child in children:
-        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert_finished_child(client, child, parent, points=10)
         assert child.data.tags["ablate.attempt"] == "2"
-        assert child.info.status == "FINISHED"
-        assert len(client.get_metric_history(child.info.run_id, "train/loss")) == 10
     everything = json.dumps([[r.data.tags, r.data.params] for r in runs])
     assert TOKEN not in everything and "***" in parent.data.tags["ablate.command"]
     assert sync(store.root, tracking_uri=sqlite_uri).files == 0
@@ -64,34 +49,19 @@ def test_secrets_never_reach_params_or_tags(tmp_path, store, sqlite_uri, monkeyp
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "supersecretvalue")
     monkeypatch.setattr(sys, "argv", ["ablate", "sweep", f"--hf-token={TOKEN}"])
     sweep = make_sweep(tmp_path, "sec", seeds=(0,), steps=2)
-    run_sweep(
-        sweep,
-        executor=InlineExecutor(store, device="cpu"),
-        store=store,
-        tracker=MlflowTracker(store.root, sqlite_uri),
-        install_signal_handlers=False,
-    )
+    run_tracked(sweep, store, MlflowTracker(store.root, sqlite_uri))
     client = MlflowClient(tracking_uri=sqlite_uri)
-    exp = client.get_experiment_by_name("sec")
-    runs = client.search_runs([exp.experiment_id])
+    runs, _, children = tracked_runs(client, "sec")
     text = json.dumps([[r.data.tags, r.data.params] for r in runs])
     assert TOKEN not in text and "supersecretvalue" not in text
-    child = next(r for r in runs if "ablate.run_id" in r.data.tags)
+    child = children[0]
     local = client.download_artifacts(child.info.run_id, "spec.json", str(tmp_path / "dl"))
     with open(local) as fh:
         assert TOKEN not in fh.read()
     # a job that prints a secret into its log: the uploaded log is redacted
     run_dir = store.root / "sec" / child.data.tags["ablate.run_id"]
     (run_dir / "worker.log").write_text(f"loading with token {TOKEN} and supersecretvalue\n")
-    tracker = MlflowTracker(store.root, sqlite_uri)
-    run_sweep(
-        sweep,
-        executor=InlineExecutor(store, device="cpu"),
-        store=store,
-        tracker=tracker,
-        force=True,
-        install_signal_handlers=False,
-    )
+    run_tracked(sweep, store, MlflowTracker(store.root, sqlite_uri), force=True)
     log = client.download_artifacts(child.info.run_id, "worker.log", str(tmp_path / "dl2"))
     with open(log) as fh:
         text = fh.read()

@@ -8,6 +8,7 @@ store, scoring), so everything it does is importable and tested without the CLI.
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -79,17 +80,35 @@ def _print_rows(title: str, rows: list[dict[str, Any]], columns: list[str]) -> N
     console.print(table)
 
 
-def _plan_table(plan: Any, title: str) -> None:
+def _plan_table(plan: Any, title: str, jobs: dict[str, dict[str, Any]] | None = None) -> None:
+    """The plan as a table; ``jobs`` (a SLURM sweep) adds each run's job and its state.
+
+    A run whose SLURM job is queued or running holds no claim yet, so the plan alone would call
+    it new; with ``jobs`` it shows the job's state and is not counted as left to dispatch.
+    """
+    from ablate.execution.slurm_watch import LIVE_STATES
+
     sweep = plan.sweep
     rows = plan.rows()
+    jobs = jobs or {}
     for row in rows:
+        job = jobs.get(row["run_id"])
+        if job is not None:
+            row["slurm"] = f"{job['job_id']} {job['state'].lower()}"
+            if job["state"] in LIVE_STATES and row["state"] != "done":
+                row["state"], row["dispatch"] = job["state"].lower(), False
         row["dispatch"] = "yes" if row["dispatch"] else ""
     columns = ["run_id", "state", "dispatch", "attempts", "failures"]
+    if jobs:
+        columns.append("slurm")
     if any(r.get("label") for r in rows):
         columns.append("label")
     _print_rows(title, rows, columns + list(sweep.axis_keys))
-    counts = ", ".join(f"{n} {state}" for state, n in plan.counts.items() if n)
-    console.print(f"{len(rows)} runs: {counts}; {len(plan.to_dispatch())} to dispatch")
+    counts = Counter(r["state"] for r in rows)  # plan states, then SLURM's (pending, running)
+    order = dict.fromkeys([*plan.counts, *counts])
+    text = ", ".join(f"{counts[state]} {state}" for state in order if counts[state])
+    left = sum(1 for r in rows if r["dispatch"])
+    console.print(f"{len(rows)} runs: {text}; {left} to dispatch")
 
 
 @app.command()
@@ -219,10 +238,7 @@ def status(sweep_file: SweepFile, scale: ScaleOpt = None, runs_dir: RunsDirOpt =
     store = ResultsStore(_runs_root(runs_dir))
     jobs = _reattach_slurm(store, spec.name)
     the_plan = plan_sweep(spec, store, retries=retries)
-    _plan_table(the_plan, f"status of {spec.name}" + (f" (scale {scale})" if scale else ""))
-    if jobs:
-        rows = [{"run_id": run_id, **info} for run_id, info in jobs.items()]
-        _print_rows(f"SLURM jobs of {spec.name}", rows, ["run_id", "job_id", "attempt", "state"])
+    _plan_table(the_plan, f"status of {spec.name}" + (f" (scale {scale})" if scale else ""), jobs)
     for entry in the_plan.entries:
         if entry.state.value in ("failed", "exhausted"):
             last = store.attempts_of(entry.run_id)[-1]

@@ -109,8 +109,8 @@ def test_status_reattaches_to_a_detached_slurm_sweep(write, tmp_path, monkeypatc
                         lambda store, name, states: asked.append((name, states)) or [])
     result = CliRunner().invoke(app, ["status", str(path), "--runs-dir", str(tmp_path / "runs")])
     assert result.exit_code == 0, result.output
-    assert "SLURM jobs of clidemo" in result.output
-    assert "71_0" in result.output and "PENDING" in result.output
+    assert "71_0 pending" in result.output
+    assert "2 runs: 1 new, 1 pending; 1 to dispatch" in result.output, "queued, not new"
     assert asked and asked[0][0] == "clidemo" and run_id in asked[0][1]
 
 

@@ -176,7 +176,7 @@ def sweep(
         force=force, progress=make_progress(quiet=quiet), tracker=tracker,
         timeout_s=profile.timeout_s, grace_s=profile.grace_s,
     )
-    if wait and getattr(executor, "detached", False) and result.exit_code == 0:
+    if wait and getattr(executor, "detached", False) and not result.interrupted:
         raise typer.Exit(_wait_for_detached(spec, store, retries, poll_s, quiet))
     raise typer.Exit(result.exit_code)
 

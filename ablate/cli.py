@@ -138,7 +138,7 @@ def sweep(
     poll_s: Annotated[float, typer.Option(
         "--poll-s", min=1.0, help="With --wait: seconds between looks at SLURM.")] = 30.0,
 ) -> None:
-    r"""Expand a sweep, show the plan, dispatch its runs; rerunning resumes.
+    """Expand a sweep, show the plan, dispatch its runs; rerunning resumes.
 
     Done runs are skipped, failed ones retried within the budget. Ctrl-C stops the running jobs,
     records them as cancelled and exits 130; the next invocation picks up where it stopped.
@@ -151,7 +151,7 @@ def sweep(
       ablate sweep sweeps/table2.yaml --dry-run
       ablate sweep sweeps/table1.yaml --runner local --max-parallel 2 --retries 2
       ablate sweep sweeps/table3.yaml --runner slurm --wait
-    """
+    """  # noqa: D301 - click keeps a paragraph after \b (backspace) unwrapped
     from ablate.execution.runner_profile import load_runner_profile, make_executor
     from ablate.orchestrate.orchestrator import plan_sweep, run_sweep
     from ablate.orchestrate.progress import make_progress

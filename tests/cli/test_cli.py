@@ -128,3 +128,17 @@ def test_status_of_a_local_sweep_never_calls_slurm(write, tmp_path, monkeypatch)
     result = CliRunner().invoke(app, ["status", str(path), "--runs-dir", str(tmp_path / "runs")])
     assert result.exit_code == 0, result.output
     assert "SLURM jobs" not in result.output
+
+
+def test_help_examples_keep_one_command_per_line():
+    """Examples in --help must be copyable: click must not re-wrap them into one paragraph."""
+    from typer.testing import CliRunner
+
+    from ablate.cli import app
+
+    for command, example in (("sweep", "ablate sweep sweeps/table2.yaml --dry-run\n"),
+                             ("tune", "ablate tune sweeps/tune_ba.yaml --scale tiny --trials 6\n")):
+        result = CliRunner().invoke(app, [command, "--help"], terminal_width=100)
+        assert result.exit_code == 0
+        assert example in result.output, result.output
+        assert "\\b" not in result.output

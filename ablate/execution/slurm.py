@@ -38,6 +38,7 @@ from ablate.tracking.detached import tracking_of
 
 if TYPE_CHECKING:
     from ablate.execution.runner_profile import RunnerProfile
+    from ablate.execution.slurm_attached import AttachedSlurmExecutor
     from ablate.orchestrate.outcomes import SweepResult
     from ablate.orchestrate.plan import PlanEntry
     from ablate.orchestrate.progress import SweepProgress
@@ -147,6 +148,15 @@ class SlurmExecutor:
     def submit(self, request: AttemptRequest) -> Any:
         """Not used: a detached executor is driven through :meth:`submit_sweep`."""
         raise NotImplementedError("the slurm executor submits whole sweeps (submit_sweep)")
+
+    def attached(self) -> AttachedSlurmExecutor:
+        """The same cluster and resources, one job per attempt, for a loop that waits.
+
+        ``ablate tune`` uses it: it prunes trials and samples new ones as old ones end.
+        """
+        from ablate.execution.slurm_attached import AttachedSlurmExecutor
+
+        return AttachedSlurmExecutor(self)
 
     # ------------------------------------------------------------------------ submission
     def submit_requests(self, requests: list[AttemptRequest], *, force: bool = False) -> list[str]:

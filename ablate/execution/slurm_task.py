@@ -76,6 +76,10 @@ class SlurmAttempt(Checkpointable):
         python: the interpreter for the worker.
         grace_s: seconds the worker gets to checkpoint after SIGTERM before SIGKILL.
         force: run even when the run already succeeded (``--force``).
+        attached: an orchestrator waits for this task (``ablate tune`` on SLURM, see
+            :mod:`ablate.execution.slurm_attached`): it holds the run's claim, tracks the
+            attempt and decides what follows a preemption, so the task runs exactly ``attempt``,
+            takes no claim, reports nothing to MLflow and is never requeued.
     """
 
     def __init__(
@@ -88,7 +92,9 @@ class SlurmAttempt(Checkpointable):
         python: str,
         grace_s: float,
         force: bool = False,
+        attached: bool = False,
     ) -> None:
+        self.attached = attached
         self.run_dir = Path(run_dir)
         self.attempt = attempt
         self.runs_root = Path(runs_root)
@@ -111,8 +117,6 @@ class SlurmAttempt(Checkpointable):
 
     def __call__(self) -> dict[str, Any]:
         """Run the attempt in the SLURM task; raises when it did not succeed (task FAILED)."""
-        from ablate.orchestrate.claims import claim_holder, try_claim
-
         store = ResultsStore(self.runs_root)
         run_id = self.run_dir.name
         job_id = os.environ.get("SLURM_ARRAY_JOB_ID", os.environ.get("SLURM_JOB_ID", "?"))
@@ -127,19 +131,8 @@ class SlurmAttempt(Checkpointable):
             self._log(f"job {job}: attempt {done[0].attempt} already succeeded; nothing to do")
             return {"run_id": run_id, "attempt": done[0].attempt, "status": "success"}
         # A task requeued after its attempt wrote a record runs the next attempt number.
-        attempt = max(self.attempt, store.next_attempt(run_id))
-        meta = read_run_meta(self.run_dir)
-        claim = try_claim(
-            RunsLayout(self.runs_root), run_id, sweep=meta["sweep"], attempt=attempt, slurm_job=job
-        )
-        if claim is None:
-            holder = claim_holder(RunsLayout(self.runs_root), run_id) or {}
-            note = {"job_id": job, "attempt": attempt, "held_by": holder}
-            write_atomic(self.run_dir / SLURM_JOB_FILE, json.dumps(note, default=str))
-            raise RuntimeError(
-                f"{run_id} is being run by pid {holder.get('pid', '?')} on "
-                f"{holder.get('host', '?')}; this task stops without running it"
-            )
+        attempt = self.attempt if self.attached else max(self.attempt, store.next_attempt(run_id))
+        claim = None if self.attached else self._claim(run_id, attempt, job)
         try:
             (self.run_dir / STOP_REASON_FILE).unlink(missing_ok=True)
             started = {"job_id": job, "attempt": attempt, "started_at": time.time()}
@@ -148,14 +141,16 @@ class SlurmAttempt(Checkpointable):
                 json.dumps({**started, **(tracking_of(self.env) or {})}),
             )
             self._track(store, start_attempt=attempt)
-            returncode = self._run_worker(attempt, job, claim.fd)
+            returncode = self._run_worker(attempt, job, claim.fd if claim else None)
             record = next((r for r in store.attempts_of(run_id) if r.attempt == attempt), None)
             if record is None:
                 record = self._record_lost(store, attempt, returncode)
             self._track(store)
         finally:
-            claim.release()
-        if returncode == EXIT_CANCELLED and record.status is AttemptStatus.CANCELLED:
+            if claim is not None:
+                claim.release()
+        cancelled = returncode == EXIT_CANCELLED and record.status is AttemptStatus.CANCELLED
+        if cancelled and not self.attached:
             # SIGTERM: a preemption sends USR2 right after it (submitit then requeues this task
             # from :meth:`checkpoint`); a plain scancel does not, and the task ends cancelled.
             deadline = time.monotonic() + CANCELLED_WAIT_S
@@ -168,6 +163,23 @@ class SlurmAttempt(Checkpointable):
             )
         return {"run_id": run_id, "attempt": attempt, "status": record.status.value}
 
+    def _claim(self, run_id: str, attempt: int, job: str) -> Any:
+        """Claim the run for this task; raise (task FAILED) when another process runs it."""
+        from ablate.orchestrate.claims import claim_holder, try_claim
+
+        layout = RunsLayout(self.runs_root)
+        meta = read_run_meta(self.run_dir)
+        claim = try_claim(layout, run_id, sweep=meta["sweep"], attempt=attempt, slurm_job=job)
+        if claim is None:
+            holder = claim_holder(layout, run_id) or {}
+            note = {"job_id": job, "attempt": attempt, "held_by": holder}
+            write_atomic(self.run_dir / SLURM_JOB_FILE, json.dumps(note, default=str))
+            raise RuntimeError(
+                f"{run_id} is being run by pid {holder.get('pid', '?')} on "
+                f"{holder.get('host', '?')}; this task stops without running it"
+            )
+        return claim
+
     def _track(self, store: ResultsStore, start_attempt: int | None = None) -> None:
         """Report ended attempts to MLflow, then (``start_attempt``) the one starting now.
 
@@ -178,7 +190,7 @@ class SlurmAttempt(Checkpointable):
         from ablate.tracking.detached import report_attempt_start, report_ended_attempts
 
         tracking = tracking_of(self.env)
-        if tracking is None:
+        if tracking is None or self.attached:  # attached: the orchestrator's tracker reports
             return
         try:
             report_ended_attempts(store, self.run_dir, tracking)
@@ -205,7 +217,7 @@ class SlurmAttempt(Checkpointable):
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def _run_worker(self, attempt: int, job: str, claim_fd: int) -> int:
+    def _run_worker(self, attempt: int, job: str, claim_fd: int | None) -> int:
         env = self.worker_env()
         command = [
             self.python,
@@ -229,7 +241,7 @@ class SlurmAttempt(Checkpointable):
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
-                pass_fds=(claim_fd,),
+                pass_fds=(claim_fd,) if claim_fd is not None else (),
                 preexec_fn=_ignore_checkpoint_signal,
             )
             while self._proc.poll() is None:
@@ -261,11 +273,12 @@ class SlurmAttempt(Checkpointable):
         store.write(record)
         return record
 
-    def checkpoint(self, *args: Any, **kwargs: Any) -> DelayedSubmission:
+    def checkpoint(self, *args: Any, **kwargs: Any) -> DelayedSubmission | None:
         """Preempted or out of time (submitit's USR2 handler): stop the worker, then requeue.
 
         The worker checkpoints and records this attempt cancelled; the requeued task runs the
-        next attempt, which resumes from that checkpoint.
+        next attempt, which resumes from that checkpoint. An attached task is not requeued
+        (``None``): its orchestrator sees the cancelled attempt and decides.
         """
         proc = self._proc
         if proc is not None and proc.poll() is None:
@@ -278,5 +291,7 @@ class SlurmAttempt(Checkpointable):
                 proc.wait()
         else:
             self._log("preempted or out of time: requeueing")
+        if self.attached:
+            return None
         self._track(ResultsStore(self.runs_root))  # the worker recorded the attempt cancelled
         return DelayedSubmission(self, *args, **kwargs)

@@ -87,7 +87,7 @@ def _sacct_states(array_ids: list[str]) -> dict[str, str]:
     return states
 
 
-def _query_states(job_ids: list[str]) -> dict[str, str]:
+def query_job_states(job_ids: list[str]) -> dict[str, str]:
     """SLURM's state per job id (``123_4`` or ``123``), in a few calls whatever the sweep size.
 
     ``squeue`` (one call per 100 arrays) for live tasks; for the others ``scontrol`` (one call per
@@ -129,7 +129,7 @@ def slurm_run_states(store: ResultsStore, sweep: str) -> dict[str, dict[str, Any
         with contextlib.suppress(OSError, ValueError):
             info = json.loads(path.read_text(encoding="utf-8"))
             found[path.parent.name] = {**info, "run_dir": str(path.parent)}
-    states = _query_states([str(i["job_id"]) for i in found.values()])
+    states = query_job_states([str(i["job_id"]) for i in found.values()])
     for info in found.values():
         info["state"] = states[str(info["job_id"])]
     return found

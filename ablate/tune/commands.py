@@ -75,7 +75,7 @@ def tune_command(
     no_tracking: Annotated[bool, typer.Option("--no-tracking", help="Do not log to MLflow.")
                            ] = False,
 ) -> None:
-    r"""Search the run space of a sweep with Optuna; rerunning resumes the study.
+    """Search the run space of a sweep with Optuna; rerunning resumes the study.
 
     Every trial is a run: it gets a run id, runs on the same executors, lands in the results store
     and in MLflow (child run "trial N"). A point already run successfully is not trained again.
@@ -86,7 +86,7 @@ def tune_command(
       ablate tune sweeps/tune_ba.yaml --scale tiny --trials 6
       ablate tune sweeps/tune_ba.yaml --max-parallel 4 --storage journal:runs/tune_ba.journal
       ablate tune sweeps/tune_ba.yaml --summary --out reports/out
-    """
+    """  # noqa: D301 - click keeps a paragraph after \b (backspace) unwrapped
     from ablate.execution.runner_profile import load_runner_profile, make_executor
     from ablate.spec.sweep import load_sweep
     from ablate.store.results_store import ResultsStore
@@ -109,10 +109,8 @@ def tune_command(
     profile = load_runner_profile(runner)
     store = ResultsStore(runs_root)
     executor = make_executor(profile, store, max_parallel=max_parallel)
-    if getattr(executor, "detached", False):
-        raise typer.BadParameter(
-            f"runner {runner!r} submits detached jobs; ablate tune needs an attached executor "
-            "(local, cpu, inline) to read trial metrics and prune", param_hint="--runner")
+    if getattr(executor, "detached", False):  # SLURM: one job per trial, polled while it runs
+        executor = executor.attached()
     tracker = make_tracker(store.root, tracking_uri, enabled=not no_tracking)
     progress: SweepProgress = NullProgress() if quiet else TuneLog(name)
     progress.message(f"study {name} in {storage_url}; runs in {store.root}/{sweep.name}/")

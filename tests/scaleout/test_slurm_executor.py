@@ -172,7 +172,7 @@ def test_submit_sweep_skips_done_and_live_runs(tmp_path, monkeypatch):
         return jobs
 
     monkeypatch.setattr(SlurmExecutor, "submit_requests", fake_submit)
-    monkeypatch.setattr(slurm_mod, "_query_states", lambda jobs: dict.fromkeys(jobs, "PENDING"))
+    monkeypatch.setattr(slurm_mod, "query_job_states", lambda jobs: dict.fromkeys(jobs, "PENDING"))
     executor = make_executor(profile(), store)
     attempt(store, write_one(store, sweep, 0))()  # seed 0 is done already
     first = run_sweep(sweep, executor=executor, store=store, install_signal_handlers=False)
@@ -193,9 +193,9 @@ def write_one(store, sweep, index):
 def test_lost_tasks_are_recorded_once_slurm_says_they_ended(tmp_path, monkeypatch):
     store, run_id, run_dir = prepared_run(tmp_path, "{steps: 5}")
     (run_dir / SLURM_JOB_FILE).write_text('{"job_id": "9_0", "attempt": 1}')
-    monkeypatch.setattr(slurm_mod, "_query_states", lambda jobs: {"9_0": "RUNNING"})
+    monkeypatch.setattr(slurm_mod, "query_job_states", lambda jobs: {"9_0": "RUNNING"})
     assert slurm_mod.record_lost_slurm_attempts(store, "unit") == []
-    monkeypatch.setattr(slurm_mod, "_query_states", lambda jobs: {"9_0": "NODE_FAIL"})
+    monkeypatch.setattr(slurm_mod, "query_job_states", lambda jobs: {"9_0": "NODE_FAIL"})
     [record] = slurm_mod.record_lost_slurm_attempts(store, "unit")
     assert record.status is AttemptStatus.FAILED and "NODE_FAIL" in record.failure_reason
     assert slurm_mod.record_lost_slurm_attempts(store, "unit") == [], "recorded once"
@@ -212,7 +212,7 @@ def test_task_leaves_a_run_held_elsewhere_alone(tmp_path, monkeypatch):
     finally:
         claim.release()
     assert store.attempts_of(run_id) == []
-    monkeypatch.setattr(slurm_mod, "_query_states", lambda jobs: dict.fromkeys(jobs, "FAILED"))
+    monkeypatch.setattr(slurm_mod, "query_job_states", lambda jobs: dict.fromkeys(jobs, "FAILED"))
     assert slurm_mod.record_lost_slurm_attempts(store, "unit") == [], "not a lost attempt"
 
 
@@ -233,7 +233,7 @@ def test_states_come_from_squeue_then_scontrol_and_unreachable_records_nothing(
         return subprocess.CompletedProcess(command, 1, "", "accounting disabled")
 
     monkeypatch.setattr(slurm_mod, "_run", fake_run)
-    states = slurm_mod._query_states(["5_0", "5_1", "5_2"])
+    states = slurm_mod.query_job_states(["5_0", "5_1", "5_2"])
     assert states == {"5_0": "FAILED", "5_1": "RUNNING", "5_2": "UNKNOWN"}
     assert calls == ["squeue", "scontrol", "sacct"], "one call per kind, not one per run"
 
@@ -253,3 +253,31 @@ def test_worker_threads_follow_the_tasks_cpus(tmp_path, monkeypatch):
     pinned = SlurmAttempt(run_dir, 1, runs_root=store.root, env={"OMP_NUM_THREADS": "1"},
                           python=sys.executable, grace_s=10)
     assert pinned.worker_env()["OMP_NUM_THREADS"] == "1", "the profile's env wins"
+
+
+def test_attached_task_runs_under_the_orchestrators_claim_and_is_not_requeued(tmp_path):
+    """``ablate tune`` on SLURM: the orchestrator holds the claim; a preemption is not requeued."""
+    from ablate.orchestrate.claims import try_claim
+
+    store, run_id, run_dir = prepared_run(tmp_path, "{steps: 400, sleep_per_step: 0.02}")
+    claim = try_claim(store.layout, run_id, sweep="unit")  # held by the waiting orchestrator
+    try:
+        task = attempt(store, run_dir, 2, attached=True)  # exactly the attempt it was given
+        errors: list[BaseException] = []
+
+        def call():
+            try:
+                task()
+            except BaseException as exc:  # noqa: BLE001 - inspected below
+                errors.append(exc)
+
+        thread = threading.Thread(target=call)
+        thread.start()
+        wait_for("the worker to make progress", lambda: progress_step(run_dir) >= 3, 60)
+        assert task.checkpoint() is None, "attached: no requeue, the orchestrator decides"
+        thread.join(30)
+    finally:
+        claim.release()
+    assert errors and "attempt 2 cancelled" in str(errors[0])
+    [record] = store.attempts_of(run_id)
+    assert record.attempt == 2 and record.status is AttemptStatus.CANCELLED

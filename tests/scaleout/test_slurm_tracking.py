@@ -110,12 +110,12 @@ def test_status_catch_up_reports_an_attempt_whose_task_died(tmp_path, monkeypatc
     store, run_id, run_dir, env, tracker = submitted(tmp_path, "{steps: 5}")
     info = {"job_id": "41_0", "attempt": 1, **tracking_of(env)}
     (run_dir / SLURM_JOB_FILE).write_text(__import__("json").dumps(info))
-    monkeypatch.setattr(slurm_watch, "_query_states", lambda jobs: {"41_0": "RUNNING"})
+    monkeypatch.setattr(slurm_watch, "query_job_states", lambda jobs: {"41_0": "RUNNING"})
     state = slurm_watch.reattach_slurm_sweep(store, "track")
     assert state.live == [run_id] and not state.lost and not state.reported
     assert child_run(tracker, env).info.status == "RUNNING"
 
-    monkeypatch.setattr(slurm_watch, "_query_states", lambda jobs: {"41_0": "NODE_FAIL"})
+    monkeypatch.setattr(slurm_watch, "query_job_states", lambda jobs: {"41_0": "NODE_FAIL"})
     state = slurm_watch.reattach_slurm_sweep(store, "track")
     [lost] = state.lost
     assert lost.status is AttemptStatus.FAILED and "NODE_FAIL" in lost.failure_reason

@@ -1,0 +1,113 @@
+"""``ablate tune --runner slurm``: each trial is its own SLURM job, polled, pruned and recorded.
+
+Against the real one-node SLURM of ``.ci/slurm-up`` (skipped with the reason without one). The
+tuner stays attached: it reads each trial's per-step loss from the shared runs folder, prunes the
+crafted slow learner (its job is cancelled and the run recorded cancelled) and samples the next
+trial when one ends. Unit tests of the attached executor's polling need no cluster.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import optuna
+import pytest
+from slurm_helpers import job_env
+
+from ablate.execution import slurm_attached
+from ablate.execution.base import AttemptRequest
+from ablate.execution.slurm import SlurmExecutor, SlurmResources
+from ablate.execution.slurm_watch import slurm_available
+from ablate.store.record import AttemptStatus
+from ablate.store.results_store import ResultsStore
+
+SEARCH = """
+name: slurmtune
+base:
+  job: linear-fit
+  train: {steps: 60, checkpoint_every: 20}
+  debug: {sleep_per_step: 0.1}
+search:
+  n_trials: 4
+  objective: {metric: eval/mse, direction: minimize}
+  intermediate: train/loss
+  sampler: {name: random, seed: 3}
+  pruner: {name: median, n_startup_trials: 2, n_warmup_steps: 5}
+  space:
+    train.lr: {type: float, low: 0.0001, high: 0.2, log: true}
+  enqueue:
+    - {train.lr: 0.1}
+    - {train.lr: 0.15}
+    - {train.lr: 0.0001}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(slurm_available() is not None, reason=f"no SLURM here ({slurm_available()})")
+def test_tune_runs_trials_as_slurm_jobs_and_prunes_the_slow_one(tmp_path, monkeypatch):
+    job_env(monkeypatch)
+    (tmp_path / "slurmtune.yaml").write_text(textwrap.dedent(SEARCH).lstrip())
+    (tmp_path / "runner.yaml").write_text(
+        "executor: slurm\ngpus: none\ncpus: 1\nmem_gb: 1\ntime_min: 10\n"
+    )
+    runs = tmp_path / "runs"
+    command = [sys.executable, "-m", "ablate.cli", "tune", str(tmp_path / "slurmtune.yaml")]
+    command += ["--runner", str(tmp_path / "runner.yaml"), "--runs-dir", str(runs)]
+    command += ["--max-parallel", "1", "--no-tracking", "-q"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout + done.stderr
+    study = optuna.load_study(study_name="slurmtune", storage=f"sqlite:///{runs / 'optuna.db'}")
+    trials = study.get_trials()
+    assert len(trials) == 4
+    assert trials[2].params["train.lr"] == pytest.approx(0.0001)
+    assert trials[2].state is optuna.trial.TrialState.PRUNED
+    store = ResultsStore(runs)
+    for trial in trials:
+        [record] = store.attempts_of(trial.user_attrs["ablate.run_id"])
+        assert record.executor == "slurm", trial.number
+        if trial.state is optuna.trial.TrialState.COMPLETE:
+            assert record.status is AttemptStatus.SUCCESS
+            assert trial.value == pytest.approx(record.metrics["eval/mse"])
+        else:
+            assert record.status is AttemptStatus.CANCELLED
+
+
+def test_attached_jobs_are_polled_together_and_at_most_every_poll_s(tmp_path, monkeypatch):
+    asked: list[list[str]] = []
+    states = {"5": "RUNNING", "6": "PENDING"}
+
+    def fake_states(job_ids):
+        asked.append(list(job_ids))
+        return {j: states[j] for j in job_ids}
+
+    monkeypatch.setattr(slurm_attached, "query_job_states", fake_states)
+    store = ResultsStore(tmp_path / "runs")
+    slurm = SlurmExecutor(SlurmResources(array_parallelism=3), runs_root=store.root)
+    executor = slurm.attached()
+    assert executor.capacity == 3 and not getattr(executor, "detached", False)
+    handles = []
+    for job_id in ("5", "6"):
+        request = AttemptRequest(run_id=f"r{job_id}", sweep="s", attempt=1,
+                                 run_dir=tmp_path / job_id)
+        handle = slurm_attached.SlurmJobHandle(request, job_id, executor)
+        executor._live[job_id] = handle
+        handles.append(handle)
+    assert executor.free_slots() == 1
+    for _ in range(50):  # the loop polls every 0.1 s: SLURM is asked once per poll_s
+        assert not any(h.done() for h in handles)
+    assert asked == [["5", "6"]]
+    states["5"] = "COMPLETED"
+    executor._asked_at = 0.0  # poll_s has passed
+    assert handles[0].done() and not handles[1].done()
+    assert handles[0].outcome().returncode == 0
+    states["5"] = "FAILED"
+    executor._asked_at = 0.0
+    assert handles[0].outcome().returncode == 1
+    states["6"] = "UNREACHABLE"
+    executor._asked_at = 0.0
+    assert not handles[1].done(), "SLURM not answering is not an ended job"
+    executor.release(handles[0])
+    assert executor.free_slots() == 2
+

@@ -28,7 +28,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from ablate.errors import SpecError
+from ablate.errors import SpecError, did_you_mean
 from ablate.spec.base import SpecModel
 
 Scalar = int | float | str | bool | None
@@ -206,5 +206,6 @@ def _raise_unknown(file: str | Path, key: str, loc: list[str]) -> SpecError:
         fields = getattr(model, "model_fields", None)
         model = fields[part].annotation if fields and part in fields else None
     allowed = list(getattr(model, "model_fields", {})) or None
-    raise SpecError(f"unknown key {loc[-1]!r}", file=file, key=key, allowed=allowed,
+    hint = did_you_mean(loc[-1], allowed or [])
+    raise SpecError(f"unknown key {loc[-1]!r}{hint}", file=file, key=key, allowed=allowed,
                     show_value=False)

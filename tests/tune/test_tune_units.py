@@ -53,6 +53,8 @@ def tune_inline(path, runs, *, tracker=None, n_trials=None, storage=None):
          "search.objective.dir", "unknown key 'dir'"),
         ("space: {a: {type: int, low: 1, high: 3}}\nobjective: {metric: m}\n"
          "pruner: {name: medain}", "search.pruner.name", "'median'"),
+        ("space: {a: {type: int, low: 1, high: 3}}\nobjective: {metric: m}\nn_trails: 3",
+         "search.n_trails", "did you mean 'n_trials'?"),
         ("space: {a: {type: float, low: 1, high: 3}}\nobjective: {metric: m}\n"
          "sampler: {name: grid}", "search", "grid search needs finite values"),
         ("space: {a: {type: int, low: 1, high: 3}}\nobjective: {metric: m}\n"

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,8 +15,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 ORCHESTRATION = HERE.parent / "orchestration"
-if str(ORCHESTRATION) not in sys.path:
-    sys.path.insert(0, str(ORCHESTRATION))
+for folder in (ORCHESTRATION, HERE.parent / "tune"):  # quick_job, tune_helpers
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 import quick_job  # noqa: E402,F401  (registers quick-fit here; jobs import it by env)
 
@@ -84,3 +86,23 @@ def start_if_held(job_id: str) -> bool:
     if reason == "BeginTime" and time.time() - since >= REQUEUE_SETTLE_S:
         subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=False)
     return True
+
+
+def start_task_until_progress(task, run_dir: Path, steps: int = 3):
+    """Call a SLURM task in a thread (as SLURM would) until its worker made ``steps`` steps.
+
+    Returns:
+        ``(thread, errors)``: join the thread; ``errors`` holds what the task raised.
+    """
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            task()
+        except BaseException as exc:  # noqa: BLE001 - the caller inspects it
+            errors.append(exc)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    wait_for("the worker to make progress", lambda: progress_step(run_dir) >= steps, 60)
+    return thread, errors

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import pickle
 import sys
-import threading
 import time
 
 import pytest
-from slurm_helpers import job_env, progress_step, wait_for, write_sweep
+from slurm_helpers import job_env, start_task_until_progress, write_sweep
 from submitit.slurm.slurm import _make_sbatch_string
 
 from ablate.errors import SpecError
@@ -133,17 +132,7 @@ def test_checkpoint_stops_worker_and_requeue_takes_next_attempt(tmp_path, monkey
     monkeypatch.setattr(slurm_task, "CANCELLED_WAIT_S", 0.1)
     store, run_id, run_dir = prepared_run(tmp_path, "{steps: 400, sleep_per_step: 0.02}")
     task = attempt(store, run_dir)
-    errors: list[BaseException] = []
-
-    def call():
-        try:
-            task()
-        except BaseException as exc:  # noqa: BLE001 - inspected below
-            errors.append(exc)
-
-    thread = threading.Thread(target=call)
-    thread.start()
-    wait_for("the worker to make progress", lambda: progress_step(run_dir) >= 3, 60)
+    thread, errors = start_task_until_progress(task, run_dir)
     delayed = task.checkpoint()  # what submitit calls on USR2
     thread.join(30)
     assert errors and "cancelled" in str(errors[0])
@@ -263,17 +252,7 @@ def test_attached_task_runs_under_the_orchestrators_claim_and_is_not_requeued(tm
     claim = try_claim(store.layout, run_id, sweep="unit")  # held by the waiting orchestrator
     try:
         task = attempt(store, run_dir, 2, attached=True)  # exactly the attempt it was given
-        errors: list[BaseException] = []
-
-        def call():
-            try:
-                task()
-            except BaseException as exc:  # noqa: BLE001 - inspected below
-                errors.append(exc)
-
-        thread = threading.Thread(target=call)
-        thread.start()
-        wait_for("the worker to make progress", lambda: progress_step(run_dir) >= 3, 60)
+        thread, errors = start_task_until_progress(task, run_dir)
         assert task.checkpoint() is None, "attached: no requeue, the orchestrator decides"
         thread.join(30)
     finally:

@@ -10,10 +10,9 @@ by ``ablate status``'s catch-up; nothing is reported twice.
 from __future__ import annotations
 
 import sys
-import threading
 
 import pytest
-from slurm_helpers import job_env, progress_step, wait_for, write_sweep
+from slurm_helpers import job_env, start_task_until_progress, write_sweep
 
 from ablate.execution import slurm_task, slurm_watch
 from ablate.execution.attempt import write_run_files
@@ -77,10 +76,7 @@ def test_task_ends_its_child_run_with_status_metrics_and_artifacts(tmp_path):
 def test_preempted_attempt_is_killed_then_the_requeued_one_finishes_the_same_run(tmp_path):
     store, run_id, run_dir, env, tracker = submitted(tmp_path, "{steps: 400, sleep_per_step: 0.02}")
     first = task(store, run_dir, env)
-    errors: list[BaseException] = []
-    thread = threading.Thread(target=lambda: _call(first, errors))
-    thread.start()
-    wait_for("the worker to make progress", lambda: progress_step(run_dir) >= 3, 60)
+    thread, errors = start_task_until_progress(first, run_dir)
     delayed = first.checkpoint()  # submitit's USR2 handler
     thread.join(30)
     assert errors and "cancelled" in str(errors[0])
@@ -97,13 +93,6 @@ def test_preempted_attempt_is_killed_then_the_requeued_one_finishes_the_same_run
     steps = [m.step for m in history]
     assert steps and len(steps) == len(set(steps)), "no step metric sent twice"
     assert max(steps) > 100, "the resumed attempt's step metrics reached the same run"
-
-
-def _call(fn, errors):
-    try:
-        fn()
-    except BaseException as exc:  # noqa: BLE001 - inspected by the test
-        errors.append(exc)
 
 
 def test_status_catch_up_reports_an_attempt_whose_task_died(tmp_path, monkeypatch):

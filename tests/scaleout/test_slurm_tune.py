@@ -1,6 +1,7 @@
 """``ablate tune --runner slurm``: each trial is its own SLURM job, polled, pruned and recorded.
 
-Against the real one-node SLURM of ``.ci/slurm-up`` (skipped with the reason without one). The
+The study is the one of ``tests/tune/test_tune_study.py`` (its search, four trials). Against the
+real one-node SLURM of ``.ci/slurm-up`` (skipped with the reason without one). The
 tuner stays attached: it reads each trial's per-step loss from the shared runs folder, prunes the
 crafted slow learner (its job is cancelled and the run recorded cancelled) and samples the next
 trial when one ends. Unit tests of the attached executor's polling need no cluster.
@@ -10,11 +11,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 
 import optuna
 import pytest
 from slurm_helpers import job_env
+from tune_helpers import PRUNING_SEARCH, tune_file
 
 from ablate.execution import slurm_attached
 from ablate.execution.base import AttemptRequest
@@ -23,37 +24,18 @@ from ablate.execution.slurm_watch import slurm_available
 from ablate.store.record import AttemptStatus
 from ablate.store.results_store import ResultsStore
 
-SEARCH = """
-name: slurmtune
-base:
-  job: linear-fit
-  train: {steps: 60, checkpoint_every: 20}
-  debug: {sleep_per_step: 0.1}
-search:
-  n_trials: 4
-  objective: {metric: eval/mse, direction: minimize}
-  intermediate: train/loss
-  sampler: {name: random, seed: 3}
-  pruner: {name: median, n_startup_trials: 2, n_warmup_steps: 5}
-  space:
-    train.lr: {type: float, low: 0.0001, high: 0.2, log: true}
-  enqueue:
-    - {train.lr: 0.1}
-    - {train.lr: 0.15}
-    - {train.lr: 0.0001}
-"""
-
 
 @pytest.mark.slow
 @pytest.mark.skipif(slurm_available() is not None, reason=f"no SLURM here ({slurm_available()})")
 def test_tune_runs_trials_as_slurm_jobs_and_prunes_the_slow_one(tmp_path, monkeypatch):
     job_env(monkeypatch)
-    (tmp_path / "slurmtune.yaml").write_text(textwrap.dedent(SEARCH).lstrip())
+    path = tune_file(tmp_path, "slurmtune", search=PRUNING_SEARCH,
+                     base="  debug: {sleep_per_step: 0.1}\n")
     (tmp_path / "runner.yaml").write_text(
         "executor: slurm\ngpus: none\ncpus: 1\nmem_gb: 1\ntime_min: 10\n"
     )
     runs = tmp_path / "runs"
-    command = [sys.executable, "-m", "ablate.cli", "tune", str(tmp_path / "slurmtune.yaml")]
+    command = [sys.executable, "-m", "ablate.cli", "tune", str(path), "--trials", "4"]
     command += ["--runner", str(tmp_path / "runner.yaml"), "--runs-dir", str(runs)]
     command += ["--max-parallel", "1", "--no-tracking", "-q"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=400)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import optuna
 import pytest
-from tune_helpers import load, local_executor, tune_file
+from tune_helpers import PRUNING_SEARCH, load, local_executor, tune_file
 
 from ablate.store import ResultsStore
 from ablate.store.record import AttemptStatus
@@ -15,21 +15,6 @@ from ablate.tune.tuner import RUN_ID_ATTR, run_study
 def quiet_workers(monkeypatch):
     monkeypatch.setenv("ABLATE_GIT_SHA", "0" * 40)  # skip git calls in workers
     monkeypatch.setenv("ABLATE_GIT_DIRTY", "0")
-
-
-PRUNING_SEARCH = """
-n_trials: 6
-objective: {metric: eval/mse, direction: minimize}
-intermediate: train/loss
-sampler: {name: random, seed: 3}
-pruner: {name: median, n_startup_trials: 2, n_warmup_steps: 5}
-space:
-  train.lr: {type: float, low: 0.0001, high: 0.2, log: true}
-enqueue:
-  - {train.lr: 0.1}
-  - {train.lr: 0.15}
-  - {train.lr: 0.0001}
-"""
 
 
 def test_six_trial_study_prunes_the_slow_learner(tmp_path):

@@ -15,6 +15,21 @@ from ablate.tune.study import open_study, resolve_storage
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
+# six trials; the third (lr 1e-4) learns slowest and is the one the median pruner must stop
+PRUNING_SEARCH = """
+n_trials: 6
+objective: {metric: eval/mse, direction: minimize}
+intermediate: train/loss
+sampler: {name: random, seed: 3}
+pruner: {name: median, n_startup_trials: 2, n_warmup_steps: 5}
+space:
+  train.lr: {type: float, low: 0.0001, high: 0.2, log: true}
+enqueue:
+  - {train.lr: 0.1}
+  - {train.lr: 0.15}
+  - {train.lr: 0.0001}
+"""
+
 
 def tune_file(tmp_path: Path, name: str = "tunefit", *, search: str, base: str = "") -> Path:
     """A linear-fit tune YAML with the given (indented) ``search:`` body."""

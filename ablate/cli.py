@@ -162,10 +162,12 @@ def sweep(
     spec = load_sweep(sweep_file, scale=scale)
     profile = load_runner_profile(runner)
     store = ResultsStore(_runs_root(runs_dir))
+    # SLURM: jobs that died without a record are recorded first (the retry budget counts them)
+    jobs = _reattach_slurm(store, spec.name) if profile.executor == "slurm" else {}
     the_plan = plan_sweep(spec, store, retries=retries, force=force)
     if dry_run or not quiet:
         _plan_table(the_plan, f"sweep {spec.name}" + (f" (scale {scale})" if scale else "")
-                    + f" -> {store.root}/{spec.name}/")
+                    + f" -> {store.root}/{spec.name}/", jobs)
     if dry_run:
         return
     executor = make_executor(profile, store, max_parallel=max_parallel)

@@ -114,6 +114,30 @@ def test_status_reattaches_to_a_detached_slurm_sweep(write, tmp_path, monkeypatc
     assert asked and asked[0][0] == "clidemo" and run_id in asked[0][1]
 
 
+def test_slurm_sweep_records_lost_jobs_before_planning(write, tmp_path, monkeypatch):
+    """A rerun of a SLURM sweep first records jobs that died without a record (budget counts)."""
+    from typer.testing import CliRunner
+
+    import ablate.execution.slurm_watch as slurm
+    from ablate.cli import app
+    from ablate.execution.attempt import write_run_files
+    from ablate.spec.sweep import load_sweep
+
+    path = write("s.yaml", SWEEP)
+    run = load_sweep(path).runs[0]
+    run_dir = tmp_path / "runs" / "clidemo" / run.spec.run_id
+    write_run_files(run_dir, run.spec.to_json(), sweep="clidemo", axes={})
+    (run_dir / "slurm.json").write_text('{"job_id": "72_0", "attempt": 1}')
+    monkeypatch.setattr(slurm, "query_job_states", lambda jobs: {"72_0": "NODE_FAIL"})
+    monkeypatch.setattr(slurm, "slurm_available", lambda: None)
+    result = CliRunner().invoke(app, ["sweep", str(path), "--runner", "slurm", "--dry-run",
+                                      "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    assert "attempt 1: SLURM job ended without a record; recorded failed" in result.output
+    assert "2 runs: 1 new, 1 failed; 2 to dispatch" in result.output
+    assert "72_0 node_fail" in result.output
+
+
 def test_status_of_a_local_sweep_never_calls_slurm(write, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 

@@ -13,8 +13,9 @@ out of memory) gets one from the supervisor, and a task that did not succeed rai
 shows it ``FAILED``, never ``COMPLETED``.
 
 No orchestrator waits for the task, so the supervisor also reports to MLflow (when the sweep is
-tracked) what the orchestrator's tracker would have: the attempt starting, then its end, also
-from :meth:`SlurmAttempt.checkpoint` (see :mod:`ablate.tracking.detached`).
+tracked) what the orchestrator's tracker would have: the attempt starting, then its end; an
+attempt stopped by a preemption is reported by the requeued task before its own attempt (see
+:mod:`ablate.tracking.detached`).
 """
 
 from __future__ import annotations
@@ -293,5 +294,6 @@ class SlurmAttempt(Checkpointable):
             self._log("preempted or out of time: requeueing")
         if self.attached:
             return None
-        self._track(ResultsStore(self.runs_root))  # the worker recorded the attempt cancelled
+        # No tracking here: requeue before SLURM's deadline; the requeued task (or `ablate
+        # status`) reports this cancelled attempt before it starts the next one.
         return DelayedSubmission(self, *args, **kwargs)

@@ -34,7 +34,7 @@ from ablate.execution.slurm_task import SLURM_JOB_FILE, SlurmAttempt
 from ablate.execution.slurm_watch import LIVE_STATES, slurm_available, slurm_run_states
 from ablate.store.results_store import ResultsStore
 from ablate.tracking.config import STREAM_ENV
-from ablate.tracking.detached import tracking_of
+from ablate.tracking.detached import report_queued, tracking_of
 
 if TYPE_CHECKING:
     from ablate.execution.runner_profile import RunnerProfile
@@ -278,6 +278,9 @@ class SlurmExecutor:
             )
             entries.append(entry)
         job_ids = self.submit_requests(requests, force=force) if requests else []
+        trackings = [t for r in requests if (t := tracking_of(r.env)) is not None]
+        if trackings:
+            report_queued(self.runs_root, trackings)
         arrays = sorted({j.split("_")[0] for j in job_ids})
         for entry, request, job_id in zip(entries, requests, job_ids, strict=True):
             progress.attempt_started(entry, request.attempt, f"slurm:{job_id}")

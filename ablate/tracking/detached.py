@@ -88,6 +88,21 @@ def _tracker(runs_root: Path, tracking_uri: str) -> Any:
     return MlflowTracker(runs_root, tracking_uri, stream="worker")
 
 
+def report_queued(runs_root: Path, trackings: list[Mapping[str, str]]) -> None:
+    """Mark submitted runs SCHEDULED in MLflow (tag ``ablate.status: queued``) until they start.
+
+    Without it the runs of a sweep queued for hours look RUNNING in the MLflow UI. One client
+    for all of them; :func:`report_attempt_start` sets each RUNNING when its task starts.
+    """
+    clients: dict[str, Any] = {}
+    for tracking in trackings:
+        uri = tracking["tracking_uri"]
+        if uri not in clients:
+            clients[uri] = _tracker(runs_root, uri).client
+        clients[uri].update_run(tracking["mlflow_run_id"], "SCHEDULED")
+        clients[uri].log_batch(tracking["mlflow_run_id"], tags={"ablate.status": "queued"})
+
+
 def report_attempt_start(
     run_dir: Path, runs_root: Path, attempt: int, tracking: Mapping[str, str]
 ) -> None:

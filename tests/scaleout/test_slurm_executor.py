@@ -17,6 +17,7 @@ from slurm_helpers import job_env, start_task_until_progress, write_sweep
 from submitit.slurm.slurm import _make_sbatch_string
 
 from ablate.errors import SpecError
+from ablate.execution import slurm as slurm_executor_mod
 from ablate.execution import slurm_task
 from ablate.execution import slurm_watch as slurm_mod
 from ablate.execution.attempt import write_run_files
@@ -162,6 +163,7 @@ def test_submit_sweep_skips_done_and_live_runs(tmp_path, monkeypatch):
 
     monkeypatch.setattr(SlurmExecutor, "submit_requests", fake_submit)
     monkeypatch.setattr(slurm_mod, "query_job_states", lambda jobs: dict.fromkeys(jobs, "PENDING"))
+    monkeypatch.setattr(slurm_executor_mod, "slurm_available", lambda: None)  # no cluster needed
     executor = make_executor(profile(), store)
     attempt(store, write_one(store, sweep, 0))()  # seed 0 is done already
     first = run_sweep(sweep, executor=executor, store=store, install_signal_handlers=False)

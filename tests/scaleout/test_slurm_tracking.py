@@ -110,3 +110,32 @@ def test_status_catch_up_reports_an_attempt_whose_task_died(tmp_path, monkeypatc
     assert run.info.status == "FAILED" and run.data.tags["ablate.failure_kind"] == "killed"
     again = slurm_watch.reattach_slurm_sweep(store, "track")
     assert not again.lost and not again.reported, "recorded and reported once"
+
+
+def test_submitted_runs_are_scheduled_in_mlflow_until_their_task_starts(tmp_path, monkeypatch):
+    """A sweep queued for hours must not look RUNNING in the MLflow UI."""
+    from ablate.execution import slurm as slurm_executor_mod
+    from ablate.execution.slurm import SlurmExecutor, SlurmResources
+    from ablate.orchestrate.orchestrator import run_sweep
+
+    store = ResultsStore(tmp_path / "runs")
+    sweep = write_sweep(tmp_path, "queued", "base: {job: quick-fit, fit: {steps: 5}}\n")
+    requests = []
+
+    def fake_submit(self, reqs, *, force=False):
+        requests.extend(reqs)
+        return [f"50_{i}" for i in range(len(reqs))]
+
+    monkeypatch.setattr(SlurmExecutor, "submit_requests", fake_submit)
+    monkeypatch.setattr(slurm_executor_mod, "slurm_available", lambda: None)
+    monkeypatch.setattr(slurm_watch, "query_job_states", lambda jobs: {})
+    tracker = MlflowTracker(store.root, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    executor = SlurmExecutor(SlurmResources(), runs_root=store.root)
+    run_sweep(sweep, executor=executor, store=store, tracker=tracker,
+              install_signal_handlers=False)
+    [request] = requests
+    run = child_run(tracker, request.env)
+    assert run.info.status == "SCHEDULED" and run.data.tags["ablate.status"] == "queued"
+    assert task(store, request.run_dir, request.env)()["status"] == "success"  # SLURM starts it
+    run = child_run(tracker, request.env)
+    assert run.info.status == "FINISHED" and run.data.tags["ablate.status"] == "success"

@@ -1,4 +1,4 @@
-"""Shared fixtures: a sweep-file writer that keeps tests short and readable."""
+"""Shared fixtures: a sweep-file writer, no git calls in workers, the ScienceQA sample."""
 
 from __future__ import annotations
 
@@ -47,3 +47,10 @@ def scienceqa_sample() -> Path:
         pytest.skip("real-format ScienceQA sample not found (set ABLATE_SCIENCEQA_SAMPLE to "
                     "shared/data/scienceqa-sample)")
     return found
+
+
+@pytest.fixture
+def no_git(monkeypatch):
+    """Workers record this fixed git state instead of asking git (fast, and no repo needed)."""
+    monkeypatch.setenv("ABLATE_GIT_SHA", "0" * 40)
+    monkeypatch.setenv("ABLATE_GIT_DIRTY", "0")

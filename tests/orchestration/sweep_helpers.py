@@ -26,14 +26,20 @@ REPO = HERE.parents[1]
 DRIVER = HERE / "drive_sweep.py"
 
 
-@pytest.fixture(autouse=True)
-def worker_can_import_quick_job(monkeypatch):
-    """Workers start with a fresh registry: let them import quick-fit."""
+def let_workers_import_quick_job(monkeypatch) -> None:
+    """Workers (and SLURM tasks, which inherit this environment) start with a fresh registry:
+    let them import quick-fit, and skip git calls."""
     path = os.pathsep.join([str(HERE), str(REPO), os.environ.get("PYTHONPATH", "")])
     monkeypatch.setenv("PYTHONPATH", path)
     monkeypatch.setenv("ABLATE_JOB_MODULES", "quick_job")
     monkeypatch.setenv("ABLATE_GIT_SHA", "0" * 40)  # skip git calls in workers
     monkeypatch.setenv("ABLATE_GIT_DIRTY", "0")
+
+
+@pytest.fixture(autouse=True)
+def worker_can_import_quick_job(monkeypatch):
+    """Workers start with a fresh registry: let them import quick-fit."""
+    let_workers_import_quick_job(monkeypatch)
 
 
 @pytest.fixture(name="runs")

@@ -21,11 +21,7 @@ from ablate.store import ResultsStore
 from ablate.store.record import AttemptStatus
 from ablate.store.results_store import CorruptRecordWarning
 
-
-@pytest.fixture(autouse=True)
-def no_git(monkeypatch):
-    monkeypatch.setenv("ABLATE_GIT_SHA", "0" * 40)
-    monkeypatch.setenv("ABLATE_GIT_DIRTY", "0")
+pytestmark = pytest.mark.usefixtures("no_git")  # tests/conftest.py
 
 
 def _run(sweep, store, retries=1):

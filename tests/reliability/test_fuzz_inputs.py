@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reliability_helpers import REPO, run_cli
 
 from ablate.data.scienceqa import load_official
 from ablate.errors import AblateError
@@ -34,7 +32,6 @@ from ablate.evaluation.predictions import read_predictions
 from ablate.execution.runner_profile import load_runner_profile, parse_runner_profile
 from ablate.spec.sweep import load_sweep
 
-REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "sweeps"
 # derandomized: the same examples on every CI run (explore with --hypothesis-seed=N locally)
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
@@ -158,13 +155,18 @@ def test_mutated_shipped_sweeps_load_or_raise_spec_error(data, name):
         _expect_clear(load_sweep, path, scale=data.draw(st.sampled_from([None, "tiny"])))
 
 
+def _expect_clear_on_bytes(raw: bytes, name: str, fn, **kwargs) -> None:
+    """Write ``raw`` to a file called ``name`` and expect ``fn(path)`` to fail clearly."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(raw)
+        _expect_clear(fn, path, **kwargs)
+
+
 @FUZZ
 @given(raw=st.binary(max_size=300))
 def test_random_bytes_as_sweep_raise_spec_error(raw):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bytes.yaml"
-        path.write_bytes(raw)
-        _expect_clear(load_sweep, path)
+    _expect_clear_on_bytes(raw, "bytes.yaml", load_sweep)
 
 
 @FUZZ
@@ -255,10 +257,7 @@ def test_predictions_jsonl_reads_or_raises_value_error(lines):
 @FUZZ
 @given(raw=st.binary(max_size=200))
 def test_predictions_of_random_bytes_raise_value_error(raw):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "preds.json"
-        path.write_bytes(raw)
-        _expect_clear(read_predictions, path, allowed=DATA_ERRORS)
+    _expect_clear_on_bytes(raw, "preds.json", read_predictions, allowed=DATA_ERRORS)
 
 
 # ------------------------------------------------------------------------ ScienceQA files
@@ -302,7 +301,7 @@ CLI_CASES = {
     "deleted_job": {**SMALL_SWEEP, "base": {"train": SMALL_SWEEP["base"]["train"]}},
     "bad_value": {**SMALL_SWEEP, "grid": {"data.n_features": [-3, "many"]}},
     "not_a_mapping": [1, 2, 3],
-    "python_tag": "!!python/object/apply:os.system ['echo pwned']\n",
+    "python_tag": "!!python/object/apply:os.system ['touch pwned']\n",  # cwd is tmp_path
     "binary": b"\x00\xff\xfe name: \x9c\n",
     "deep": "name: deep\nbase: " + "[" * 3000 + "]" * 3000 + "\n",
 }
@@ -319,12 +318,8 @@ def test_cli_dry_run_on_bad_sweep_exits_cleanly_and_writes_nothing(case, tmp_pat
     else:
         _write_yaml(path, doc)
     runs = tmp_path / "runs"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "ABLATE_GIT_SHA": "0" * 40}
-    proc = subprocess.run(
-        [sys.executable, "-m", "ablate.cli", "sweep", str(path), "--dry-run",
-         "--runs-dir", str(runs), "--no-tracking"],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
-    )
+    proc = run_cli("sweep", str(path), "--dry-run", "--runs-dir", str(runs), "--no-tracking",
+                   cwd=tmp_path, timeout=120)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out
     assert "Traceback" not in out, out

@@ -17,11 +17,7 @@ from ablate.spec.sweep import load_sweep
 from ablate.store import ResultsStore
 from ablate.store.record import AttemptStatus, FailureKind
 
-
-@pytest.fixture(autouse=True)
-def no_git(monkeypatch):
-    monkeypatch.setenv("ABLATE_GIT_SHA", "0" * 40)
-    monkeypatch.setenv("ABLATE_GIT_DIRTY", "0")
+pytestmark = pytest.mark.usefixtures("no_git")  # tests/conftest.py
 
 
 def test_inline_attempt_past_its_timeout_is_stopped_and_recorded_timeout(tmp_path):

@@ -19,11 +19,7 @@ from ablate.spec.sweep import load_sweep
 from ablate.store import ResultsStore
 from ablate.store.record import AttemptStatus, FailureKind
 
-
-@pytest.fixture(autouse=True)
-def no_git(monkeypatch):
-    monkeypatch.setenv("ABLATE_GIT_SHA", "0" * 40)
-    monkeypatch.setenv("ABLATE_GIT_DIRTY", "0")
+pytestmark = pytest.mark.usefixtures("no_git")  # tests/conftest.py
 
 
 def _run(path, runs, retries):

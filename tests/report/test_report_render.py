@@ -200,15 +200,17 @@ MULTI_SEED_REPORT = """
 """
 
 
-def test_multi_seed_rows_use_paired_bootstrap(tmp_path, runs_root, monkeypatch):
+def render_seeds_sweep(tmp_path, runs_root, monkeypatch, *, report_spec: bool, **fill):
+    """Write the two-row multi-seed sweep (and its report spec), fill the store, render md."""
     import report_store
 
     (tmp_path / "sweeps").mkdir()
     (tmp_path / "sweeps/seeds.yaml").write_text(textwrap.dedent(MULTI_SEED_SWEEP))
     (tmp_path / "reports").mkdir()
-    (tmp_path / "reports/seeds.yaml").write_text(textwrap.dedent(MULTI_SEED_REPORT))
+    if report_spec:
+        (tmp_path / "reports/seeds.yaml").write_text(textwrap.dedent(MULTI_SEED_REPORT))
     monkeypatch.setattr(report_store, "SWEEPS", tmp_path / "sweeps")
-    fill_store(runs_root, "seeds.yaml", n_questions=300)
+    fill_store(runs_root, "seeds.yaml", **fill)
     [out] = render_report(
         tmp_path / "sweeps/seeds.yaml",
         runs_root=runs_root,
@@ -217,6 +219,11 @@ def test_multi_seed_rows_use_paired_bootstrap(tmp_path, runs_root, monkeypatch):
         reports_dir=tmp_path / "reports",
         plots=False,
     )
+    return out
+
+
+def test_multi_seed_rows_use_paired_bootstrap(tmp_path, runs_root, monkeypatch):
+    out = render_seeds_sweep(tmp_path, runs_root, monkeypatch, report_spec=True, n_questions=300)
     ref, small = out.table.rows
     assert ref[0] == "ref" and col(out, ref, "p vs ref") == "ref" and ref[3] == "2"
     assert " ± " in small[2] and small[3] == "2"
@@ -226,20 +233,8 @@ def test_multi_seed_rows_use_paired_bootstrap(tmp_path, runs_root, monkeypatch):
 
 
 def test_sweep_without_report_spec_gives_a_plain_table(tmp_path, runs_root, monkeypatch):
-    import report_store
-
-    (tmp_path / "sweeps").mkdir()
-    (tmp_path / "sweeps/seeds.yaml").write_text(textwrap.dedent(MULTI_SEED_SWEEP))
-    monkeypatch.setattr(report_store, "SWEEPS", tmp_path / "sweeps")
-    fill_store(runs_root, "seeds.yaml", scale="tiny", predictions=False)
-    [out] = render_report(
-        tmp_path / "sweeps/seeds.yaml",
-        runs_root=runs_root,
-        fmt="md",
-        out_dir=tmp_path / "out",
-        reports_dir=tmp_path / "none",
-        plots=False,
-    )
+    out = render_seeds_sweep(tmp_path, runs_root, monkeypatch, report_spec=False, scale="tiny",
+                             predictions=False)
     assert [r[0] for r in out.table.rows] == ["small", "ref"]
     assert out.table.tiny and TINY_LABEL in out.table.title
     # no predictions: interval over seeds

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -20,23 +18,19 @@ for folder in (ORCHESTRATION, HERE.parent / "tune"):  # quick_job, tune_helpers
         sys.path.insert(0, str(folder))
 
 import quick_job  # noqa: E402,F401  (registers quick-fit here; jobs import it by env)
+from sweep_helpers import let_workers_import_quick_job, sweep_file  # noqa: E402
 
 from ablate.spec.sweep import Sweep, load_sweep  # noqa: E402
 
 
 def job_env(monkeypatch) -> None:
     """SLURM tasks inherit the submitter's environment: let their workers import quick-fit."""
-    path = os.pathsep.join([str(ORCHESTRATION), str(REPO), os.environ.get("PYTHONPATH", "")])
-    monkeypatch.setenv("PYTHONPATH", path)
-    monkeypatch.setenv("ABLATE_JOB_MODULES", "quick_job")
-    monkeypatch.setenv("ABLATE_GIT_SHA", "0" * 40)
-    monkeypatch.setenv("ABLATE_GIT_DIRTY", "0")
+    let_workers_import_quick_job(monkeypatch)
 
 
 def write_sweep(tmp_path: Path, name: str, body: str) -> Sweep:
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(f"name: {name}\n" + textwrap.dedent(body).lstrip("\n"))
-    return load_sweep(path)
+    """Write and load a sweep file (``name:`` prepended to ``body``)."""
+    return load_sweep(sweep_file(tmp_path, name, body))
 
 
 def wait_for(what: str, check: Callable[[], object], timeout_s: float, every_s: float = 0.5):
@@ -106,3 +100,20 @@ def start_task_until_progress(task, run_dir: Path, steps: int = 3):
     thread.start()
     wait_for("the worker to make progress", lambda: progress_step(run_dir) >= steps, 60)
     return thread, errors
+
+
+def prepared_run(tmp_path: Path, body: str, sweep_name: str = "unit"):
+    """A one-run quick-fit sweep's run folder with spec.json written, as submit_sweep leaves it.
+
+    Returns:
+        ``(store, sweep, run, run_dir)``.
+    """
+    from ablate.execution.attempt import write_run_files
+    from ablate.store.results_store import ResultsStore
+
+    store = ResultsStore(tmp_path / "runs")
+    sweep = write_sweep(tmp_path, sweep_name, f"base: {{job: quick-fit, fit: {body}}}\n")
+    [run] = sweep.runs
+    run_dir = store.layout.run_dir(sweep_name, run.spec.run_id)
+    write_run_files(run_dir, run.spec.to_json(), sweep=sweep_name, axes={})
+    return store, sweep, run, run_dir

@@ -13,6 +13,7 @@ import sys
 import time
 
 import pytest
+import slurm_helpers
 from slurm_helpers import job_env, start_task_until_progress, write_sweep
 from submitit.slurm.slurm import _make_sbatch_string
 
@@ -87,11 +88,7 @@ def test_bad_slurm_key_is_named():
 
 def prepared_run(tmp_path, body: str):
     """A run folder with spec.json written, as submit_sweep leaves it."""
-    store = ResultsStore(tmp_path / "runs")
-    sweep = write_sweep(tmp_path, "unit", f"base: {{job: quick-fit, fit: {body}}}\n")
-    [run] = sweep.runs
-    run_dir = store.layout.run_dir("unit", run.spec.run_id)
-    write_run_files(run_dir, run.spec.to_json(), sweep="unit", axes={})
+    store, _sweep, run, run_dir = slurm_helpers.prepared_run(tmp_path, body)
     return store, run.spec.run_id, run_dir
 
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 import sys
 
 import pytest
-from slurm_helpers import job_env, start_task_until_progress, write_sweep
+from slurm_helpers import job_env, prepared_run, start_task_until_progress, write_sweep
 
 from ablate.execution import slurm_task, slurm_watch
-from ablate.execution.attempt import write_run_files
 from ablate.execution.slurm import SLURM_JOB_FILE, SlurmAttempt
 from ablate.store.record import AttemptStatus
 from ablate.store.results_store import ResultsStore
@@ -34,11 +33,7 @@ def _env(monkeypatch):
 
 def submitted(tmp_path, body: str):
     """What ``submit_sweep`` leaves for one run: spec, child run, the task's environment."""
-    store = ResultsStore(tmp_path / "runs")
-    sweep = write_sweep(tmp_path, "track", f"base: {{job: quick-fit, fit: {body}}}\n")
-    [run] = sweep.runs
-    run_dir = store.layout.run_dir("track", run.spec.run_id)
-    write_run_files(run_dir, run.spec.to_json(), sweep="track", axes={})
+    store, sweep, run, run_dir = prepared_run(tmp_path, body, "track")
     tracker = MlflowTracker(store.root, f"sqlite:///{tmp_path / 'mlflow.db'}", stream="worker")
     tracker.on_sweep_start(sweep, None)
     env = tracker.on_attempt_start(run, 1)

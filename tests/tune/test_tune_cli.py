@@ -31,10 +31,7 @@ def app_fixture() -> typer.Typer:
     return app
 
 
-@pytest.fixture(autouse=True)
-def no_git(monkeypatch):
-    monkeypatch.setenv("ABLATE_GIT_SHA", "0" * 40)
-    monkeypatch.setenv("ABLATE_GIT_DIRTY", "0")
+pytestmark = pytest.mark.usefixtures("no_git")  # tests/conftest.py
 
 
 def test_tune_then_summary(app, tmp_path):

@@ -10,11 +10,7 @@ from ablate.store import ResultsStore
 from ablate.store.record import AttemptStatus
 from ablate.tune.tuner import RUN_ID_ATTR, run_study
 
-
-@pytest.fixture(autouse=True)
-def quiet_workers(monkeypatch):
-    monkeypatch.setenv("ABLATE_GIT_SHA", "0" * 40)  # skip git calls in workers
-    monkeypatch.setenv("ABLATE_GIT_DIRTY", "0")
+pytestmark = pytest.mark.usefixtures("no_git")  # tests/conftest.py
 
 
 def test_six_trial_study_prunes_the_slow_learner(tmp_path):

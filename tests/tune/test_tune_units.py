@@ -25,10 +25,7 @@ space:
 """
 
 
-@pytest.fixture(autouse=True)
-def no_git(monkeypatch):
-    monkeypatch.setenv("ABLATE_GIT_SHA", "0" * 40)
-    monkeypatch.setenv("ABLATE_GIT_DIRTY", "0")
+pytestmark = pytest.mark.usefixtures("no_git")  # tests/conftest.py
 
 
 def tune_inline(path, runs, *, tracker=None, n_trials=None, storage=None):

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from ablate.errors import AblateError
 from ablate.report.commands import report_command
-from ablate.tracking.commands import TrackingUriOpt, sync_command, ui_command
+from ablate.tracking.commands import RunsDirOpt, TrackingUriOpt, sync_command, ui_command
 from ablate.tune.commands import tune_command
 
 app = typer.Typer(
@@ -47,11 +47,6 @@ ScaleOpt = Annotated[
     str | None,
     typer.Option("--scale", help="Apply a `scales:` entry of the sweep, e.g. `tiny` (tiny twins, "
                  "synthetic data, CPU)."),
-]
-RunsDirOpt = Annotated[
-    Path | None,
-    typer.Option("--runs-dir", help="Runs root (default ./runs or $ABLATE_RUNS_DIR).",
-                 show_default=False),
 ]
 
 

@@ -13,13 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ablate.report.collect import collect_sweep
-from ablate.report.render import EXTENSIONS, FORMATS, latex_document, render
+from ablate.report.render import (
+    DEFAULT_OUT_DIR,
+    DEFAULT_REPORTS_DIR,
+    EXTENSIONS,
+    FORMATS,
+    latex_document,
+    render,
+)
 from ablate.report.spec import PlotSpec, ReportSpec, find_report_spec, load_report_spec
 from ablate.report.tables import Table, build_table
 from ablate.spec.yaml_source import load_yaml
-
-DEFAULT_REPORTS_DIR = Path("reports")
-DEFAULT_OUT_DIR = DEFAULT_REPORTS_DIR / "out"
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from typing import Annotated
 
 import typer
 
-from ablate.report.build import DEFAULT_OUT_DIR, DEFAULT_REPORTS_DIR, render_report
-from ablate.report.render import FORMATS, to_markdown
+from ablate.report.render import DEFAULT_OUT_DIR, DEFAULT_REPORTS_DIR, FORMATS
 from ablate.store.layout import default_runs_root
+from ablate.tracking.commands import RunsDirOpt
 
 
 def report_command(
@@ -39,12 +39,7 @@ def report_command(
     out: Annotated[
         Path, typer.Option("--out", help="Output folder for tables and figures.")
     ] = DEFAULT_OUT_DIR,
-    runs_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--runs-dir", help="Runs root (default ./runs or $ABLATE_RUNS_DIR).", show_default=False
-        ),
-    ] = None,
+    runs_dir: RunsDirOpt = None,
     scale: Annotated[
         str | None,
         typer.Option(
@@ -62,6 +57,9 @@ def report_command(
 
     Example: ablate report sweeps/table3.yaml --format md --format latex
     """
+    from ablate.report.build import render_report  # heavy: only when the command runs
+    from ablate.report.render import to_markdown
+
     formats = tuple(fmt or ["md"])
     outputs = render_report(
         target,

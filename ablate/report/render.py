@@ -11,9 +11,14 @@ import csv
 import html
 import io
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ablate.report.tables import Table
+if TYPE_CHECKING:  # the CLI imports this module for its option defaults: keep it light
+    from ablate.report.tables import Table
 
+DEFAULT_REPORTS_DIR = Path("reports")  # report specs
+DEFAULT_OUT_DIR = DEFAULT_REPORTS_DIR / "out"  # tables and figures
 FORMATS = ("md", "latex", "csv", "html")
 EXTENSIONS = {"md": "md", "latex": "tex", "csv": "csv", "html": "html"}
 

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ablate.orchestrate.progress import NullProgress, PlainProgress, SweepProgress
+from ablate.report.render import DEFAULT_OUT_DIR
 from ablate.store.layout import default_runs_root
-from ablate.tracking.commands import TrackingUriOpt
+from ablate.tracking.commands import RunsDirOpt, TrackingUriOpt
 
 if TYPE_CHECKING:
     from ablate.orchestrate.plan import Plan
 
-DEFAULT_OUT = Path("reports/out")
 
 
 class TuneLog(PlainProgress):
@@ -62,14 +62,12 @@ def tune_command(
         "--storage", help="sqlite:///PATH, journal:PATH (several tuners on one host) or a "
         "postgresql:// URL (default: search.storage, else sqlite:///<runs>/optuna.db).",
         show_default=False)] = None,
-    runs_dir: Annotated[Path | None, typer.Option(
-        "--runs-dir", help="Runs root (default ./runs or $ABLATE_RUNS_DIR).",
-        show_default=False)] = None,
+    runs_dir: RunsDirOpt = None,
     summary: Annotated[bool, typer.Option(
         "--summary", help="Run nothing: print the best trial and parameter importances, write "
         "the optimisation history plot (PNG and SVG).")] = False,
     out: Annotated[Path, typer.Option("--out", help="Folder for --summary plots.")
-                   ] = DEFAULT_OUT,
+                   ] = DEFAULT_OUT_DIR,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
     tracking_uri: TrackingUriOpt = None,
     no_tracking: Annotated[bool, typer.Option("--no-tracking", help="Do not log to MLflow.")

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ablate.tune.study import RUN_ID_ATTR
+
 if TYPE_CHECKING:
     import optuna
 
@@ -71,7 +73,7 @@ def summarize_study(study: optuna.Study, out_dir: Path | None) -> StudySummary:
     if complete:
         top = study.best_trial
         best = {"number": top.number, "value": top.value, "params": dict(top.params),
-                "run_id": top.user_attrs.get("ablate.run_id")}
+                "run_id": top.user_attrs.get(RUN_ID_ATTR)}
     summary = StudySummary(study=study.study_name, counts=counts, best=best)
     _importances(study, complete, summary)
     if out_dir is not None and complete:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from ablate.execution.slots import discover_gpus
@@ -52,6 +54,16 @@ def read_run_meta(run_dir: Path) -> dict[str, Any]:
     with contextlib.suppress(OSError, ValueError):
         meta.update(json.loads((Path(run_dir) / RUN_META_FILE).read_text(encoding="utf-8")))
     return meta
+
+
+def run_from_dir(run_dir: Path) -> SimpleNamespace:
+    """The run a folder holds (``spec``, ``axes``): for recording an attempt without a plan."""
+    from ablate.spec.run_spec import load_run_spec
+
+    meta = read_run_meta(run_dir)
+    return SimpleNamespace(
+        spec=load_run_spec(Path(run_dir) / SPEC_FILE), axes=dict(meta.get("axes") or {})
+    )
 
 
 def resolve_device() -> str:
@@ -107,6 +119,46 @@ class MetricsLog:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+MetricLine = tuple[int, int, dict[str, float]]  # (step, timestamp_ms, finite numeric metrics)
+
+
+def parse_metric_lines(text: str) -> list[MetricLine]:
+    """The lines :class:`MetricsLog` wrote; lines cut by a crash and non-numbers are skipped."""
+    out = []
+    for line in text.splitlines():
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(obj, dict):
+            continue
+        step = int(obj.pop("step", 0))
+        stamp = int(float(obj.pop("time", 0.0)) * 1000)
+        values = {
+            k: float(v)
+            for k, v in obj.items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
+        }
+        out.append((step, stamp, values))
+    return out
+
+
+def read_new_metric_lines(path: Path, offset: int) -> tuple[list[MetricLine], int]:
+    """Complete lines of a growing ``metrics.jsonl`` after byte ``offset``, and the new offset.
+
+    A line still being written is left for the next read (readers: the tracking tailer, the
+    tuner's pruning, the tracker's end-of-attempt catch-up).
+    """
+    try:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+    except OSError:
+        return [], offset
+    end = data.rfind(b"\n") + 1
+    return parse_metric_lines(data[:end].decode("utf-8", errors="replace")), offset + end
 
 
 def run_attempt(

@@ -83,7 +83,6 @@ class InlineExecutor:
     def submit(self, request: AttemptRequest) -> InlineHandle:
         """Run the attempt now; returns once it has ended and its record is written."""
         started = time.time()
-        (request.run_dir / STOP_REASON_FILE).unlink(missing_ok=True)
         with _environment(request.env):
             record = run_attempt(
                 request.run_dir,

@@ -32,6 +32,7 @@ from ablate.execution.attempt import write_atomic, write_run_files
 from ablate.execution.base import AttemptRequest
 from ablate.execution.slurm_task import SLURM_JOB_FILE, SlurmAttempt
 from ablate.execution.slurm_watch import LIVE_STATES, slurm_available, slurm_run_states
+from ablate.store.layout import RunsLayout
 from ablate.store.results_store import ResultsStore
 from ablate.tracking.config import STREAM_ENV
 from ablate.tracking.detached import report_queued, tracking_of
@@ -168,13 +169,7 @@ class SlurmExecutor:
         size = max(1, self.resources.chunk_size)
         for start in range(0, len(requests), size):
             chunk = requests[start : start + size]
-            folder = self.runs_root / ".store" / SUBMITIT_DIR / chunk[0].sweep / "%j"
-            executor = submitit.SlurmExecutor(
-                folder=folder, max_num_timeout=self.resources.max_requeues, python=self.python
-            )
-            executor.update_parameters(
-                **self.resources.submitit_parameters(f"ablate-{chunk[0].sweep}")
-            )
+            executor = self.submitit_executor(chunk[0].sweep)
             try:
                 jobs = self._submit_chunk(executor, chunk, force)
             except FailedJobError as err:
@@ -195,24 +190,40 @@ class SlurmExecutor:
                 job_ids.append(job.job_id)
         return job_ids
 
+    def submitit_executor(self, sweep: str, *, array: bool = True) -> submitit.SlurmExecutor:
+        """Submitit's executor for ``sweep``'s jobs (pickles and logs in runs/.store/slurm/).
+
+        ``array=False``: single jobs for an attached orchestrator, never requeued by submitit.
+        """
+        folder = RunsLayout(self.runs_root).store_dir / SUBMITIT_DIR / sweep / "%j"
+        executor = submitit.SlurmExecutor(
+            folder=folder,
+            max_num_timeout=self.resources.max_requeues if array else 0,
+            python=self.python,
+        )
+        params = self.resources.submitit_parameters(f"ablate-{sweep}")
+        if not array:
+            params.pop("array_parallelism")
+        executor.update_parameters(**params)
+        return executor
+
+    def task(self, request: AttemptRequest, **options: bool) -> SlurmAttempt:
+        """The :class:`SlurmAttempt` that runs ``request`` (``force``, ``attached``)."""
+        return SlurmAttempt(
+            request.run_dir.resolve(),
+            request.attempt,
+            runs_root=self.runs_root,
+            env={**self.env, **request.env},
+            python=self.python,
+            grace_s=self.grace_s,
+            **options,
+        )
+
     def _submit_chunk(
         self, executor: submitit.SlurmExecutor, chunk: list[AttemptRequest], force: bool
     ) -> list[Any]:
         with executor.batch():
-            jobs = [
-                executor.submit(
-                    SlurmAttempt(
-                        r.run_dir.resolve(),
-                        r.attempt,
-                        runs_root=self.runs_root,
-                        env={**self.env, **r.env},
-                        python=self.python,
-                        grace_s=self.grace_s,
-                        force=force,
-                    )
-                )
-                for r in chunk
-            ]
+            jobs = [executor.submit(self.task(r, force=force)) for r in chunk]
         return jobs
 
     def submit_sweep(
@@ -247,6 +258,7 @@ class SlurmExecutor:
             if info.get("state") in LIVE_STATES
         }
         base_env = git_env()
+        highest = store.highest_attempts()  # one listing, not one per run
         requests: list[AttemptRequest] = []
         entries: list[PlanEntry] = []
         for entry in plan.entries:
@@ -258,7 +270,7 @@ class SlurmExecutor:
                     f"{live[entry.run_id]['state'].lower()}; not submitted again"
                 )
                 continue
-            attempt = store.next_attempt(entry.run_id)
+            attempt = highest.get(entry.run_id, 0) + 1
             run_dir = store.layout.run_dir(sweep.name, entry.run_id)
             write_run_files(
                 run_dir, entry.run.spec.to_json(), sweep=sweep.name, axes=entry.run.axes
@@ -306,8 +318,6 @@ def slurm_executor(
 ) -> SlurmExecutor:
     """The executor a ``slurm`` runner profile describes (``max_parallel`` caps ``%N``)."""
     gpus = profile.gpus if isinstance(profile.gpus, int) else (0 if profile.gpus == "none" else 1)
-    if profile.gpus == "auto":
-        gpus = 1
     resources = SlurmResources(
         partition=profile.partition,
         gpus=gpus,

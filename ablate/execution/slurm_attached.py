@@ -27,11 +27,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
-import submitit
-
 from ablate.execution.attempt import LOG_FILE, PROGRESS_FILE, write_atomic
 from ablate.execution.base import AttemptRequest, JobOutcome
-from ablate.execution.slurm_task import SLURM_JOB_FILE, SlurmAttempt
+from ablate.execution.slurm_task import SLURM_JOB_FILE
 from ablate.execution.slurm_watch import LIVE_STATES, UNREACHABLE, query_job_states
 
 if TYPE_CHECKING:
@@ -119,22 +117,8 @@ class AttachedSlurmExecutor:
 
     def submit(self, request: AttemptRequest) -> SlurmJobHandle:
         """Submit one job for the attempt; returns at once."""
-        folder = self.slurm.runs_root / ".store" / "slurm" / request.sweep / "%j"
-        executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=0,
-                                          python=self.slurm.python)
-        params = self.slurm.resources.submitit_parameters(f"ablate-{request.sweep}")
-        params.pop("array_parallelism")
-        executor.update_parameters(**params)
-        task = SlurmAttempt(
-            request.run_dir.resolve(),
-            request.attempt,
-            runs_root=self.slurm.runs_root,
-            env={**self.slurm.env, **request.env},
-            python=self.slurm.python,
-            grace_s=self.slurm.grace_s,
-            attached=True,
-        )
-        job = executor.submit(task)
+        executor = self.slurm.submitit_executor(request.sweep, array=False)
+        job = executor.submit(self.slurm.task(request, attached=True))
         info = {"job_id": job.job_id, "attempt": request.attempt, "submitted_at": time.time(),
                 "attached": True}
         write_atomic(request.run_dir / SLURM_JOB_FILE, json.dumps(info, sort_keys=True))

@@ -27,13 +27,18 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from submitit.helpers import Checkpointable, DelayedSubmission
 
 import ablate
-from ablate.execution.attempt import LOG_FILE, STOP_REASON_FILE, read_run_meta, write_atomic
+from ablate.execution.attempt import (
+    LOG_FILE,
+    STOP_REASON_FILE,
+    read_run_meta,
+    run_from_dir,
+    write_atomic,
+)
 from ablate.execution.worker import EXIT_CANCELLED, PARENT_PID_ENV
 from ablate.store.layout import RunsLayout
 from ablate.store.record import AttemptStatus
@@ -154,9 +159,7 @@ class SlurmAttempt(Checkpointable):
         if cancelled and not self.attached:
             # SIGTERM: a preemption sends USR2 right after it (submitit then requeues this task
             # from :meth:`checkpoint`); a plain scancel does not, and the task ends cancelled.
-            deadline = time.monotonic() + CANCELLED_WAIT_S
-            while time.monotonic() < deadline:
-                time.sleep(0.1)
+            time.sleep(CANCELLED_WAIT_S)
         if record.status is not AttemptStatus.SUCCESS:
             raise RuntimeError(
                 f"{run_id} attempt {attempt} {record.status.value}: "
@@ -253,15 +256,10 @@ class SlurmAttempt(Checkpointable):
     def _record_lost(self, store: ResultsStore, attempt: int, returncode: int | None) -> Any:
         from ablate.execution.local import read_log_tail
         from ablate.orchestrate.outcomes import lost_attempt_record
-        from ablate.spec.run_spec import load_run_spec
 
-        meta = read_run_meta(self.run_dir)
-        run = SimpleNamespace(
-            spec=load_run_spec(self.run_dir / "spec.json"), axes=dict(meta.get("axes") or {})
-        )
         record = lost_attempt_record(
-            run,
-            sweep=str(meta["sweep"]),
+            run_from_dir(self.run_dir),
+            sweep=str(read_run_meta(self.run_dir)["sweep"]),
             attempt=attempt,
             stopped_for=None,
             returncode=returncode,

@@ -20,10 +20,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from ablate.execution.attempt import read_run_meta
+from ablate.execution.attempt import run_from_dir
 from ablate.execution.slurm_task import SLURM_JOB_FILE
 from ablate.store.results_store import ResultsStore
 
@@ -147,28 +146,25 @@ def record_lost_slurm_attempts(
         The records written (failed, ``killed``, with SLURM's state in the reason).
     """
     from ablate.orchestrate.outcomes import lost_attempt_record
-    from ablate.spec.run_spec import load_run_spec
 
     written = []
     states = slurm_run_states(store, sweep) if states is None else states
     if any(info["state"] == UNREACHABLE for info in states.values()):
         return []  # cannot tell a queued job from a lost one
-    controller_down = slurm_available() is not None
+    # sinfo only when a job's state is UNKNOWN: forgotten by SLURM, or SLURM is down
+    unknown = any(info["state"] == "UNKNOWN" for info in states.values())
+    controller_down = unknown and slurm_available() is not None
+    highest = store.highest_attempts() if states else {}
     for run_id, info in states.items():
         if info["state"] in LIVE_STATES or (info["state"] == "UNKNOWN" and controller_down):
             continue
         if info.get("held_by"):  # the task found another process running it: not its attempt
             continue
-        attempts = store.attempts_of(run_id)
-        if any(r.attempt >= int(info["attempt"]) for r in attempts):
+        if highest.get(run_id, 0) >= int(info["attempt"]):
             continue
         run_dir = Path(info["run_dir"])
-        meta = read_run_meta(run_dir)
-        run = SimpleNamespace(
-            spec=load_run_spec(run_dir / "spec.json"), axes=dict(meta.get("axes") or {})
-        )
         record = lost_attempt_record(
-            run,
+            run_from_dir(run_dir),
             sweep=sweep,
             attempt=int(info["attempt"]),
             stopped_for=None,

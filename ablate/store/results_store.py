@@ -120,8 +120,18 @@ class ResultsStore:
 
     def next_attempt(self, run_id: str) -> int:
         """The attempt number the next attempt of ``run_id`` gets (1 + highest recorded)."""
-        attempts = [n.attempt for n in self.record_names() if n.run_id == run_id]
-        return max(attempts, default=0) + 1
+        return self.highest_attempts().get(run_id, 0) + 1
+
+    def highest_attempts(self) -> dict[str, int]:
+        """The highest recorded attempt of every run id, from one listing of the record names.
+
+        For loops over many runs (SLURM submission and follow-up): one directory listing
+        instead of one per run.
+        """
+        highest: dict[str, int] = {}
+        for name in self.record_names():
+            highest[name.run_id] = max(highest.get(name.run_id, 0), name.attempt)
+        return highest
 
     def summaries(self) -> list[AttemptSummary]:
         """Run id, attempt, status and sweep of every verified record (uses the index)."""

@@ -24,7 +24,6 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from ablate.tracking.config import RUN_ID_ENV, TRACKING_URI_ENV
@@ -139,7 +138,7 @@ def report_ended_attempts(
     Returns:
         The attempt numbers reported now (empty when another process is reporting this run).
     """
-    from ablate.spec.run_spec import load_run_spec
+    from ablate.execution.attempt import run_from_dir
 
     run_dir = Path(run_dir)
     run_id = run_dir.name
@@ -159,7 +158,7 @@ def report_ended_attempts(
         if not records:
             return []
         tracker = _tracker(store.root, tracking["tracking_uri"])
-        run = SimpleNamespace(spec=load_run_spec(run_dir / "spec.json"))
+        run = run_from_dir(run_dir)
         reported = []
         for record in records:
             offset = int(state["offsets"].get(str(record.attempt), 0))

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ablate.execution.attempt import read_new_metric_lines
+
 TAIL_EVERY_S = 10.0
 MetricRows = list[tuple[str, float, int, int]]
 
@@ -76,7 +78,7 @@ class MetricsTailer:
                 self._forward(state)
 
     def _forward(self, state: TailState) -> None:
-        lines, offset = _read_from(state.path, state.offset)
+        lines, offset = read_new_metric_lines(state.path, state.offset)
         state.offset = offset
         rows: MetricRows = []
         for step, stamp_ms, values in lines:
@@ -95,40 +97,3 @@ class MetricsTailer:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(self.every_s + 5)
-
-
-def _read_from(path: Path, offset: int) -> tuple[list[tuple[int, int, dict[str, float]]], int]:
-    """Complete lines after ``offset`` and the offset after the last complete one."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(offset)
-            data = fh.read()
-    except OSError:
-        return [], offset
-    end = data.rfind(b"\n")
-    if end < 0:
-        return [], offset  # nothing complete yet (a line being written is left for later)
-    chunk = data[: end + 1]
-    tmp_lines = chunk.decode("utf-8", errors="replace")
-    return _parse(tmp_lines), offset + end + 1
-
-
-def _parse(text: str) -> list[tuple[int, int, dict[str, float]]]:
-    import json
-    import math
-
-    out = []
-    for line in text.splitlines():
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        step = int(obj.pop("step", 0))
-        stamp = int(float(obj.pop("time", 0.0)) * 1000)
-        values = {
-            k: float(v)
-            for k, v in obj.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
-        }
-        out.append((step, stamp, values))
-    return out

@@ -23,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+from ablate.execution.attempt import MetricLine, parse_metric_lines
 from ablate.tracking.batching import MAX_METRICS, MetricRow
 from ablate.tracking.client import TrackingClient
 from ablate.tracking.config import (
@@ -152,26 +153,15 @@ def sink_from_env(run_dir: Path | None = None, attempt: int = 1) -> MlflowMetric
     return MlflowMetricSink(run_id, uri, spool, run_dir=run_dir, attempt=attempt)
 
 
-def read_metric_lines(path: Path, offset: int = 0) -> list[tuple[int, int, dict[str, float]]]:
-    """``(step, timestamp_ms, metrics)`` from ``metrics.jsonl`` after byte ``offset``."""
+def read_metric_lines(path: Path, offset: int = 0) -> list[MetricLine]:
+    """``(step, timestamp_ms, metrics)`` from ``metrics.jsonl`` after byte ``offset``, to its end.
+
+    The attempt is over, so a last line without its newline counts too.
+    """
     try:
         with path.open("rb") as fh:
             fh.seek(offset)
             data = fh.read().decode("utf-8", errors="replace")
     except OSError:
         return []
-    out = []
-    for line in data.splitlines():
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a crash
-        step = int(obj.pop("step", 0))
-        stamp = int(float(obj.pop("time", time.time())) * 1000)
-        values = {}
-        for key, value in obj.items():
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if number and math.isfinite(float(value)):
-                values[key] = float(value)
-        out.append((step, stamp, values))
-    return out
+    return parse_metric_lines(data)

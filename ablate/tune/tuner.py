@@ -24,14 +24,13 @@ budget.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ablate.errors import SpecError
-from ablate.execution.attempt import METRICS_FILE
+from ablate.execution.attempt import METRICS_FILE, read_new_metric_lines
 from ablate.orchestrate.claims import claim_holder
 from ablate.orchestrate.lock import SweepLock
 from ablate.orchestrate.orchestrator import SweepOptions
@@ -298,23 +297,10 @@ class _TuneLoop(SweepLoop):
     def _new_values(self, run_id: str, run_dir: Path, metric: str) -> list[tuple[int, float]]:
         """Complete new lines of ``metrics.jsonl`` with ``metric``, numbered by report order."""
         offset, count = self.reports.get(run_id, (0, 0))
-        try:
-            with (run_dir / METRICS_FILE).open("rb") as handle:
-                handle.seek(offset)
-                chunk = handle.read()
-        except OSError:
-            return []
-        end = chunk.rfind(b"\n") + 1
-        values = []
-        for line in chunk[:end].splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(row, dict) and isinstance(row.get(metric), int | float):
-                values.append((count, float(row[metric])))
-                count += 1
-        self.reports[run_id] = (offset + end, count)
+        lines, offset = read_new_metric_lines(run_dir / METRICS_FILE, offset)
+        reported = [metrics[metric] for _step, _stamp, metrics in lines if metric in metrics]
+        values = list(enumerate(reported, start=count))
+        self.reports[run_id] = (offset, count + len(values))
         return values
 
     # -------------------------------------------------------------------------- recovery

@@ -114,7 +114,6 @@ class _TuneLoop(SweepLoop):
         self.owner = owner
         self.base = sweep.runs[0].spec.to_dict()
         self.waiting: dict[str, list[optuna.Trial]] = {}  # run id -> trials told by that run
-        self.params: dict[int, dict[str, Any]] = {}
         self.reports: dict[str, tuple[int, int]] = {}  # run id -> (file offset, reports made)
         self.pruned: set[str] = set()
         self.told: dict[int, str] = {}
@@ -180,7 +179,6 @@ class _TuneLoop(SweepLoop):
         self._counts_cache = None
         trial.set_user_attr(OWNER_ATTR, self.owner)
         params = suggest(trial, self.search)
-        self.params[trial.number] = params
         try:
             spec = build_run_spec(apply_params(self.base, params), file=self.sweep.path)
         except SpecError as err:  # a point the job refuses (e.g. dim not divisible by groups)
@@ -259,8 +257,8 @@ class _TuneLoop(SweepLoop):
         """Tell FAIL and ask the same point again (within the retry budget if ``use_budget``)."""
         import optuna
 
-        params = self.params.get(trial.number) or dict(trial.params)
-        retry = int(trial.user_attrs.get(RETRY_ATTR, 0)) if hasattr(trial, "user_attrs") else 0
+        params = dict(trial.params)
+        retry = int(trial.user_attrs.get(RETRY_ATTR, 0))
         self._tell(trial, optuna.trial.TrialState.FAIL)
         self._requeue(trial.number, params, retry + int(use_budget), why)
 

@@ -34,6 +34,7 @@ from ablate.model.spec import ModelSpec
 from ablate.model.vision import (
     cls_taps,
     get_vision_preset,
+    image_statistics,
     image_transform,
     load_vision_tower,
     meta_vision_tower,
@@ -54,7 +55,11 @@ class MultimodalModel(nn.Module):
         neck: the visual neck V -> V'.
         modality: the modality token u_m.
         tokenizer: the LLM's tokenizer (pad token set), or None on the meta device.
-        image_transform: PIL image -> (3, H, W) tensor, from the vision preset.
+        image_transform: PIL image -> (3, H, W) tensor for training images (``image_resize``,
+            ``image_norm`` with role train).
+        eval_image_transform: the same for evaluation images (role eval: under ``seed`` they are
+            normalised with ImageNet statistics, as LaVIN's eval.py does).
+        image_stats: role (train, eval) -> the (mean, std) those transforms normalise with.
         image_size: the preset's input resolution.
     """
 
@@ -74,7 +79,15 @@ class MultimodalModel(nn.Module):
         self.visual = visual
         self.tokenizer = tokenizer
         self.image_size = preset.image_size
-        self.image_transform = image_transform(preset)
+        self.image_stats = {
+            role: image_statistics(spec.image_norm, role, preset) for role in ("train", "eval")
+        }
+        self.image_transform = image_transform(
+            preset, spec.image_resize, *self.image_stats["train"]
+        )
+        self.eval_image_transform = image_transform(
+            preset, spec.image_resize, *self.image_stats["eval"]
+        )
         self.taps = tap_indices(len(tower_blocks(visual)), spec.tap_every)
         llm_width = int(llm.config.hidden_size)
         self.neck = VisualNeck(tower_width(visual), llm_width, spec.neck)
@@ -131,8 +144,12 @@ class MultimodalModel(nn.Module):
             "vision_open_clip_model": preset.model_name,
             "vision_quick_gelu": preset.quick_gelu,
             "image_size": preset.image_size,
-            "image_mean": list(preset.mean),
-            "image_std": list(preset.std),
+            "image_resize": self.spec.image_resize,
+            "image_norm": self.spec.image_norm,
+            "image_mean_train": list(self.image_stats["train"][0]),
+            "image_std_train": list(self.image_stats["train"][1]),
+            "image_mean_eval": list(self.image_stats["eval"][0]),
+            "image_std_eval": list(self.image_stats["eval"][1]),
             "taps": [i + 1 for i in self.taps],
             "adapter": self.adapter_config.name,
             "trainable_params": sum(p.numel() for _, p in self.trainable_named_parameters()),

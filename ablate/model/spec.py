@@ -91,6 +91,16 @@ class ModelSpec(SpecModel):
     isolate_modality_token: bool = True
     """No other token attends to u_m, as in LaVIN's code (``mask[:, :, 1:, 0] = -inf``): u_m then
     acts only through the routers that read it. False makes u_m an ordinary prefix token."""
+    image_resize: Literal["direct", "crop"] = "direct"
+    """How an image reaches the tower's square input of side S. ``direct``: bicubic resize to
+    (S, S), no crop, aspect ratio not kept, as LaVIN's code does (``Resize((S, S))``); wide
+    diagrams keep their edges. ``crop``: open_clip's eval transform, shortest side to S and a
+    centre crop (drops the sides of a 2:1 image)."""
+    image_norm: Literal["seed", "clip", "imagenet"] = "seed"
+    """Normalisation statistics. ``seed``: OpenAI CLIP statistics for training images, ImageNet
+    statistics for evaluation images, the mismatch LaVIN's code ran (its ``util/datasets.py`` vs
+    ``eval.py``) and that produced the paper's numbers. ``clip``: the tower's own (OpenAI CLIP)
+    statistics everywhere. ``imagenet``: ImageNet statistics everywhere (LaVIN upstream)."""
 
     @field_validator("llm")
     @classmethod

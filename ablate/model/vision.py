@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+# timm's IMAGENET_DEFAULT_MEAN/STD: what LaVIN's eval.py normalises with (its training used CLIP's)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -138,13 +141,75 @@ def tap_indices(num_blocks: int, tap_every: int) -> list[int]:
     return taps
 
 
-def image_transform(preset: VisionPreset) -> Callable[[Any], torch.Tensor]:
-    """PIL image -> (3, H, W) tensor: resize, centre crop, normalise, as the preset records."""
-    import open_clip
+Stats = tuple[tuple[float, float, float], tuple[float, float, float]]
 
-    return open_clip.image_transform(
-        preset.image_size, is_train=False, mean=preset.mean, std=preset.std
+
+def image_statistics(norm: str, role: str, preset: VisionPreset | None = None) -> Stats:
+    """The (mean, std) that normalise images of ``role`` under ``ModelSpec.image_norm``.
+
+    LaVIN's code trains with the OpenAI CLIP statistics (``util/datasets.py``, under the name
+    IMAGENET_DEFAULT_*) but evaluates with timm's real ImageNet ones (``eval.py``); ``seed`` keeps
+    that mismatch because the paper's numbers came from it.
+
+    Args:
+        norm: ``seed``, ``clip`` or ``imagenet``.
+        role: ``train`` or ``eval``.
+        preset: the tower whose own statistics ``clip`` means (OpenAI CLIP's when None).
+
+    Raises:
+        ValueError: unknown ``norm`` or ``role``.
+    """
+    if role not in ("train", "eval"):
+        raise ValueError(f"unknown image role {role!r}; allowed: train, eval")
+    clip = (preset.mean, preset.std) if preset is not None else (OPENAI_MEAN, OPENAI_STD)
+    if norm == "clip" or (norm == "seed" and role == "train"):
+        return clip
+    if norm in ("imagenet", "seed"):
+        return IMAGENET_MEAN, IMAGENET_STD
+    raise ValueError(f"unknown image_norm {norm!r}; allowed: seed, clip, imagenet")
+
+
+def image_transform(
+    preset: VisionPreset,
+    resize: str = "direct",
+    mean: tuple[float, float, float] = OPENAI_MEAN,
+    std: tuple[float, float, float] = OPENAI_STD,
+) -> Callable[[Any], torch.Tensor]:
+    """PIL image -> (3, S, S) tensor for the preset's input side S, normalised by mean/std.
+
+    Args:
+        preset: the vision preset (gives S).
+        resize: ``direct`` squeezes the whole image to (S, S) with bicubic resampling, as LaVIN's
+            code does, so a wide diagram keeps its edges; ``crop`` is open_clip's eval transform
+            (shortest side to S, centre crop), which drops the sides of non-square images.
+        mean: per-channel mean (see :func:`image_statistics`).
+        std: per-channel standard deviation.
+
+    Raises:
+        ValueError: unknown ``resize``.
+    """
+    if resize == "crop":
+        import open_clip
+
+        return open_clip.image_transform(preset.image_size, is_train=False, mean=mean, std=std)
+    if resize != "direct":
+        raise ValueError(f"unknown image_resize {resize!r}; allowed: direct, crop")
+    from torchvision import transforms
+
+    size = preset.image_size
+    return transforms.Compose(
+        [
+            _to_rgb,  # first: PIL resizes palette images with nearest, whatever is asked
+            transforms.Resize((size, size), interpolation=transforms.InterpolationMode.BICUBIC),
+            transforms.ToTensor(),
+            transforms.Normalize(mean, std),
+        ]
     )
+
+
+def _to_rgb(image: Any) -> Any:
+    """Grey, palette and RGBA images -> RGB (ToTensor would otherwise give 1 or 4 channels)."""
+    return image.convert("RGB")
 
 
 def twin_vision_file(name: str) -> Path:

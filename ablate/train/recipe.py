@@ -198,6 +198,8 @@ class MmtRecipe:
         size = getattr(self.model, "image_size", 336)
         cache = n_images * 3 * size * size * 4 <= IMAGE_CACHE_MAX_BYTES
         self.load_image = ImageLoader(self.model.image_transform, cache=cache)
+        # evaluation images get their own transform (ModelSpec.image_norm "seed": ImageNet stats)
+        self.load_eval_image = ImageLoader(self.model.eval_image_transform, cache=cache)
 
     def _resume(self) -> None:
         payload = load_checkpoint(self.ctx.run_dir)
@@ -357,7 +359,7 @@ class MmtRecipe:
             split=split,
             seed=self.spec.seed,
             device=self.device,
-            load_image=self.load_image,
+            load_image=self.load_eval_image,
             autocast=self._autocast,
             max_questions=max_questions,
             progress=lambda done, total: self.ctx.report_progress(

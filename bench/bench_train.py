@@ -191,7 +191,10 @@ def main() -> None:
             model.tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
             if model.tokenizer.pad_token is None:
                 model.tokenizer.pad_token = model.tokenizer.unk_token or model.tokenizer.eos_token
-        examples, stats = encode_problems(problems, model.tokenizer, "qcm-ale", 512)
+        from ablate.data.encoding import build_layout
+
+        layout = build_layout(model.tokenizer, n_visual=len(model.taps), max_seq_len=512)
+        examples, stats = encode_problems(problems, model.tokenizer, "qcm-ale", layout)
         load_image = ImageLoader(model.image_transform, cache=True)
         dtype = torch.bfloat16 if device == "cuda" else None
 
@@ -230,7 +233,7 @@ def main() -> None:
         from dataclasses import replace
 
         eval_problems = [replace(p, pid=f"{p.pid}-{i}") for i, p in enumerate(reps)]
-        eval_examples, _ = encode_problems(eval_problems, model.tokenizer, "qcm-ale", 512)
+        eval_examples, _ = encode_problems(eval_problems, model.tokenizer, "qcm-ale", layout)
         spec = EvalSpec(batch_size=args.eval_batch, max_new_tokens=64)
         if device == "cuda":
             torch.cuda.synchronize()

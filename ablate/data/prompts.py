@@ -14,7 +14,8 @@ QCM-ALE (LaVIN ``create_training_example``)::
     -> The answer is {L}. BECAUSE: {lecture} {solution}
 
 LaVIN meant to drop a dangling "BECAUSE:" when lecture and solution are both empty, but its code
-assigns the result to an unused variable; we do drop it (the target then is "The answer is L.").
+assigns the result to an unused variable, so the seed trains on "The answer is L. BECAUSE:". That is
+the default here too; ``drop_empty_because=True`` drops it (the target then is "The answer is L.").
 
 CQM-A (LLaVA's ScienceQA format)::
 
@@ -65,7 +66,9 @@ def clean(text: str) -> str:
     return text.replace("  ", " ").strip()
 
 
-def qcm_ale(problem: Problem, use_caption: bool = False) -> PromptPair:
+def qcm_ale(
+    problem: Problem, use_caption: bool = False, drop_empty_because: bool = False
+) -> PromptPair:
     """LaVIN's default ScienceQA format: answer, then lecture and solution."""
     lecture = problem.lecture.replace("\n", "\\n")
     solution = problem.solution.replace("\n", "\\n")
@@ -74,12 +77,14 @@ def qcm_ale(problem: Problem, use_caption: bool = False) -> PromptPair:
         f"Options: {choice_text(problem)}\nResponse:"
     )
     target = clean(f"The answer is {answer_letter(problem)}. BECAUSE: {lecture} {solution}")
-    if target.endswith("BECAUSE:"):
+    if drop_empty_because and target.endswith("BECAUSE:"):
         target = target[: -len("BECAUSE:")].strip()
     return PromptPair(clean(prompt), target)
 
 
-def cqm_a(problem: Problem, use_caption: bool = False) -> PromptPair:
+def cqm_a(
+    problem: Problem, use_caption: bool = False, drop_empty_because: bool = False
+) -> PromptPair:
     """LLaVA's ScienceQA format: context first, answer only."""
     prompt = (
         f"Context: {context_text(problem, use_caption)}\nQuestion: {problem.question}\n"
@@ -88,14 +93,18 @@ def cqm_a(problem: Problem, use_caption: bool = False) -> PromptPair:
     return PromptPair(clean(prompt), f"The answer is {answer_letter(problem)}.")
 
 
-PROMPT_FORMATS: dict[str, Callable[[Problem, bool], PromptPair]] = {
+PROMPT_FORMATS: dict[str, Callable[[Problem, bool, bool], PromptPair]] = {
     "qcm-ale": qcm_ale,
     "cqm-a": cqm_a,
 }
 
 
 def build_prompt(
-    problem: Problem, fmt: str = "qcm-ale", *, use_caption: bool = False
+    problem: Problem,
+    fmt: str = "qcm-ale",
+    *,
+    use_caption: bool = False,
+    drop_empty_because: bool = False,
 ) -> PromptPair:
     """The prompt and target of ``problem`` in format ``fmt``.
 
@@ -103,6 +112,7 @@ def build_prompt(
         problem: a loaded problem.
         fmt: a key of :data:`PROMPT_FORMATS` ("qcm-ale" or "cqm-a").
         use_caption: append the official caption to the context (off in LaVIN's runs).
+        drop_empty_because: drop a dangling "BECAUSE:" (the seed keeps it).
     """
     try:
         builder = PROMPT_FORMATS[fmt]
@@ -112,4 +122,4 @@ def build_prompt(
         ) from None
     if len(problem.choices) > len(OPTION_LETTERS):
         raise ValueError(f"problem {problem.pid!r} has {len(problem.choices)} choices; max 26")
-    return builder(problem, use_caption)
+    return builder(problem, use_caption, drop_empty_because)

@@ -46,7 +46,17 @@ class DataSpec(SpecModel):
     """LaVIN's QCM-ALE (question, context, options -> answer, lecture, explanation) or LLaVA's
     CQM-A (context, question, options -> answer)."""
     max_seq_len: int = Field(512, ge=8)
-    """Prompt + target tokens are cut to this length (right side, as LaVIN does)."""
+    """The whole LLM input (u_m, BOS, marker, visual tokens, prompt, target, EOS) is cut to this
+    length on the right, as the seed code does."""
+    image_marker: bool = True
+    """The seed's layout: ``"Image: "`` before the visual tokens and ``"Image: N/A"`` for
+    text-only questions (LaVIN ``engine.py``); False drops both markers."""
+    tokenize: Literal["joint", "split"] = "joint"
+    """``joint``: prompt and target tokenized as one string, the prompt's own length masked (the
+    seed's ``util/datasets.py``); ``split``: tokenized apart and concatenated."""
+    drop_empty_because: bool = False
+    """The seed keeps a dangling "BECAUSE:" when a problem has neither lecture nor solution (its
+    code meant to drop it but assigns the result to an unused variable); True drops it."""
     train_split: str = "train"
     """Split the adapters are trained on."""
     val_split: str = "val"

@@ -118,6 +118,7 @@ def evaluate_split(
                     batch["attention_mask"],
                     images=batch["images"],
                     has_image=batch["has_image"],
+                    visual_at=batch["visual_at"],
                     max_new_tokens=spec.max_new_tokens,
                     temperature=spec.temperature,
                     top_p=spec.top_p,

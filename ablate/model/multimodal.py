@@ -1,9 +1,16 @@
 """The multimodal model: frozen LLM + frozen vision tower, joined by a neck, u_m and adapters.
 
-Input layout (paper eq. 4, LaVIN): ``[u_m, BOS, V', prompt, answer, EOS]`` for image questions and
-``[u_m, BOS, prompt, answer, EOS]`` for text-only ones, in one batch. ``V'`` is one token per
-tapped ViT block, inserted right after BOS. Only the adapters, the neck and u_m train; gradients
-reach the vision adapters through the LLM ("Multimodal Model Tuning").
+Input layout (paper eq. 4; the seed code and LaVIN): ``[u_m, BOS, "Image: ", V', prompt, answer,
+EOS]`` for image questions and ``[u_m, BOS, "Image: N/A", prompt, answer, EOS]`` for text-only ones,
+in one batch. The data layer builds the text part with its markers (:mod:`ablate.data.encoding`)
+and says where ``V'`` (one token per tapped ViT block) goes: ``visual_at``, after BOS and the
+marker. Only the adapters, the neck and u_m train; gradients reach the vision adapters through the
+LLM ("Multimodal Model Tuning").
+
+Loss. The seed trains at micro-batch 1 with 32 accumulation steps, each sample's loss the mean over
+its own answer tokens. :func:`sample_mean_losses` computes exactly that per sample, so a recipe
+that sums them and divides by the samples of its accumulation window gets the reference's gradient
+at any micro-batch (HF's token-mean loss over a micro-batch would reweight long answers).
 
 As in LaVIN's code, no other token attends to u_m by default (``ModelSpec.isolate_modality_token``,
 a 4D attention mask): u_m then acts only through the routers that read its hidden state.
@@ -20,7 +27,7 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from ablate.model.adapters.base import AdaptedInput, RoutingState
+from ablate.model.adapters.base import AdaptedInput, RoutingHead, RoutingState
 from ablate.model.adapters.configs import AdapterConfig, validate_adapter_config
 from ablate.model.llm import load_llm, meta_llm, torch_dtype
 from ablate.model.neck import ModalityToken, VisualNeck
@@ -101,6 +108,25 @@ class MultimodalModel(nn.Module):
         self._trainable_ids = {id(p) for p in trainable}
 
     # ------------------------------------------------------------------ trainable state
+    @property
+    def modality_token_inert(self) -> bool:
+        """Whether nothing reads u_m, so its parameters get exactly zero gradient.
+
+        With the isolating mask (LaVIN's ``mask[:, :, 1:, 0] = -inf``) only LLM routers read u_m.
+        Under the Bottleneck Adapter there is none: u_m still "trains" (it is in the optimiser, as
+        in the seed) but never changes. Plans and run records say so.
+        """
+        if not self.spec.isolate_modality_token:
+            return False
+        return not any(isinstance(m, RoutingHead) for m in self.llm.modules())
+
+    def effective_trainable_count(self) -> int:
+        """Trainable parameters that can change: all of them, less u_m when it is inert."""
+        total = sum(p.numel() for _, p in self.trainable_named_parameters())
+        if self.modality_token_inert:
+            total -= sum(p.numel() for p in self.modality.parameters())
+        return total
+
     def trainable_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
         """Adapters, neck and u_m: the parameters the optimiser updates."""
         return [(n, p) for n, p in self.named_parameters() if id(p) in self._trainable_ids]
@@ -153,6 +179,8 @@ class MultimodalModel(nn.Module):
             "taps": [i + 1 for i in self.taps],
             "adapter": self.adapter_config.name,
             "trainable_params": sum(p.numel() for _, p in self.trainable_named_parameters()),
+            "trainable_params_effective": self.effective_trainable_count(),
+            "modality_token_inert": self.modality_token_inert,
         }
 
     def enable_gradient_checkpointing(self) -> None:
@@ -185,8 +213,19 @@ class MultimodalModel(nn.Module):
         images: torch.Tensor | None,
         has_image: torch.Tensor | None,
         left_pad: bool,
+        visual_at: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """Build [u_m, BOS, V'?, rest] per sample and pad the batch.
+        """Build [u_m, BOS, marker, V'?, rest] per sample and pad the batch.
+
+        Args:
+            input_ids: (B, T) token ids, padded on either side.
+            attention_mask: (B, T), 1 on real tokens.
+            labels: (B, T) or None; -100 where there is no target.
+            images: (N, 3, H, W) or None; rows without ``has_image`` are ignored.
+            has_image: (B,) bool or None (no images).
+            left_pad: pad on the left (generation) instead of the right (training).
+            visual_at: (B,) index among each sample's real tokens where V' goes (default 1:
+                right after BOS, no marker).
 
         Returns:
             embeds (B, T', d), mask (B, T'), labels (B, T') or None, u_m position (B,).
@@ -199,24 +238,26 @@ class MultimodalModel(nn.Module):
         if images is None and bool(has_image.any()):
             raise ValueError("has_image marks samples with an image but no images were given")
         tokens = self.llm.get_input_embeddings()(input_ids)  # (B, T, d)
-        visual = self.encode_images(images[has_image]) if bool(has_image.any()) else None
+        flags = has_image.tolist()
+        at = [1] * batch if visual_at is None else [int(i) for i in visual_at.tolist()]
+        visual = self.encode_images(images[has_image]) if any(flags) else None
         u_m = self.modality(has_image).to(tokens.dtype)  # (B, 1, d)
         seqs, labs, k = [], [], 0
         for b in range(batch):
             keep = attention_mask[b].bool()
-            tok = tokens[b][keep]  # (L, d): BOS, prompt(, answer, EOS)
+            tok = tokens[b][keep]  # (L, d): BOS, marker, prompt(, answer, EOS)
             n_visual = 0
-            parts = [u_m[b], tok[:1]]
-            if has_image[b]:
+            parts = [u_m[b], tok[: at[b]]]
+            if flags[b]:
                 parts.append(visual[k])  # (n_taps, d)
                 n_visual = visual.shape[1]
                 k += 1
-            parts.append(tok[1:])
+            parts.append(tok[at[b] :])
             seqs.append(torch.cat(parts))
             if labels is not None:
                 lab = labels[b][keep].long()
                 ignore = torch.full((1 + n_visual,), IGNORE_INDEX, device=device, dtype=torch.long)
-                labs.append(torch.cat([ignore[:1], lab[:1], ignore[1:], lab[1:]]))
+                labs.append(torch.cat([ignore[:1], lab[: at[b]], ignore[1:], lab[at[b] :]]))
         length = max(s.shape[0] for s in seqs)
         width = tokens.shape[-1]
         embeds = tokens.new_zeros(batch, length, width)
@@ -241,27 +282,34 @@ class MultimodalModel(nn.Module):
         labels: torch.Tensor | None = None,
         images: torch.Tensor | None = None,
         has_image: torch.Tensor | None = None,
+        visual_at: torch.Tensor | None = None,
     ) -> CausalLMOutputWithPast:
         """Loss on the answer tokens (and logits over the assembled sequence).
 
         Args:
-            input_ids: (B, T) ``[BOS, prompt, answer, EOS]``, right-padded.
+            input_ids: (B, T) ``[BOS, marker, prompt, answer, EOS]``, right-padded.
             attention_mask: (B, T), 1 on real tokens.
             labels: (B, T), -100 everywhere but the answer (+EOS) tokens; shifted here to match
                 the inserted u_m and visual positions.
             images: (B, 3, H, W) or None; rows without ``has_image`` are ignored.
             has_image: (B,) bool.
+            visual_at: (B,) where V' goes among each sample's tokens (default 1, after BOS).
 
         Returns:
-            transformers ``CausalLMOutputWithPast`` with ``loss`` (when labels are given) and
-            ``logits`` (B, T + 1 + n_taps (image rows), V).
+            transformers ``CausalLMOutputWithPast`` with ``logits`` (B, T + 1 + n_taps (image
+            rows), V) and, when labels are given, ``loss`` (the mean of the per-sample losses)
+            and ``sample_losses`` (B,): each sample's mean over its own answer tokens.
         """
         self.routing.reset()
         embeds, mask, labels, u_pos = self._assemble(
-            input_ids, attention_mask, labels, images, has_image, left_pad=False
+            input_ids, attention_mask, labels, images, has_image, False, visual_at
         )
         attn = self._attention_mask(mask, u_pos, embeds.shape[1], embeds.dtype)
-        return self.llm(inputs_embeds=embeds, attention_mask=attn, labels=labels, use_cache=False)
+        out = self.llm(inputs_embeds=embeds, attention_mask=attn, use_cache=False)
+        if labels is not None:
+            out["sample_losses"] = sample_mean_losses(out.logits, labels)  # (B,)
+            out["loss"] = out["sample_losses"].mean()
+        return out
 
     def _attention_mask(
         self, mask: torch.Tensor, u_pos: torch.Tensor, q_len: int, dtype: torch.dtype
@@ -300,6 +348,7 @@ class MultimodalModel(nn.Module):
         attention_mask: torch.Tensor,
         images: torch.Tensor | None = None,
         has_image: torch.Tensor | None = None,
+        visual_at: torch.Tensor | None = None,
         *,
         max_new_tokens: int = 64,
         temperature: float = 0.1,
@@ -316,7 +365,7 @@ class MultimodalModel(nn.Module):
             raise ValueError("generate needs a tokenizer (this model was built on the meta device)")
         eos = self.tokenizer.eos_token_id
         embeds, mask, _, u_pos = self._assemble(
-            input_ids, attention_mask, None, images, has_image, left_pad=True
+            input_ids, attention_mask, None, images, has_image, True, visual_at
         )
         device = embeds.device
         generator = torch.Generator(device=device)
@@ -363,6 +412,21 @@ class MultimodalModel(nn.Module):
             row = row[: row.index(eos)] if eos in row else row
             texts.append(self.tokenizer.decode(row, skip_special_tokens=True))
         return texts
+
+
+def sample_mean_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Each sample's cross-entropy, averaged over its own answer tokens: (B, T, V), (B, T) -> (B,).
+
+    The seed's objective at micro-batch 1 (``CrossEntropyLoss`` mean over one sample's label
+    tokens). Computed in fp32; a sample without label tokens gives 0 (it is never trained on).
+    """
+    shift_logits = logits[:, :-1].float()  # (B, T-1, V): position t predicts token t+1
+    shift_labels = labels[:, 1:].to(logits.device)  # (B, T-1)
+    per_token = torch.nn.functional.cross_entropy(
+        shift_logits.transpose(1, 2), shift_labels, ignore_index=IGNORE_INDEX, reduction="none"
+    )  # (B, T-1), 0 where ignored
+    counts = (shift_labels != IGNORE_INDEX).sum(dim=1)  # (B,)
+    return per_token.sum(dim=1) / counts.clamp(min=1)
 
 
 def _sample(

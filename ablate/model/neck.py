@@ -5,6 +5,9 @@ tapped [cls] tokens (width of the vision tower) to the LLM's width. LaVIN's code
 the paper names SwiGLU, which here gates with a second projection of the same width
 (``silu(V W_v + b_v) * (V W_g + b_g)``), doubling the first projection's parameters.
 
+Both projections are initialised as the seed's ``AdapterMLP`` (``lavin/model.py``): xavier-uniform
+weights, zero biases.
+
 Modality token u_m (paper eq. 4): a 2-row embedding (0: text-only, 1: has image) prepended at
 position 0 of the LLM input; the LLM's routers read it.
 """
@@ -27,6 +30,9 @@ class VisualNeck(nn.Module):
         gate = 2 if spec.act == "swiglu" else 1
         self.proj_in = nn.Linear(vision_width, gate * spec.dim)  # W_v, b_v (and W_g, b_g)
         self.proj_out = nn.Linear(spec.dim, llm_width)  # W_t, b_t
+        for proj in (self.proj_in, self.proj_out):
+            nn.init.xavier_uniform_(proj.weight)
+            nn.init.zeros_(proj.bias)
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:  # (B, n, d_vision)
         """Map tapped [cls] tokens to LLM-width visual tokens."""
@@ -40,7 +46,12 @@ class VisualNeck(nn.Module):
 
 
 class ModalityToken(nn.Module):
-    """u_m: one learned token per modality (0: text-only, 1: has image)."""
+    """u_m: one learned token per modality (0: text-only, 1: has image).
+
+    Initialised N(0, 1), ``nn.Embedding``'s default, as the seed's ``adapter_modality_embedding``.
+    With the isolating mask nothing reads u_m unless an LLM router does: under the Bottleneck
+    Adapter it gets exactly zero gradient (in the seed too); ``describe_model`` reports it inert.
+    """
 
     def __init__(self, llm_width: int) -> None:
         super().__init__()

@@ -41,6 +41,7 @@ def _counts(model: ModelSpec, adapter: AdapterConfig) -> dict[str, int]:
     trainable_ids = {id(p) for _, p in mm.trainable_named_parameters()}
     return {
         "trainable": sum(p.numel() for _, p in mm.trainable_named_parameters()),
+        "trainable_effective": mm.effective_trainable_count(),
         "llm": sum(p.numel() for p in mm.llm.parameters() if id(p) not in trainable_ids),
         "llm_linear": linear,
         "vision": sum(p.numel() for p in mm.visual.parameters() if id(p) not in trainable_ids),
@@ -80,9 +81,17 @@ def estimate_gpu_memory_gib(
 def describe_model(
     model: ModelSpec, adapter: AdapterConfig | dict, batch_size: int = 1, seq_len: int = 512
 ) -> dict[str, Any]:
-    """Plan-table columns of one run: trainable parameters and a GPU-memory estimate."""
+    """Plan-table columns of one run: trainable parameters and a GPU-memory estimate.
+
+    ``inert`` names trainable parameters that can never change (u_m when nothing reads it, see
+    ``MultimodalModel.modality_token_inert``); ``trainable_effective`` leaves them out.
+    """
     adapter = validate_adapter_config(adapter)
+    c = _counts(model, adapter)
+    inert = c["trainable"] - c["trainable_effective"]
     return {
-        "trainable_params": count_trainable_parameters(model, adapter),
+        "trainable_params": c["trainable"],
+        "trainable_effective": c["trainable_effective"],
+        "inert": f"u_m ({inert:,})" if inert else "",
         "gpu_memory_gib": estimate_gpu_memory_gib(model, adapter, batch_size, seq_len),
     }

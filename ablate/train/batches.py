@@ -1,14 +1,15 @@
 """ScienceQA problems to token tensors: encoding, truncation, length-grouped batches, collation.
 
-Sequences follow the model contract: training inputs are ``[BOS, prompt, target, EOS]``,
+Sequences follow the model contract: training inputs are ``[BOS, marker, prompt, target, EOS]``,
 right-padded, with labels only on ``target + EOS`` (``-100`` elsewhere); generation prompts are
-``[BOS, prompt]``, left-padded so that every sample's next token sits in the last column. The model
-itself inserts the modality token and the visual tokens, and shifts the labels to match.
+``[BOS, marker, prompt]``, left-padded so that every sample's next token sits in the last column.
+The model itself inserts the modality token and the visual tokens (at ``visual_at``, after the
+``"Image: "`` marker), and shifts the labels to match.
 
-Tokenisation and truncation are :mod:`ablate.data.encoding`'s (prompt and target tokenised apart,
-training sequences cut on the right as LaVIN does, generation prompts cut on the left so the
-options and ``Response:`` survive); samples left without any label token are not trained on. All
-three cases are counted and reported.
+Layout, tokenisation and truncation are :mod:`ablate.data.encoding`'s (the seed's: markers, prompt
+and target tokenised as one string, the whole LLM input cut on the right to ``max_seq_len``;
+generation prompts cut on the left so the options and ``Response:`` survive); samples left without
+any label token are not trained on. All three cases are counted and reported.
 
 Length grouping: micro-batches are formed from samples of similar length (sorted inside shuffled
 mega-batches, as in Hugging Face's ``LengthGroupedSampler``), so a batch is padded to its own
@@ -35,9 +36,11 @@ class Example:
 
     Attributes:
         pid: ScienceQA problem id.
-        input_ids: ``[BOS, prompt, target, EOS]`` after truncation (training).
+        input_ids: ``[BOS, marker, prompt, target, EOS]`` after truncation (training).
         labels: same length as ``input_ids``; ``-100`` except on target and EOS tokens.
-        prompt_ids: ``[BOS, prompt]`` after truncation (generation).
+        prompt_ids: ``[BOS, marker, prompt]`` after truncation (generation).
+        visual_at: where the model inserts the visual tokens, in both id lists (after BOS and
+            the marker).
         problem: the ScienceQA ``Problem`` (its image is loaded lazily, at collation).
         has_image: whether the problem has an image (a text-only one gets ``has_image=False``).
         n_choices: number of answer options (for parsing and the random fallback).
@@ -47,6 +50,7 @@ class Example:
     input_ids: tuple[int, ...]
     labels: tuple[int, ...]
     prompt_ids: tuple[int, ...]
+    visual_at: int
     problem: Any
     has_image: bool
     n_choices: int
@@ -69,7 +73,9 @@ def encode_problems(
     problems: Sequence[Any],
     tokenizer: Any,
     prompt_format: str,
-    max_seq_len: int,
+    layout: Any,
+    *,
+    drop_empty_because: bool = False,
 ) -> tuple[list[Example], EncodeStats]:
     """Tokenise problems for training and generation.
 
@@ -80,7 +86,9 @@ def encode_problems(
         problems: ScienceQA ``Problem`` records (pid, choices, image, ...).
         tokenizer: a transformers tokenizer with ``bos_token_id`` and ``eos_token_id``.
         prompt_format: the data spec's prompt name (``qcm-ale``, ``cqm-a``).
-        max_seq_len: maximum text tokens of a training sequence or generation prompt.
+        layout: the model's :class:`~ablate.data.encoding.SequenceLayout` (markers, visual
+            tokens, length budget), or a bare ``max_seq_len`` (text only, no markers).
+        drop_empty_because: drop a dangling "BECAUSE:" target (the seed keeps it).
 
     Returns:
         Examples in the order of ``problems`` and truncation counts.
@@ -93,9 +101,9 @@ def encode_problems(
     examples: list[Example] = []
     truncated = dropped = prompts_truncated = 0
     for problem in problems:
-        pair = build_prompt(problem, prompt_format)
-        encoded = encode_pair(tokenizer, pair, max_seq_len)
-        prompt_ids, prompt_cut = encode_prompt(tokenizer, pair.prompt, max_seq_len)
+        pair = build_prompt(problem, prompt_format, drop_empty_because=drop_empty_because)
+        encoded = encode_pair(tokenizer, pair, layout, problem.has_image)
+        prompt_ids, prompt_cut = encode_prompt(tokenizer, pair.prompt, layout, problem.has_image)
         truncated += encoded.truncated
         prompts_truncated += prompt_cut
         if all(label == IGNORE_INDEX for label in encoded.labels):
@@ -106,6 +114,7 @@ def encode_problems(
                 input_ids=tuple(encoded.input_ids),
                 labels=tuple(encoded.labels),
                 prompt_ids=tuple(prompt_ids),
+                visual_at=encoded.visual_at,
                 problem=problem,
                 has_image=problem.has_image,
                 n_choices=len(problem.choices),
@@ -186,14 +195,18 @@ class ImageLoader:
 
 
 def _images(examples: Sequence[Example], load_image: ImageLoader) -> dict[str, torch.Tensor | None]:
-    """``images`` (B, 3, H, W) or None when no sample has an image, and ``has_image`` (B,)."""
+    """Images (B, 3, H, W) or None when no sample has one, ``has_image`` and ``visual_at`` (B,).
+
+    ``visual_at`` is where each sample's visual tokens go among its real tokens.
+    """
     has_image = torch.tensor([e.has_image for e in examples], dtype=torch.bool)  # (B,)
-    if not bool(has_image.any()):
-        return {"images": None, "has_image": has_image}
+    visual_at = torch.tensor([e.visual_at for e in examples], dtype=torch.long)  # (B,)
+    if not any(e.has_image for e in examples):
+        return {"images": None, "has_image": has_image, "visual_at": visual_at}
     loaded = [load_image(e.problem) if e.has_image else None for e in examples]
     template = next(t for t in loaded if t is not None)
     stacked = torch.stack([t if t is not None else torch.zeros_like(template) for t in loaded])
-    return {"images": stacked, "has_image": has_image}
+    return {"images": stacked, "has_image": has_image, "visual_at": visual_at}
 
 
 def collate_train(

@@ -112,12 +112,17 @@ class MmtRecipe:
             self.model.enable_gradient_checkpointing()
         self.trainable = self.model.trainable_named_parameters()
         self.metrics["train/trainable_params"] = float(sum(p.numel() for _, p in self.trainable))
+        self.metrics["train/trainable_params_effective"] = float(
+            self.model.effective_trainable_count()
+        )  # u_m left out when nothing reads it (Bottleneck Adapter): it gets zero gradient
         self._encode_data()
         train_spec = self.cfg.train
         self.optimizer = build_optimizer(self.trainable, train_spec)
         self.autocast_dtype = AUTOCAST_DTYPES[train_spec.autocast]
-        use_scaler = train_spec.autocast == "fp16" and torch.device(self.device).type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+        device_type = torch.device(self.device).type
+        # the seed: fp16 with util/misc.py's NativeScaler (a torch GradScaler); CPU has one too
+        self.scaler = torch.amp.GradScaler(device_type) if train_spec.autocast == "fp16" else None
+        self._nan_skipped = 0
         n_batches = math.ceil(len(self.train_examples) / train_spec.batch_size)
         self.batches_per_epoch = n_batches
         self.steps_per_epoch = math.ceil(n_batches / train_spec.accumulation)
@@ -137,8 +142,12 @@ class MmtRecipe:
         train = self.cfg.train
         micro, accumulation = self.ctx.micro_batch(train.batch_size, train.accumulation)
         if micro != train.batch_size:
-            logger.info("attempt %d: micro-batch %d x %d after out-of-memory attempts",
-                        self.ctx.attempt, micro, accumulation)
+            logger.info(
+                "attempt %d: micro-batch %d x %d after out-of-memory attempts",
+                self.ctx.attempt,
+                micro,
+                accumulation,
+            )
             train = train.model_copy(update={"batch_size": micro, "accumulation": accumulation})
             self.cfg = self.cfg.model_copy(update={"train": train})
 
@@ -163,9 +172,22 @@ class MmtRecipe:
         tokenizer = self.model.tokenizer
         self.examples: dict[str, list[Example]] = {}
         stats: dict[str, EncodeStats] = {}
+        from ablate.data.encoding import build_layout
+
+        layout = build_layout(
+            tokenizer,
+            n_visual=len(self.model.taps),
+            max_seq_len=data.max_seq_len,
+            image_marker=data.image_marker,
+            tokenize=data.tokenize,
+        )
         for split, problems in self.problems.items():
             self.examples[split], stats[split] = encode_problems(
-                problems, tokenizer, data.prompt, data.max_seq_len
+                problems,
+                tokenizer,
+                data.prompt,
+                layout,
+                drop_empty_because=data.drop_empty_because,
             )
         train_stats = stats[data.train_split]
         if train_stats.truncated or train_stats.dropped:
@@ -218,6 +240,7 @@ class MmtRecipe:
         self.history = extra.get("history", self.history)
         self._loss_sum = float(extra.get("loss_sum", 0.0))
         self._loss_count = int(extra.get("loss_count", 0))
+        self._nan_skipped = int(extra.get("nan_skipped", 0))
         self.position = payload["position"]
         saved_micro = int(extra.get("micro_batch", self.cfg.train.batch_size))
         if saved_micro != self.cfg.train.batch_size and self.position.batch_in_epoch:
@@ -242,6 +265,7 @@ class MmtRecipe:
             "loss_count": self._loss_count,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "micro_batch": self.cfg.train.batch_size,
+            "nan_skipped": self._nan_skipped,
         }
         save_checkpoint(
             self.ctx.run_dir,
@@ -289,12 +313,17 @@ class MmtRecipe:
                 if index == window_start:
                     lr = lr_at_step(step, self.steps_per_epoch, spec)
                     set_learning_rate(self.optimizer, lr)
-                loss = self._forward_backward(batch, window)
+                window_samples = sum(len(b) for b in batches[window_start : window_start + window])
+                loss = self._forward_backward(batch, window_samples)
                 samples += int(batch["input_ids"].shape[0])
-                self._loss_sum += loss
-                self._loss_count += 1
+                if math.isfinite(loss):
+                    self._loss_sum += loss
+                    self._loss_count += 1
                 if index + 1 == window_start + window:
-                    self._optimizer_step(params, spec.grad_clip)
+                    if math.isfinite(loss) or spec.nan_loss == "raise":
+                        self._optimizer_step(params, spec.grad_clip)
+                    # else, as the seed's `continue`: no step, no zero_grad; the window's
+                    # gradients carry into the next one (the schedule still advances)
                     step += 1
                     if step % spec.log_every == 0:
                         self.ctx.log_metrics(step, {"train/loss": loss, "train/lr": lr})
@@ -324,16 +353,33 @@ class MmtRecipe:
         # throughput of training alone (per-epoch validation and checkpoints excluded)
         self.metrics["train/samples_per_s"] = samples / (elapsed - side_s) if samples else 0.0
 
-    def _forward_backward(self, batch: dict[str, torch.Tensor | None], window: int) -> float:
+    def _forward_backward(
+        self, batch: dict[str, torch.Tensor | None], window_samples: int
+    ) -> float:
+        """Forward and backward one micro-batch; returns its mean per-sample loss.
+
+        The backward loss is the sum of the per-sample losses over the samples of the whole
+        accumulation window, so any micro-batch x accumulation with the same effective batch
+        gives the reference's batch 1 x 32 gradient. A non-finite loss is skipped without a
+        backward pass, as the seed's ``if torch.isnan(loss): continue`` (``train.nan_loss:
+        skip``; it also skips inf) and counted in ``train/nan_skipped``.
+        """
         batch = {k: v.to(self.device) if v is not None else None for k, v in batch.items()}
         with self._autocast():
             out = self.model(**batch)
-        loss = out.loss / window
+        value = float(out.loss.detach())
+        if not math.isfinite(value):
+            if self.cfg.train.nan_loss == "raise":
+                raise FloatingPointError(f"loss is {value} at {self.position}; train.nan_loss")
+            self._nan_skipped += 1
+            self.metrics["train/nan_skipped"] = float(self._nan_skipped)
+            return value
+        loss = out.sample_losses.sum() / window_samples
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
         else:
             loss.backward()
-        return float(out.loss.detach())
+        return value
 
     def _optimizer_step(self, params: list[torch.nn.Parameter], grad_clip: float | None) -> None:
         if self.scaler is not None:

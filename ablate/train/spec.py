@@ -53,6 +53,9 @@ class TrainSpec(SpecModel):
     """AdamW epsilon."""
     autocast: Literal["none", "bf16", "fp16"] = "bf16"
     """Mixed precision of the forward pass (fp16 uses a gradient scaler)."""
+    nan_loss: Literal["skip", "raise"] = "skip"
+    """``skip``: a micro-batch whose loss is not finite gets no backward pass (and, if it ends an
+    accumulation window, no optimiser step), as the seed's engine.py; ``raise``: fail the run."""
     grad_clip: float | None = Field(None, gt=0)
     """Clip the global gradient norm of the trainable parameters to this value (None: no clip)."""
     length_grouped: bool = True

@@ -42,8 +42,11 @@ def test_qcm_ale_context_is_hint_and_optional_caption():
     assert "\nContext: Look closely. A photo of food.\n" in with_caption
 
 
-def test_empty_explanation_drops_dangling_because():
+def test_empty_explanation_keeps_the_seeds_dangling_because_unless_asked():
+    """The seed meant to drop it but assigned the result to an unused variable: it trains on it."""
     pair = build_prompt(problem(lecture="", solution=""), "qcm-ale")
+    assert pair.target == "The answer is C. BECAUSE:"
+    pair = build_prompt(problem(lecture="", solution=""), "qcm-ale", drop_empty_because=True)
     assert pair.target == "The answer is C."
 
 

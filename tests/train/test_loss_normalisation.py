@@ -1,0 +1,103 @@
+"""Micro-batch is a speed setting: any split of a window gives the seed's batch 1 x N gradient.
+
+The seed trains at micro-batch 1, each sample's loss the mean over its own answer tokens, divided
+by the accumulation steps. The recipe sums per-sample means over the window and divides by the
+window's samples; a token-mean over a micro-batch (Hugging Face's loss) would weight long answers
+more whenever the micro-batch changes (e.g. when the OOM retry halves it).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ablate.train.batches import collate_train
+from ablate.train.recipe import MmtRecipe
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory, tiny_spec, make_ctx):
+    spec = tiny_spec(train={"batch_size": 4, "accumulation": 1, "autocast": "none"})
+    r = MmtRecipe(spec, make_ctx(tmp_path_factory.mktemp("norm")))
+    r.setup()
+    return r
+
+
+def _window(recipe):
+    """Four training examples with clearly different answer lengths, images and text mixed."""
+    examples = sorted(recipe.train_examples, key=lambda e: len(e.input_ids))
+    n = len(examples)
+    picked = [examples[0], examples[n // 3], examples[-(n // 3)], examples[-1]]
+    assert len({sum(label != -100 for label in e.labels) for e in picked}) > 1
+    return picked
+
+
+def _grads(recipe, examples, splits):
+    """Adapter gradients after one window fed as micro-batches of the given sizes."""
+    recipe.optimizer.zero_grad(set_to_none=True)
+    pad = recipe.model.tokenizer.pad_token_id
+    start = 0
+    for size in splits:
+        batch = collate_train(examples[start : start + size], pad, recipe.load_image)
+        recipe._forward_backward(batch, window_samples=len(examples))
+        start += size
+    return {n: p.grad.clone() for n, p in recipe.trainable if p.grad is not None}
+
+
+def test_every_micro_batch_split_gives_the_batch_one_gradient(recipe):
+    examples = _window(recipe)
+    reference = _grads(recipe, examples, [1, 1, 1, 1])  # the seed: batch 1 x accumulation 4
+    assert reference and any(g.abs().sum() > 0 for g in reference.values())
+    for splits in ([4], [2, 2], [3, 1]):
+        got = _grads(recipe, examples, splits)
+        assert got.keys() == reference.keys()
+        for name, grad in reference.items():
+            torch.testing.assert_close(got[name], grad, rtol=1e-4, atol=1e-7, msg=name)
+
+
+def test_a_token_mean_would_not(recipe):
+    """The check above can fail: HF's token-mean over one micro-batch of 4 differs from it."""
+    examples = _window(recipe)
+    reference = _grads(recipe, examples, [1, 1, 1, 1])
+    recipe.optimizer.zero_grad(set_to_none=True)
+    batch = collate_train(examples, recipe.model.tokenizer.pad_token_id, recipe.load_image)
+    out = recipe.model(**batch)
+    keys = ("input_ids", "attention_mask", "labels", "images", "has_image")
+    _, _, labels, _ = recipe.model._assemble(*(batch[k] for k in keys), False, batch["visual_at"])
+    logits, labels = out.logits[:, :-1].float(), labels[:, 1:]
+    token_mean = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels)
+    token_mean.backward()
+    diffs = [
+        (p.grad - reference[n]).abs().max().item()
+        for n, p in recipe.trainable
+        if p.grad is not None and n in reference
+    ]
+    assert max(diffs) > 1e-4
+
+
+def test_a_nan_micro_batch_is_skipped_as_the_seed_does(recipe):
+    """No backward pass for a non-finite loss; counted; the other samples' gradients stand."""
+    examples = _window(recipe)
+    reference = _grads(recipe, examples[:2], [1, 1])
+    recipe.optimizer.zero_grad(set_to_none=True)
+    pad = recipe.model.tokenizer.pad_token_id
+    original = recipe.model.forward
+
+    def nan_forward(*args, **kwargs):
+        out = original(*args, **kwargs)
+        out["loss"] = out["loss"] * float("nan")
+        return out
+
+    recipe._forward_backward(collate_train(examples[:1], pad, recipe.load_image), 2)
+    recipe.model.forward = nan_forward
+    try:
+        value = recipe._forward_backward(collate_train(examples[2:3], pad, recipe.load_image), 2)
+    finally:
+        del recipe.model.forward
+    recipe._forward_backward(collate_train(examples[1:2], pad, recipe.load_image), 2)
+    assert math.isnan(value) and recipe.metrics["train/nan_skipped"] >= 1
+    for name, p in recipe.trainable:
+        if name in reference:
+            torch.testing.assert_close(p.grad, reference[name], rtol=1e-4, atol=1e-7)

@@ -78,9 +78,14 @@ def test_every_adapter_counts_at_real_shape():
         cfg["name"] + str(cfg.get("variant", "")): count_trainable_parameters(LAVIN, cfg)
         for cfg in [
             {"name": "concat_router"},
-            {"name": "loha", "variant": 1, "rank": 4},
-            {"name": "loha", "variant": 3, "rank": 4, "dim": 8},
-            {"name": "lora_rep", "lora_rank": 8},
+            {"name": "loha", "variant": 1, "rank": 4, "form": "hadamard"},
+            {"name": "loha", "variant": 3, "rank": 4, "dim": 8, "form": "hadamard"},
+            {
+                "name": "lora_rep",
+                "lora_rank": 8,
+                "target_modules": ["q_proj", "v_proj"],
+                "vision_adapter": "plain",
+            },
             {"name": "bottleneck_scaled"},
         ]
     }

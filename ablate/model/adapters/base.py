@@ -1,15 +1,19 @@
 """Building blocks every adapter shares: 1x1 (grouped) projections, routing heads, dtype handling.
 
-Adapters keep their parameters in fp32 (they are what the optimiser updates) while the frozen
-backbones run in bf16/fp16 or 4/8-bit; :class:`Adapter` casts the input to the adapter's dtype and
-adds the branch back in the input's dtype, so a zero branch gives back the input bit for bit.
+Adapters keep their parameters in fp32: they are the master weights the optimiser updates, while the
+frozen backbones run in bf16/fp16 or 4/8-bit. :class:`Adapter` casts the input to the parameters'
+dtype and adds the branch back in the input's dtype, so a zero branch gives back the input bit for
+bit. Under autocast the projections themselves run in the autocast dtype (bf16/fp16), not fp32: the
+seed's adapters run inside ``with autocast():`` (fp16) too, so that is the reference, not a leak.
 
-Routing (LaVIN's Mixture-of-Modality adaptation) needs one hidden state per sample: the [cls] token
-(position 0) in the vision tower, the modality token u_m in the LLM. In the LLM u_m sits at position
-0 while training (right padding) but not in left-padded batched generation, and the decode steps of
-a KV-cached generation see one new token only. A :class:`RoutingState`, shared by all LLM routers
-and set by :class:`~ablate.model.multimodal.MultimodalModel`, says where u_m is at prefill and
-lets every router reuse the weights it computed at prefill for the decode steps.
+Routing (LaVIN's Mixture-of-Modality adaptation) reads hidden states to make mixing weights. In the
+LLM it reads one per sample, the modality token u_m. In the vision tower it reads every token
+(``per_token``, what LaVIN's sequence-first ViT did at batch 1) or the [cls] token (``cls``, one
+per image). In the LLM u_m sits at position 0 while training (right padding) but not in
+left-padded batched generation, and the decode steps of a KV-cached generation see one new token
+only. A :class:`RoutingState`, shared by all LLM routers and set by
+:class:`~ablate.model.multimodal.MultimodalModel`, says where u_m is at prefill and lets every
+router reuse the weights it computed at prefill for the decode steps.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ class RoutingState:
         index: (B,) position of the routing token per sample; None means position 0.
         record: keep the weights each router computes (prefill of a generation).
         reuse: use the recorded weights instead of computing new ones (decode steps).
-        cache: router id -> (B, n) weights recorded at prefill.
+        cache: router id -> (B, 1, n) weights recorded at prefill.
     """
 
     index: torch.Tensor | None = None
@@ -79,12 +83,28 @@ def init_down_(conv: nn.Conv1d) -> nn.Conv1d:
 
 
 class RoutingHead(nn.Module):
-    """softmax(W_r h_0 / t): per-sample mixing weights from the routing token (LaVIN MMA)."""
+    """softmax(W_r h / t): mixing weights from the routing token or from every token (LaVIN MMA).
 
-    def __init__(self, width: int, n_experts: int, temperature: float, state: RoutingState | None):
+    The weights come shaped (B, T', n) to broadcast against (B, T, d) branches: T' = 1 when one
+    token routes the whole sample (u_m in the LLM, [cls] in the vision tower), T' = T when every
+    token routes itself (``per_token``: LaVIN's ``expert_weights(x[:, 0])`` on its sequence-first
+    ViT at batch 1, applied image by image).
+    """
+
+    def __init__(
+        self,
+        width: int,
+        n_experts: int,
+        temperature: float,
+        state: RoutingState | None,
+        per_token: bool = False,
+    ) -> None:
         super().__init__()
+        if per_token and state is not None:
+            raise ValueError("per-token routing has no routing token to track: pass state=None")
         self.proj = nn.Linear(width, n_experts)
         self.temperature = temperature
+        self.per_token = per_token
         # shared, not a submodule: one state object for all routers of a tower
         self._state = [state]
 
@@ -93,20 +113,41 @@ class RoutingHead(nn.Module):
         """The tower's routing state (None in the vision tower: always position 0)."""
         return self._state[0]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, n)
-        """Routing weights of every sample (recorded / reused as the state says)."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, T or 1, n)
+        """Routing weights of every token or sample (recorded / reused as the state says)."""
+        if self.per_token:
+            return torch.softmax(self.proj(x) / self.temperature, dim=-1)  # (B, T, n)
         state = self.state
         key = id(self)
         if state is not None and state.reuse and key in state.cache:
             return state.cache[key]
         if state is None or state.index is None:
-            h0 = x[:, 0]  # (B, d)
+            h0 = x[:, :1]  # (B, 1, d)
         else:
-            h0 = x[torch.arange(x.shape[0], device=x.device), state.index.to(x.device)]
-        weights = torch.softmax(self.proj(h0) / self.temperature, dim=-1)  # (B, n)
+            index = state.index.to(x.device)
+            h0 = x[torch.arange(x.shape[0], device=x.device), index][:, None]  # (B, 1, d)
+        weights = torch.softmax(self.proj(h0) / self.temperature, dim=-1)  # (B, 1, n)
         if state is not None and state.record:
             state.cache[key] = weights
         return weights
+
+
+def routing_head(
+    width: int,
+    temperature: float,
+    vision_routing: str,
+    tower: str,
+    state: RoutingState | None,
+    n_experts: int = 2,
+) -> RoutingHead:
+    """The routing head of an adapter in ``tower``.
+
+    The LLM routes per sample from u_m (found through ``state``); the vision tower routes every
+    token by itself (``vision_routing: per_token``) or every image by its [cls] token (``cls``).
+    """
+    if tower == "llm":
+        return RoutingHead(width, n_experts, temperature, state)
+    return RoutingHead(width, n_experts, temperature, None, per_token=vision_routing == "per_token")
 
 
 class Adapter(nn.Module):
@@ -145,3 +186,17 @@ class AdaptedInput(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d)
         """Normalise, then adapt."""
         return self.adapter(self.norm(x))
+
+
+class AdaptedOutput(AdaptedInput):
+    """An adapter on a sub-layer's output, before the block's output scale (open_clip ``ls_1``).
+
+    Replaces ``block.ls_1`` so the block computes x + ls_1(adapter(attn(ln_1 x))): the seed's ALIP
+    placement (77cacc3 ``forward_alip``, ``x + ln_attn(adapter(attn(ln_1 x)))`` with ``ln_attn`` an
+    identity). It subclasses :class:`AdaptedInput` so code that finds adapters by that type
+    (device moves, counts) finds this one too; ``norm`` holds the wrapped ``ls_1``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d)
+        """Adapt, then apply the original output scale."""
+        return self.norm(self.adapter(x))

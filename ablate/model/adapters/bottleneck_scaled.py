@@ -16,9 +16,9 @@ import torch
 from ablate.model.adapters.base import (
     Adapter,
     Conv1x1,
-    RoutingHead,
     RoutingState,
     init_down_,
+    routing_head,
     zero_,
 )
 from ablate.model.adapters.configs import BottleneckScaledConfig
@@ -28,25 +28,27 @@ from ablate.model.adapters.registry import AdapterMethod, register_method
 class ScaledBottleneckAdapter(Adapter):
     """Z + s * (w0 U1(D(Z)) + w1 U2(D(Z))), both U zero-init."""
 
-    def __init__(self, width: int, config: BottleneckScaledConfig, state: RoutingState | None):
+    def __init__(
+        self, width: int, config: BottleneckScaledConfig, tower: str, state: RoutingState | None
+    ) -> None:
         super().__init__()
         down_groups = config.groups if config.grouped == "both" else 1
         self.down = init_down_(Conv1x1(width, config.dim, groups=down_groups))
         self.up_1 = zero_(Conv1x1(config.dim, width, groups=config.groups))
         self.up_2 = zero_(Conv1x1(config.dim, width, groups=config.groups))
-        self.router = RoutingHead(width, 2, config.temperature, state)
+        self.router = routing_head(width, config.temperature, config.vision_routing, tower, state)
         self.scale = config.scale
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d)
         """The routed residual update (zero at init)."""
-        w = self.router(x)  # (B, 2)
+        w = self.router(x)  # (B, T or 1, 2)
         h = self.down(x)  # (B, T, dim)
-        mixed = self.up_1(h) * w[:, 0, None, None] + self.up_2(h) * w[:, 1, None, None]
+        mixed = self.up_1(h) * w[..., 0:1] + self.up_2(h) * w[..., 1:2]  # (B, T, d)
         return mixed * self.scale
 
 
 def _build(config: BottleneckScaledConfig, width: int, tower: str, state: RoutingState | None):
-    return ScaledBottleneckAdapter(width, config, state)
+    return ScaledBottleneckAdapter(width, config, tower, state)
 
 
 METHOD = register_method(

@@ -19,9 +19,9 @@ from torch import nn
 from ablate.model.adapters.base import (
     Adapter,
     Conv1x1,
-    RoutingHead,
     RoutingState,
     init_down_,
+    routing_head,
     zero_,
 )
 from ablate.model.adapters.configs import ConcatRouterConfig
@@ -31,12 +31,18 @@ from ablate.model.adapters.registry import AdapterMethod, register_method
 class ConcatRouterAdapter(Adapter):
     """Z + s * U([w0 psi_1(Z), w1 psi_2(Z)]) with a zero-init up-projection U."""
 
-    def __init__(self, width: int, config: ConcatRouterConfig, state: RoutingState | None):
+    def __init__(
+        self, width: int, config: ConcatRouterConfig, tower: str, state: RoutingState | None
+    ) -> None:
         super().__init__()
         self.psi_1 = init_down_(Conv1x1(width, config.dim, groups=1))
         self.psi_2 = init_down_(Conv1x1(width, config.dim, groups=config.groups))
         self.up = zero_(Conv1x1(2 * config.dim, width, groups=config.groups))
-        self.router = RoutingHead(width, 2, config.temperature, state) if config.routed else None
+        self.router = (
+            routing_head(width, config.temperature, config.vision_routing, tower, state)
+            if config.routed
+            else None
+        )
         self.dropout = nn.Dropout(config.dropout)
         self.scale = config.scale
 
@@ -44,14 +50,14 @@ class ConcatRouterAdapter(Adapter):
         """The residual update (zero at init)."""
         a, b = self.psi_1(x), self.psi_2(x)  # (B, T, dim) each
         if self.router is not None:
-            w = self.router(x)  # (B, 2)
-            a, b = a * w[:, 0, None, None], b * w[:, 1, None, None]
+            w = self.router(x)  # (B, T or 1, 2)
+            a, b = a * w[..., 0:1], b * w[..., 1:2]  # (B, T, dim) each
         h = self.dropout(torch.cat([a, b], dim=-1))  # (B, T, 2 dim)
         return self.up(h) * self.scale  # (B, T, d)
 
 
 def _build(config: ConcatRouterConfig, width: int, tower: str, state: RoutingState | None):
-    return ConcatRouterAdapter(width, config, state)
+    return ConcatRouterAdapter(width, config, tower, state)
 
 
 METHOD = register_method(

@@ -3,14 +3,23 @@
 Citation: Hyeon-Woo et al., "FedPara: Low-rank Hadamard product for communication-efficient
 federated learning" (ICLR 2022), as LoHa in LyCORIS/peft; arXiv 2407.17813 eq. 6-7.
 
-A LoHa 1x1 conv has the weight W = (X1 Y1^T) * (X2 Y2^T) (Hadamard product of two rank-r products)
-plus a bias. We write our own instead of peft's LoHa because peft's LoHa cannot wrap a 4-bit base
-layer (it reads the shape from the packed weight), and because these are new modules, not a
-re-parameterisation of existing ones. X2 is zero-initialised so W = 0 at init.
+Two forms of the LoHa 1x1 conv (``LohaConfig.form``):
+  fedpara (default): the seed's ``util/loha.py`` (948411c), W = W1 * W2 with each factor a Tucker
+     product W_j = einsum("xyz,xo,yi->oiz", T_j, O_j, I_j), T (r, r, 1), O (r, out), I (r, in),
+     rank 1, no bias. ``init: normal`` (948411c, when the LoHa runs were made) draws every tensor
+     from N(0, 2 / fan_in), so W is random and the adapter is not the identity at init;
+     ``init: zeros`` (614e590, the final file) makes it the identity but every factor's gradient is
+     a product of the other (zero) factors, so nothing ever trains. The seed never imports this
+     file: the wiring into adapters below is the paper's text (eq. 6-7), not seed code.
+  hadamard: our reading of the paper, W = (X1 Y1^T) * (X2 Y2^T) plus a bias, X2 zero so W = 0 at
+     init (the identity) while the other factors still get gradients.
+We write our own instead of peft's LoHa because peft's LoHa cannot wrap a 4-bit base layer (it
+reads the shape from the packed weight), and because these are new modules, not a
+re-parameterisation of existing ones.
 
 Variants (``LohaConfig.variant``):
   1: Z + w1 f(Z, W1) + w2 f(Z, W2), two full-width LoHa convs, no down-scaling, LaVIN routing
-     weights (eq. 6; the paper's equation omits the residual, we keep it so the adapter starts as
+     weights (eq. 6; the paper's equation omits the residual, we keep it so a zero operator is
      the identity);
   2: LaVIN's router adapter with its three convs replaced by LoHa convs;
   3: Z + phi_L1(SiLU(phi_L2(Z))), no routing (eq. 7).
@@ -23,13 +32,13 @@ import math
 import torch
 from torch import nn
 
-from ablate.model.adapters.base import Adapter, RoutingHead, RoutingState
+from ablate.model.adapters.base import Adapter, RoutingState, routing_head
 from ablate.model.adapters.configs import LohaConfig
 from ablate.model.adapters.registry import AdapterMethod, register_method
 
 
 class LohaConv1x1(nn.Module):
-    """A dense 1x1 conv whose weight is (X1 Y1^T) * (X2 Y2^T): (B, T, in) -> (B, T, out)."""
+    """``form: hadamard``: a dense 1x1 conv with weight (X1 Y1^T) * (X2 Y2^T) plus a bias."""
 
     def __init__(self, in_features: int, out_features: int, rank: int, zero: bool) -> None:
         super().__init__()
@@ -53,40 +62,92 @@ class LohaConv1x1(nn.Module):
         return torch.nn.functional.linear(x, self.weight(), self.bias)
 
 
+class FedParaLowRank(nn.Module):
+    """One factor of the seed's LoHa (948411c ``LowRank``): einsum("xyz,xo,yi->oiz", T, O, I)."""
+
+    def __init__(self, in_features: int, out_features: int, rank: int, init: str) -> None:
+        super().__init__()
+        self.T = nn.Parameter(torch.empty(rank, rank, 1))  # kernel size 1
+        self.O = nn.Parameter(torch.empty(rank, out_features))
+        self.I = nn.Parameter(torch.empty(rank, in_features))
+        for p in (self.T, self.O, self.I):
+            if init == "zeros":
+                nn.init.zeros_(p)  # 614e590
+            else:
+                # 948411c: relu gain / sqrt(torch's fan_in), i.e. size(1) * receptive field
+                nn.init.normal_(p, 0.0, math.sqrt(2.0) / math.sqrt(p[0].numel()))
+
+    def forward(self) -> torch.Tensor:  # (out, in, 1)
+        """The factor's weight."""
+        return torch.einsum("xyz,xo,yi->oiz", self.T, self.O, self.I)
+
+
+class FedParaConv1x1(nn.Module):
+    """The seed's LoHa ``Conv1d`` at kernel 1 and no bias: W = W1() * W2() (Hadamard product)."""
+
+    def __init__(self, in_features: int, out_features: int, rank: int, init: str) -> None:
+        super().__init__()
+        self.W1 = FedParaLowRank(in_features, out_features, rank, init)
+        self.W2 = FedParaLowRank(in_features, out_features, rank, init)
+
+    def weight(self) -> torch.Tensor:  # (out, in)
+        """The Hadamard product of the two Tucker factors."""
+        return (self.W1() * self.W2())[..., 0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, in) -> (B, T, out)
+        """Apply the weight to every token (the seed's ``F.conv1d`` at kernel 1)."""
+        return torch.nn.functional.linear(x, self.weight())
+
+
+def loha_conv(config: LohaConfig, in_features: int, out_features: int, zero: bool) -> nn.Module:
+    """A LoHa 1x1 conv of ``config.form``, (B, T, in) -> (B, T, out).
+
+    ``zero`` (an up-projection) applies to ``hadamard`` only; every ``fedpara`` conv takes
+    ``config.init``, as every conv built from the seed's file would.
+    """
+    if config.form == "fedpara":
+        return FedParaConv1x1(in_features, out_features, config.rank, config.init)
+    return LohaConv1x1(in_features, out_features, config.rank, zero=zero)
+
+
 class LohaRoutedPair(Adapter):
     """Variant 1: Z + w1 f(Z, W1) + w2 f(Z, W2) with full-width LoHa convs."""
 
-    def __init__(self, width: int, config: LohaConfig, state: RoutingState | None) -> None:
+    def __init__(
+        self, width: int, config: LohaConfig, tower: str, state: RoutingState | None
+    ) -> None:
         super().__init__()
-        self.conv_1 = LohaConv1x1(width, width, config.rank, zero=True)
-        self.conv_2 = LohaConv1x1(width, width, config.rank, zero=True)
-        self.router = RoutingHead(width, 2, config.temperature, state)
+        self.conv_1 = loha_conv(config, width, width, zero=True)
+        self.conv_2 = loha_conv(config, width, width, zero=True)
+        self.router = routing_head(width, config.temperature, config.vision_routing, tower, state)
         self.scale = config.scale
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d)
-        """The routed residual update (zero at init)."""
-        w = self.router(x)  # (B, 2)
-        mixed = self.conv_1(x) * w[:, 0, None, None] + self.conv_2(x) * w[:, 1, None, None]
+        """The routed residual update (zero at init unless fedpara + normal)."""
+        w = self.router(x)  # (B, T or 1, 2)
+        mixed = self.conv_1(x) * w[..., 0:1] + self.conv_2(x) * w[..., 1:2]  # (B, T, d)
         return mixed * self.scale
 
 
 class LohaRouter(Adapter):
     """Variant 2: LaVIN's router adapter with LoHa convs (A down, B and D up)."""
 
-    def __init__(self, width: int, config: LohaConfig, state: RoutingState | None) -> None:
+    def __init__(
+        self, width: int, config: LohaConfig, tower: str, state: RoutingState | None
+    ) -> None:
         super().__init__()
-        self.conv_A = LohaConv1x1(width, config.dim, config.rank, zero=False)
-        self.conv_B = LohaConv1x1(config.dim, width, config.rank, zero=True)
-        self.conv_D = LohaConv1x1(config.dim, width, config.rank, zero=True)
-        self.router = RoutingHead(width, 2, config.temperature, state)
+        self.conv_A = loha_conv(config, width, config.dim, zero=False)
+        self.conv_B = loha_conv(config, config.dim, width, zero=True)
+        self.conv_D = loha_conv(config, config.dim, width, zero=True)
+        self.router = routing_head(width, config.temperature, config.vision_routing, tower, state)
         self.dropout = nn.Dropout(config.dropout)
         self.scale = config.scale
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d)
-        """The routed residual update (zero at init)."""
-        w = self.router(x)  # (B, 2)
+        """The routed residual update (zero at init unless fedpara + normal)."""
+        w = self.router(x)  # (B, T or 1, 2)
         h = self.dropout(self.conv_A(x))  # (B, T, dim)
-        mixed = self.conv_B(h) * w[:, 0, None, None] + self.conv_D(h) * w[:, 1, None, None]
+        mixed = self.conv_B(h) * w[..., 0:1] + self.conv_D(h) * w[..., 1:2]  # (B, T, d)
         return mixed * self.scale
 
 
@@ -95,20 +156,20 @@ class LohaSiLU(Adapter):
 
     def __init__(self, width: int, config: LohaConfig) -> None:
         super().__init__()
-        self.phi_L2 = LohaConv1x1(width, config.dim, config.rank, zero=False)
-        self.phi_L1 = LohaConv1x1(config.dim, width, config.rank, zero=True)
+        self.phi_L2 = loha_conv(config, width, config.dim, zero=False)
+        self.phi_L1 = loha_conv(config, config.dim, width, zero=True)
         self.scale = config.scale
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d)
-        """The residual update (zero at init)."""
+        """The residual update (zero at init unless fedpara + normal)."""
         return self.phi_L1(torch.nn.functional.silu(self.phi_L2(x))) * self.scale
 
 
 def _build(config: LohaConfig, width: int, tower: str, state: RoutingState | None) -> Adapter:
     if config.variant == 1:
-        return LohaRoutedPair(width, config, state)
+        return LohaRoutedPair(width, config, tower, state)
     if config.variant == 2:
-        return LohaRouter(width, config, state)
+        return LohaRouter(width, config, tower, state)
     return LohaSiLU(width, config)
 
 

@@ -6,21 +6,29 @@ as used in LaVIN's vision tower. The paper's text calls this experiment 11; its 
 
 LoRA is injected in place with ``peft.inject_adapter_in_model`` (no ``PeftModel`` wrapper, so module
 paths stay those of the bare LLM); it works on 4-bit and 8-bit bases. peft zero-initialises LoRA's
-B, so the LLM starts unchanged.
+B and gives A ``nn.Linear``'s default init (kaiming-uniform, a = sqrt(5)), as the seed's own
+LoRA (2a04fd0 ``lavin/model.py``: rank 2 on wq, wk, wv, wo, w1, w3, w2, no bias, no scaling, no
+dropout), so the LLM starts unchanged. The seed's vision adapter for this run is LaVIN's routed
+RepAdapter before attention in every ViT block, and the LLM gets no other adapter.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from ablate.model.adapters.base import RoutingState
+from ablate.model.adapters.base import Adapter, RoutingState, routing_head
 from ablate.model.adapters.configs import LoraRepConfig
 from ablate.model.adapters.registry import AdapterMethod, register_method
-from ablate.model.adapters.router import RepAdapter
+from ablate.model.adapters.router import RepAdapter, RouterAdapter
 
 
-def _vision_adapter(config: LoraRepConfig, width: int, tower: str, state: RoutingState | None):
-    return RepAdapter(width, config.dim, config.groups, config.dropout, config.scale)
+def _vision_adapter(
+    config: LoraRepConfig, width: int, tower: str, state: RoutingState | None
+) -> Adapter:
+    if config.vision_adapter == "plain":
+        return RepAdapter(width, config.dim, config.groups, config.dropout, config.scale)
+    router = routing_head(width, config.temperature, config.vision_routing, tower, state)
+    return RouterAdapter(width, config.dim, config.groups, config.dropout, config.scale, router)
 
 
 def _inject_lora(config: LoraRepConfig, llm: nn.Module) -> list[nn.Parameter]:
@@ -50,7 +58,8 @@ def _inject_lora(config: LoraRepConfig, llm: nn.Module) -> list[nn.Parameter]:
 METHOD = register_method(
     AdapterMethod(
         name="lora_rep",
-        citation="arXiv 2407.17813 Table 3 row 10 (LoRA in the LLM + RepAdapter in the ViT)",
+        citation="arXiv 2407.17813 Table 3 row 10 (LoRA in the LLM + RepAdapter in the ViT); "
+        "seed 2a04fd0",
         block_adapter=_vision_adapter,
         adapt_llm=_inject_lora,
     )

@@ -5,8 +5,9 @@ Language Models" (LaVIN, NeurIPS 2023), ``RepAdapter_Router``; Luo et al., "Towa
 Adaption via Structural Re-parameterization" (RepAdapter, 2023).
 
 Router: a shared dense down-projection, dropout, two grouped up-projections ("experts") mixed by
-routing weights softmax(W_r h_0 / t): x + s * (w0 B(x') + w1 D(x')). h_0 is the routing token
-(ViT: [cls]; LLM: the modality token u_m, see :class:`~ablate.model.adapters.base.RoutingState`).
+routing weights softmax(W_r h / t): x + s * (w0 B(x') + w1 D(x')). h is the modality token u_m in
+the LLM (see :class:`~ablate.model.adapters.base.RoutingState`); in the ViT every token by default
+(``vision_routing: per_token``, LaVIN's sequence-first ViT at batch 1) or [cls] (``cls``).
 Parameters at width d, dim h, groups g: (d h + h) + 2 (h d / g + d) + (2 d + 2); with d=4096, h=8,
 g=2: 81,930 per block, which gives LaVIN's 3.78M at 7B.
 
@@ -26,6 +27,7 @@ from ablate.model.adapters.base import (
     RoutingHead,
     RoutingState,
     init_down_,
+    routing_head,
     zero_,
 )
 from ablate.model.adapters.configs import RouterConfig
@@ -40,24 +42,23 @@ class RouterAdapter(Adapter):
         width: int,
         dim: int,
         groups: int,
-        temperature: float,
         dropout: float,
         scale: float,
-        state: RoutingState | None,
+        router: RoutingHead,
     ) -> None:
         super().__init__()
         self.conv_A = init_down_(Conv1x1(width, dim, groups=1))
         self.conv_B = zero_(Conv1x1(dim, width, groups=groups))
         self.conv_D = zero_(Conv1x1(dim, width, groups=groups))
-        self.router = RoutingHead(width, 2, temperature, state)
+        self.router = router
         self.dropout = nn.Dropout(dropout)
         self.scale = scale
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d)
         """The routed residual update (zero at init)."""
-        w = self.router(x)  # (B, 2)
+        w = self.router(x)  # (B, T or 1, 2)
         h = self.dropout(self.conv_A(x))  # (B, T, dim)
-        mixed = self.conv_B(h) * w[:, 0, None, None] + self.conv_D(h) * w[:, 1, None, None]
+        mixed = self.conv_B(h) * w[..., 0:1] + self.conv_D(h) * w[..., 1:2]  # (B, T, d)
         return mixed * self.scale  # (B, T, d)
 
 
@@ -77,9 +78,8 @@ class RepAdapter(Adapter):
 
 
 def _build(config: RouterConfig, width: int, tower: str, state: RoutingState | None):
-    return RouterAdapter(
-        width, config.dim, config.groups, config.temperature, config.dropout, config.scale, state
-    )
+    router = routing_head(width, config.temperature, config.vision_routing, tower, state)
+    return RouterAdapter(width, config.dim, config.groups, config.dropout, config.scale, router)
 
 
 METHOD = register_method(

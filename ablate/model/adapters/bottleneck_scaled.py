@@ -5,8 +5,9 @@ with the weight factors of LaVIN's Mixture-of-Modality adapter (Luo et al., Neur
 
 Our reading: the BA of :mod:`ablate.model.adapters.bottleneck` (grouped down-projection, no
 non-linearity, no dropout) with two grouped up-projections mixed by routing weights
-softmax(W_r h_0 / t): Z + s * (w0 U1(D(Z)) + w1 U2(D(Z))). It differs from ``router`` by the BA's
-grouped down-projection, its width (16) and the missing dropout.
+softmax(W_r h / t): Z + s * (w0 U1(D(Z)) + w1 U2(D(Z))), h being u_m in the LLM and, in the ViT,
+every token or [cls] (``vision_routing``). It differs from ``router`` by the BA's grouped
+down-projection, its width (16) and the missing dropout.
 """
 
 from __future__ import annotations

@@ -28,7 +28,10 @@ class SyntheticSpec(SpecModel):
     seed: int = 0
     """Seed of the generator (independent of the training seed)."""
     image_size: int = Field(64, ge=8, le=1024)
-    """Side of the square PNG images, in pixels."""
+    """Height of the PNG images, in pixels."""
+    aspect: float = Field(2.0, ge=0.25, le=8.0)
+    """Width / height of the images: wide by default, like many ScienceQA diagrams, so the tiny
+    default exercises the real resize on non-square pictures."""
 
 
 class DataSpec(SpecModel):

@@ -11,10 +11,12 @@ Sections of an ``mmt`` spec::
     train:   TrainSpec      optimiser, schedule, batch, precision
     eval:    EvalSpec       generation and the unparseable-answer policy
 
-``--scale tiny`` (:func:`scale_mmt`) swaps the real backbones for their tiny twins, runs them in
-fp32 without quantisation or autocast, and trains on the synthetic ScienceQA twin: the same code
-path end to end on a CPU. The numbers of the tiny schedule (epochs, sizes, learning rate) are
-data in the sweep's ``scales.tiny`` block, not code.
+``--scale tiny`` (:func:`scale_mmt`) swaps the real backbones for their tiny twins and the data for
+the synthetic ScienceQA twin, and keeps everything else the paper profile runs: its precision,
+NF4 quantisation, autocast and gradient scaler, micro-batch x accumulation with length grouping,
+the seed's token layout and the real LLaMA-2 tokenizer. What a CPU cannot run is substituted and
+listed in the spec's ``substitutions`` (paged AdamW32bit needs CUDA: torch AdamW). The numbers of
+the tiny schedule (epochs, sizes, learning rate) are data in the sweep's ``scales.tiny`` block.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from ablate.evaluation.spec import EvalSpec
 from ablate.jobs.registry import JobKind, register_job
 from ablate.model.adapters import AdapterConfig, BottleneckConfig, validate_adapter_config
 from ablate.model.spec import ModelSpec, twin_of
-from ablate.spec.base import SpecModel
+from ablate.spec.base import SpecModel, nonsemantic
 from ablate.train.spec import TrainSpec
 
 AdapterSection = Annotated[SerializeAsAny[AdapterConfig], BeforeValidator(validate_adapter_config)]
@@ -49,6 +51,9 @@ class MmtConfig(SpecModel):
     """Optimiser, schedule and batching."""
     eval: EvalSpec = EvalSpec()
     """Generation settings and scoring policy."""
+    substitutions: tuple[str, ...] = nonsemantic(())
+    """What a scale replaced because the machine cannot run it (``--scale tiny``: the paged
+    optimiser), recorded with the run; the spec's other fields say what actually ran."""
 
 
 SCALES = ("tiny",)
@@ -57,9 +62,10 @@ SCALES = ("tiny",)
 def scale_mmt(sections: dict[str, Any], name: str) -> dict[str, Any]:
     """Rewrite raw (unvalidated) spec sections for a named scale.
 
-    ``tiny``: LLM and vision presets -> their tiny twins, fp32, no quantisation, no autocast,
-    synthetic data. Other fields (adapter, schedule) are kept, so a tiny run exercises the same
-    adapter and recipe as the real one; the sweep's ``scales.tiny`` block sets the tiny schedule.
+    ``tiny``: LLM and vision presets -> their tiny twins, synthetic data, and paged AdamW32bit ->
+    torch AdamW (bitsandbytes' paged optimisers need CUDA; listed in ``substitutions``). Precision,
+    quantisation, autocast, batching and the adapter are kept, so a tiny run executes the same
+    branches as the real one; the sweep's ``scales.tiny`` block sets the tiny schedule.
 
     Args:
         sections: the spec's sections as plain dicts (``model``, ``adapter``, ...); not modified.
@@ -75,8 +81,6 @@ def scale_mmt(sections: dict[str, Any], name: str) -> dict[str, Any]:
     defaults = ModelSpec()
     model["llm"] = twin_of(model.get("llm", defaults.llm))
     model["vision"] = twin_of(model.get("vision", defaults.vision))
-    model["precision"] = "fp32"
-    model["quantization"] = "none"
     model.pop("llm_path", None)
     model.pop("vision_path", None)
     out["model"] = model
@@ -86,10 +90,12 @@ def scale_mmt(sections: dict[str, Any], name: str) -> dict[str, Any]:
     data.pop("source_format", None)
     out["data"] = data
     train = dict(out.get("train") or {})
-    train["autocast"] = "none"
+    substitutions = list(out.get("substitutions") or ())
     if train.get("optimizer") == "paged_adamw32bit":
         train["optimizer"] = "adamw"
+        substitutions.append("train.optimizer: paged_adamw32bit -> adamw (paged AdamW needs CUDA)")
     out["train"] = train
+    out["substitutions"] = tuple(substitutions)
     return out
 
 

@@ -41,8 +41,9 @@ _LLAMA_7B = dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32,
                  num_key_value_heads=32, intermediate_size=11008, vocab_size=32000)  # fmt: skip
 _LLAMA_13B = dict(hidden_size=5120, num_hidden_layers=40, num_attention_heads=40,
                   num_key_value_heads=40, intermediate_size=13824, vocab_size=32000)  # fmt: skip
+# widths are multiples of 64: bitsandbytes' CPU 4-bit kernels need out_features % 32 == 0
 _TINY = dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
-             num_key_value_heads=4, intermediate_size=344)  # fmt: skip
+             num_key_value_heads=4, intermediate_size=384)  # fmt: skip
 _V1 = dict(max_position_embeddings=2048, rms_norm_eps=1e-6)
 _V2 = dict(max_position_embeddings=4096, rms_norm_eps=1e-5)
 

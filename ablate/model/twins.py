@@ -17,53 +17,8 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-TWIN_VERSION = "v2"  # v2: LLM final norm scaled x8; vision twins seeded by name
+TWIN_VERSION = "v3"  # v2: LLM final norm x8, vision twins seeded by name; v3: LLaMA-2 tokenizer
 TWIN_SEED = 1234
-
-# A small embedded corpus: English/science words and the ScienceQA prompt templates, so the twin
-# tokenizer splits prompts into sensible pieces. Deterministic: the BPE trainer sees it in order.
-_CORPUS = """
-Question: Which of these states is farthest north? Context: N/A Options: (A) West Virginia (B)
-Louisiana (C) Arizona (D) Oklahoma Response: The answer is A. BECAUSE: Maps have four cardinal
-directions, or main directions. Those directions are north, south, east, and west.
-Question: Identify the question that Tom's experiment can best answer. Context: The passage below
-describes an experiment. Options: (A) Do ping pong balls stop rolling along the ground sooner after
-being launched from a 30 angle or a 45 angle? (B) Do ping pong balls travel farther when launched
-from a 30 angle compared to a 45 angle? Response: The answer is B. BECAUSE: Experiments can be
-designed to answer specific questions.
-Question: Which word would you find on a dictionary page? Context: N/A Options: (A) cattle (B)
-cell (C) chemistry Response: The answer is C. BECAUSE: Guide words appear on each page of a
-dictionary. They tell you the first word and last word on the page.
-Question: What is the name of the colony shown? Context: Image: N/A Options: (A) Maryland (B) New
-Hampshire (C) Rhode Island (D) Vermont Response: The answer is B. BECAUSE: The colony is New
-Hampshire. During the colonial era, New Hampshire and New York both claimed the territory.
-Question: Which tense does the sentence use? Options: (A) past tense (B) present tense (C) future
-tense Response: The answer is A. BECAUSE: Present tense verbs tell you about something that is
-happening now. Past tense verbs tell you about something that has already happened.
-Question: Is the following trait inherited or acquired? Context: Image: N/A Options: (A) acquired
-(B) inherited Response: The answer is B. BECAUSE: Organisms, including people, have both inherited
-and acquired traits. Inherited traits are passed from biological parents to their offspring.
-Question: Compare the motion of two ships. Which ship was moving at a higher speed? Options: (A) a
-ship that moved 200 kilometers in 10 hours (B) a ship that moved 165 kilometers in 10 hours
-Response: The answer is A. BECAUSE: An object's speed tells you how fast the object is moving.
-Speed depends on both distance and time. Distance tells you how far the object has moved.
-Question: Select the solid. Options: (A) rain (B) water in a fishbowl (C) hammer Response: The
-answer is C. BECAUSE: Solid, liquid, and gas are states of matter. Matter is anything that takes
-up space. A solid has a size and shape of its own.
-Question: Which material is this spatula made of? Options: (A) rubber (B) cotton Response: The
-answer is A. BECAUSE: A material is a type of matter. Wood, glass, metal, and plastic are common
-materials. Some objects are made of just one material.
-Question: Which animal's mouth is also adapted for bottom feeding? Context: Sturgeons eat
-invertebrates, plants, and small fish. Options: (A) armored catfish (B) discus Response: The answer
-is A. BECAUSE: An adaptation is an inherited trait that helps an organism survive or reproduce.
-Magnets can pull or push on each other without touching. Energy, force, gravity, temperature,
-weather, climate, ecosystem, photosynthesis, cell, molecule, atom, element, compound, mixture,
-solution, chemical change, physical change, evaporation, condensation, volcano, earthquake, planet,
-moon, sun, star, orbit, mammal, reptile, amphibian, bird, fish, insect, plant, seed, root, leaf,
-flower, fruit, habitat, food chain, predator, prey, population, economics, supply, demand, map,
-continent, ocean, river, mountain, desert, forest, grammar, noun, verb, adjective, sentence, poem,
-figurative language, punctuation, 0 1 2 3 4 5 6 7 8 9 10 100 1000 kilograms grams meters liters.
-"""
 
 
 def twin_root() -> Path:
@@ -96,36 +51,17 @@ def materialise(name: str, write: Callable[[Path], None]) -> Path:
     return final
 
 
-def build_twin_tokenizer(vocab_size: int = 1024):
-    """A byte-level BPE tokenizer trained on the embedded corpus, as a transformers fast tokenizer.
+def build_twin_tokenizer():  # noqa: ANN201 - a transformers tokenizer
+    """The twins' tokenizer: the real LLaMA-2 tokenizer shipped in :mod:`ablate.assets`.
 
-    Like LLaMA's tokenizer it adds BOS (and not EOS) when ``add_special_tokens`` is on.
+    The real file rather than a small tokenizer trained the same way: it is what the 7B runs
+    tokenize with, so the tiny default runs the real SentencePiece path (BOS only, pad = unk,
+    ``"Response:" + "The"`` joined into ``The``, ``"Image: "`` as three pieces) and real prompt
+    lengths; the only price is a 32,000-row embedding in every LLM twin (4M parameters).
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    from ablate.assets import load_llama2_tokenizer
 
-    specials = ["<unk>", "<s>", "</s>", "<pad>"]
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(_CORPUS.split("\n"), trainer=trainer)
-    tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", tok.token_to_id("<s>"))]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        padding_side="right",
-    )
+    return load_llama2_tokenizer()
 
 
 def write_llm_twin(preset_config: dict, out: Path) -> None:

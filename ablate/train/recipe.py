@@ -124,8 +124,18 @@ class MmtRecipe:
         self.scaler = torch.amp.GradScaler(device_type) if train_spec.autocast == "fp16" else None
         self._nan_skipped = 0
         n_batches = math.ceil(len(self.train_examples) / train_spec.batch_size)
-        self.batches_per_epoch = n_batches
-        self.steps_per_epoch = math.ceil(n_batches / train_spec.accumulation)
+        if train_spec.drop_last_window:
+            self.steps_per_epoch = n_batches // train_spec.accumulation
+            if self.steps_per_epoch == 0:
+                raise ValueError(
+                    f"train.batch_size x train.accumulation = {train_spec.effective_batch} "
+                    f"exceeds the {len(self.train_examples)} training samples; lower them or "
+                    "set train.drop_last_window: false"
+                )
+            self.batches_per_epoch = self.steps_per_epoch * train_spec.accumulation
+        else:
+            self.steps_per_epoch = math.ceil(n_batches / train_spec.accumulation)
+            self.batches_per_epoch = n_batches
         self.metrics["train/effective_lr"] = train_spec.effective_lr
         self.metrics["train/effective_batch"] = float(train_spec.effective_batch)
         self.metrics["train/steps"] = float(self.steps_per_epoch * train_spec.epochs)
@@ -294,7 +304,7 @@ class MmtRecipe:
                 seed=self.spec.seed,
                 epoch=epoch,
                 length_grouped=spec.length_grouped,
-            )
+            )[: self.batches_per_epoch]  # drop_last_window: the seed never steps on a partial one
             first = self.position.batch_in_epoch if epoch == self.position.epoch else 0
             if first == 0:
                 self._loss_sum, self._loss_count = 0.0, 0

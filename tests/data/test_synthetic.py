@@ -46,7 +46,7 @@ def test_official_layout_and_split_sizes(dataset):
         for p in problems:
             if p.image is not None:
                 assert p.image == dataset / "images" / split / p.pid / "image.png"
-                assert Image.open(p.image).size == (32, 32)
+                assert Image.open(p.image).size == (64, 32)  # 2:1, see test_images_are_wide
 
 
 def test_every_column_has_questions_in_every_split(dataset):
@@ -119,3 +119,9 @@ def test_existing_folder_for_another_spec_is_refused(dataset, tmp_path):
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="not a synthetic ScienceQA folder"):
         write_synthetic_scienceqa(tmp_path / "busy", SPEC)
+
+
+def test_images_are_wide_so_the_real_resize_is_exercised(dataset):
+    """2:1 pictures by default: a crop would cut their sides, the direct resize keeps them."""
+    sizes = {Image.open(p).size for p in (dataset / "images").rglob("image.png")}
+    assert sizes == {(64, 32)}

@@ -34,13 +34,15 @@ def test_llm_twin_is_a_transformers_directory_with_tokenizer(twin_dir):
     assert model.config.vocab_size == len(tok)
 
 
-def test_twin_tokenizer_is_deterministic_and_small():
-    a, b = build_twin_tokenizer(), build_twin_tokenizer()
-    assert a.get_vocab() == b.get_vocab()
-    assert 900 <= len(a) <= 2048
+def test_twin_tokenizer_is_the_real_llama2_sentencepiece_with_pad_unk():
+    """The twins tokenize as the 7B runs do: SentencePiece pieces, BOS only, pad = unk."""
+    a = build_twin_tokenizer()
+    assert len(a) == 32000 and a.pad_token_id == a.unk_token_id == 0
     text = "Context: N/A Options: (A) rain (B) hammer Response: The answer is B. BECAUSE: solid"
-    assert a.decode(a(text).input_ids, skip_special_tokens=True) == text
-    assert len(a(text).input_ids) < len(text) / 2  # real merges, not bytes
+    ids = a(text).input_ids
+    assert ids[0] == a.bos_token_id and a.eos_token_id not in ids
+    assert a.decode(ids, skip_special_tokens=True) == text
+    assert a.convert_ids_to_tokens(ids[1:3]) == ["▁Context", ":"]
 
 
 def test_twin_is_written_once():

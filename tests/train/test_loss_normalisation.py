@@ -19,7 +19,9 @@ from ablate.train.recipe import MmtRecipe
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory, tiny_spec, make_ctx):
-    spec = tiny_spec(train={"batch_size": 4, "accumulation": 1, "autocast": "none"})
+    spec = tiny_spec(
+        model={"precision": "fp32"}, train={"batch_size": 4, "accumulation": 1, "autocast": "none"}
+    )
     r = MmtRecipe(spec, make_ctx(tmp_path_factory.mktemp("norm")))
     r.setup()
     return r
@@ -101,3 +103,19 @@ def test_a_nan_micro_batch_is_skipped_as_the_seed_does(recipe):
     for name, p in recipe.trainable:
         if name in reference:
             torch.testing.assert_close(p.grad, reference[name], rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize(("drop", "steps"), [(True, 2), (False, 3)])
+def test_the_last_partial_window_is_dropped_as_the_seed_does(
+    tmp_path, tiny_spec, make_ctx, drop, steps
+):
+    """10 samples at 2 x 2: the seed steps twice an epoch (its partial window is zeroed)."""
+    spec = tiny_spec(
+        data={"synthetic": {"n_train": 10}},
+        train={"epochs": 1, "batch_size": 2, "accumulation": 2, "drop_last_window": drop},
+    )
+    r = MmtRecipe(spec, make_ctx(tmp_path))
+    r.setup()
+    assert len(r.train_examples) == 10
+    assert r.metrics["train/steps"] == steps
+    assert r.batches_per_epoch == (4 if drop else 5)

@@ -283,6 +283,7 @@ class MultimodalModel(nn.Module):
         images: torch.Tensor | None = None,
         has_image: torch.Tensor | None = None,
         visual_at: torch.Tensor | None = None,
+        return_logits: bool = True,
     ) -> CausalLMOutputWithPast:
         """Loss on the answer tokens (and logits over the assembled sequence).
 
@@ -294,6 +295,9 @@ class MultimodalModel(nn.Module):
             images: (B, 3, H, W) or None; rows without ``has_image`` are ignored.
             has_image: (B,) bool.
             visual_at: (B,) where V' goes among each sample's tokens (default 1, after BOS).
+            return_logits: compute logits at every position. Training passes False: the LM head
+                then runs on the answer positions only (a fifth of a ScienceQA sequence; at
+                vocabulary 32,000 the head is the largest matmul of a small model), same loss.
 
         Returns:
             transformers ``CausalLMOutputWithPast`` with ``logits`` (B, T + 1 + n_taps (image
@@ -305,10 +309,18 @@ class MultimodalModel(nn.Module):
             input_ids, attention_mask, labels, images, has_image, False, visual_at
         )
         attn = self._attention_mask(mask, u_pos, embeds.shape[1], embeds.dtype)
-        out = self.llm(inputs_embeds=embeds, attention_mask=attn, use_cache=False)
-        if labels is not None:
-            out["sample_losses"] = sample_mean_losses(out.logits, labels)  # (B,)
-            out["loss"] = out["sample_losses"].mean()
+        if labels is None or return_logits:
+            out = self.llm(inputs_embeds=embeds, attention_mask=attn, use_cache=False)
+            if labels is not None:
+                out["sample_losses"] = sample_mean_losses(out.logits, labels)  # (B,)
+                out["loss"] = out["sample_losses"].mean()
+            return out
+        hidden = self.llm.model(
+            inputs_embeds=embeds, attention_mask=attn, use_cache=False
+        ).last_hidden_state  # (B, T', d), after the final norm
+        losses = answer_token_losses(hidden, labels, self.llm.get_output_embeddings())  # (B,)
+        out = CausalLMOutputWithPast(loss=losses.mean())
+        out["sample_losses"] = losses
         return out
 
     def _attention_mask(
@@ -427,6 +439,31 @@ def sample_mean_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tens
     )  # (B, T-1), 0 where ignored
     counts = (shift_labels != IGNORE_INDEX).sum(dim=1)  # (B,)
     return per_token.sum(dim=1) / counts.clamp(min=1)
+
+
+def answer_token_losses(
+    hidden: torch.Tensor, labels: torch.Tensor, head: nn.Module
+) -> torch.Tensor:
+    """:func:`sample_mean_losses` computed from hidden states, the LM head on answer positions only.
+
+    Args:
+        hidden: (B, T, d) final hidden states (after the LLM's final norm).
+        labels: (B, T) targets, -100 where there is none.
+        head: the LM head (d -> V).
+
+    Returns:
+        (B,) each sample's mean cross-entropy over its own answer tokens (0 without any).
+    """
+    shift_labels = labels[:, 1:].to(hidden.device)  # (B, T-1): position t predicts token t+1
+    keep = shift_labels != IGNORE_INDEX  # (B, T-1)
+    rows, cols = keep.nonzero(as_tuple=True)  # N answer positions
+    logits = head(hidden[rows, cols]).float()  # (N, V)
+    per_token = torch.nn.functional.cross_entropy(
+        logits, shift_labels[rows, cols], reduction="none"
+    )  # (N,)
+    sums = torch.zeros(labels.shape[0], dtype=per_token.dtype, device=hidden.device)
+    sums = sums.index_add(0, rows, per_token)  # (B,)
+    return sums / keep.sum(dim=1).clamp(min=1)
 
 
 def _sample(

@@ -376,7 +376,7 @@ class MmtRecipe:
         """
         batch = {k: v.to(self.device) if v is not None else None for k, v in batch.items()}
         with self._autocast():
-            out = self.model(**batch)
+            out = self.model(**batch, return_logits=False)
         value = float(out.loss.detach())
         if not math.isfinite(value):
             if self.cfg.train.nan_loss == "raise":

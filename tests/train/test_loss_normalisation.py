@@ -119,3 +119,21 @@ def test_the_last_partial_window_is_dropped_as_the_seed_does(
     assert len(r.train_examples) == 10
     assert r.metrics["train/steps"] == steps
     assert r.batches_per_epoch == (4 if drop else 5)
+
+
+def test_answer_only_head_gives_the_full_logits_loss_and_gradients(recipe):
+    """Training runs the LM head on answer positions only: same per-sample losses and gradients."""
+    batch = collate_train(_window(recipe), recipe.model.tokenizer.pad_token_id, recipe.load_image)
+    results = []
+    for full in (True, False):
+        recipe.optimizer.zero_grad(set_to_none=True)
+        out = recipe.model(**batch, return_logits=full)
+        out.sample_losses.sum().backward()
+        grads = {n: p.grad.clone() for n, p in recipe.trainable if p.grad is not None}
+        results.append((out.sample_losses.detach(), grads, out.logits))
+    (full_losses, full_grads, full_logits), (fast_losses, fast_grads, fast_logits) = results
+    assert full_logits is not None and fast_logits is None
+    torch.testing.assert_close(fast_losses, full_losses, rtol=1e-5, atol=1e-6)
+    for name, grad in full_grads.items():
+        diff = (fast_grads[name] - grad).abs().max().item()
+        assert diff <= 1e-4 * grad.abs().max().item() + 1e-8, (name, diff, grad.abs().max().item())

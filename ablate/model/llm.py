@@ -159,11 +159,33 @@ def load_llm(
         raise _missing_weights(spec, path, first_line) from None
     if quant is None:
         model.to(device)
+    else:
+        keep_4bit_weights_trainable_on_cpu(model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
     model.requires_grad_(False)
     model.eval()
     return model, tokenizer
+
+
+def keep_4bit_weights_trainable_on_cpu(model: Any) -> int:
+    """Stop bitsandbytes repacking 4-bit weights for CPU inference; returns the layers changed.
+
+    bitsandbytes 0.50 repacks a ``Linear4bit``'s weight into a CPU inference layout the first time
+    it runs in eval mode on an input without grad, on CPUs with AVX512-BF16, and never unpacks
+    it. The packed path (``gemv_4bit``) has no autograd: every later training step gets no
+    gradient through the frozen LLM, silently. A CPU run that validates after an epoch (the tiny
+    default) then stops learning. Turning the repack off keeps one weight layout for training and
+    evaluation (tests/model/test_model_quantized.py).
+    """
+    import bitsandbytes as bnb
+
+    changed = 0
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit) and module.support_avx512bf16_for_cpu:
+            module.support_avx512bf16_for_cpu = False
+            changed += 1
+    return changed
 
 
 def meta_llm(name: str) -> PreTrainedModel:

@@ -31,6 +31,32 @@ def test_quantized_twin_forward_backward(quantization, adapter):
     assert any(g is not None and g.abs().sum() > 0 for n, g in grads if n.startswith("llm."))
 
 
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_nf4_training_after_a_cpu_evaluation_still_reaches_every_adapter(precision):
+    """bitsandbytes repacks 4-bit weights for CPU inference (AVX512-BF16 CPUs) and its packed
+    kernel has no autograd: without ``keep_4bit_weights_trainable_on_cpu`` the adapters before
+    the quantised projections got no gradient after the first validation pass (seen here: the
+    tiny NF4 run stopped learning after epoch 1)."""
+    spec = ModelSpec(llm="tiny-llama2", vision="tiny-diht", precision=precision, quantization="nf4")
+    mm = build_multimodal_model(spec, {"name": "bottleneck"})
+    prompts, prompt_mask, _ = text_batch(mm.tokenizer, ["Q? Response:"], padding_side="left")
+    image, flag = torch.randn(1, 3, 64, 64), torch.tensor([True])
+    shapes = [m.weight.shape for m in mm.llm.modules() if type(m).__name__ == "Linear4bit"]
+    mm.eval()
+    with torch.autocast("cpu", dtype=torch.float16, enabled=precision == "fp16"):
+        mm.generate(prompts, prompt_mask, image, flag, max_new_tokens=3, temperature=0)
+    assert [m.weight.shape for m in mm.llm.modules() if type(m).__name__ == "Linear4bit"] == shapes
+    mm.train()
+    ids, mask, labels = text_batch(mm.tokenizer, ["Question: Select the solid. Response: C"])
+    labels[:, 0] = -100
+    with torch.autocast("cpu", dtype=torch.float16, enabled=precision == "fp16"):
+        out = mm(ids, mask, labels, image, flag, return_logits=False)
+    out.loss.backward()
+    for layer in mm.llm.model.layers:
+        grad = layer.input_layernorm.adapter.up.weight.grad
+        assert grad is not None and grad.abs().sum() > 0
+
+
 def test_random_real_shape_builder_matches_the_meta_count_on_a_twin():
     import bitsandbytes as bnb
 

@@ -80,3 +80,21 @@ def test_plan_reports_u_m_inert_at_real_shape():
     assert row["inert"] == "u_m (8,192)"
     routed = describe_model(ModelSpec(), {"name": "router", "dim": 8})
     assert routed["inert"] == "" and routed["trainable_effective"] == routed["trainable_params"]
+
+
+def test_conv1x1_as_a_matmul_equals_the_grouped_convolution():
+    """Adapters keep Conv1d parameters (the seed's shapes) but compute them as a matmul."""
+    import torch.nn.functional as F
+
+    from ablate.model.adapters.base import Conv1x1
+
+    torch.manual_seed(0)
+    for groups in (1, 2, 4):
+        conv = Conv1x1(64, 16, groups=groups)
+        torch.nn.init.normal_(conv.bias)
+        x = torch.randn(3, 7, 64, requires_grad=True)
+        ref = F.conv1d(x.transpose(1, 2), conv.weight, conv.bias, groups=groups).transpose(1, 2)
+        torch.testing.assert_close(conv(x), ref)
+        (gx,) = torch.autograd.grad(conv(x).square().sum(), x)
+        (rx,) = torch.autograd.grad(ref.square().sum(), x)
+        torch.testing.assert_close(gx, rx)

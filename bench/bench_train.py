@@ -13,8 +13,8 @@ Random weights: a LLaMA-2-7B-shaped ``save_pretrained`` directory and a DIHT-sha
 state dict are written to a scratch folder once and loaded through the real loading code
 (``model.llm_path`` / ``model.vision_path``), so quantisation happens exactly as in a real run.
 Prompt lengths come from real ScienceQA problems (``--data``, default the shared sample),
-tokenised by ``--tokenizer`` when given (a local LLaMA tokenizer: the real lengths) or else by the
-twin's small byte-level BPE, which makes prompts about twice as long (a pessimistic measurement).
+tokenised by the LLaMA-2 tokenizer shipped in ``ablate/assets`` (the twins' tokenizer: real
+lengths) or by ``--tokenizer`` when given, in the seed's layout (markers, 6 visual tokens, u_m).
 
     python bench/bench_train.py --out bench_train.json          # GPU
     python bench/bench_train.py --tiny --steps 3                # CPU smoke test of this script
@@ -145,8 +145,7 @@ def main() -> None:
     parser.add_argument(
         "--tokenizer",
         default=None,
-        help="a local LLaMA tokenizer dir: real token counts (the twin's byte-level BPE, used "
-        "otherwise, makes ScienceQA prompts ~2x longer than LLaMA's tokenizer does)",
+        help="a local tokenizer dir (default: the shipped LLaMA-2 tokenizer, real token counts)",
     )
     parser.add_argument("--tiny", action="store_true", help="tiny twins on CPU (smoke test)")
     parser.add_argument("--out", default=None)

@@ -92,3 +92,24 @@ def test_bf16_backbones_train_fp32_adapters():
     assert ups and all(
         g is not None and g.dtype == torch.float32 and g.abs().sum() > 0 for g in ups
     )
+
+
+@pytest.mark.parametrize("adapter", ["lora_rep", "bottleneck", "loha"])
+def test_fp16_paper_profile_step_with_a_grad_scaler(adapter):
+    """fp16 frozen NF4 LLM + fp16 autocast + GradScaler (the seed's recipe): every adapter's
+    trainable weights are fp32 masters, so the scaler can unscale them (peft made LoRA fp16)."""
+    spec = ModelSpec(llm="tiny-llama2", vision="tiny-diht", precision="fp16", quantization="nf4")
+    mm = build_multimodal_model(spec, {"name": adapter}).train()
+    params = [p for _, p in mm.trainable_named_parameters()]
+    assert all(p.dtype == torch.float32 for p in params)
+    ids, mask, labels = text_batch(mm.tokenizer, ["Question: Select the solid. Response: C", "Hi"])
+    labels[:, 0] = -100
+    optimizer = torch.optim.AdamW(params, lr=1e-3)
+    scaler = torch.amp.GradScaler("cpu")
+    with torch.autocast("cpu", dtype=torch.float16):
+        out = mm(ids, mask, labels, torch.randn(2, 3, 64, 64), torch.tensor([True, False]))
+    scaler.scale(out.loss).backward()
+    scaler.unscale_(optimizer)
+    scaler.step(optimizer)
+    scaler.update()
+    assert torch.isfinite(out.loss)

@@ -47,6 +47,11 @@ def _inject_lora(config: LoraRepConfig, llm: nn.Module) -> list[nn.Parameter]:
     params: list[nn.Parameter] = []
     for module in llm.modules():
         if isinstance(module, LoraLayer):
+            # fp32 master weights like every adapter (the seed casts its trainable params with
+            # .float()): peft creates them in the base layer's dtype, and a GradScaler refuses to
+            # unscale fp16 gradients
+            module.lora_A.float()
+            module.lora_B.float()
             params += list(module.lora_A.parameters()) + list(module.lora_B.parameters())
     if not params:
         raise ValueError(

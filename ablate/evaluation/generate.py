@@ -22,12 +22,17 @@ from typing import Any
 
 import torch
 
-from ablate.evaluation.answers import parse_answer, resolve_unparseable
+from ablate.evaluation.answers import ANSWER_PATTERN, parse_answer, resolve_unparseable
 from ablate.evaluation.predictions import PredictionRecord, write_predictions_jsonl
 from ablate.evaluation.scoring import COLUMNS, accuracy_table
 from ablate.evaluation.spec import EvalSpec
 from ablate.jobs.context import JobCancelled
 from ablate.train.batches import Example, ImageLoader, collate_prompts
+
+
+def _has_answer(text: str) -> bool:
+    """Whether ``text`` already holds its first "The answer is X." (which decides the parse)."""
+    return ANSWER_PATTERN.search(text) is not None
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,7 @@ def evaluate_split(
                     temperature=spec.temperature,
                     top_p=spec.top_p,
                     seed=seed * 100_003 + batch_no,
+                    stop=_has_answer if spec.stop_at_answer else None,
                 )
             for example, text in zip(chunk, texts, strict=True):
                 raw[example.pid] = text

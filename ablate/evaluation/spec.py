@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from ablate.spec.base import SpecModel
+from ablate.spec.base import SpecModel, nonsemantic
 
 
 class EvalSpec(SpecModel):
@@ -21,6 +21,10 @@ class EvalSpec(SpecModel):
     """Nucleus sampling mass."""
     max_new_tokens: int = Field(64, ge=1)
     """Generation budget per question; "The answer is X." comes first, so 64 is plenty."""
+    stop_at_answer: bool = nonsemantic(True)
+    """End a question's generation once "The answer is X." is in it: the parsed answers are the
+    same as after ``max_new_tokens`` (the first match decides; tested), with ~7 instead of up to
+    64 tokens per question. Only the raw text stored with the predictions gets shorter."""
     unparseable: Literal["wrong", "random"] = "wrong"
     """``wrong`` (LLaVA): an answer without "The answer is X." counts wrong; ``random`` (LaVIN):
     a seeded random choice replaces it. Either way the count is reported."""

@@ -21,6 +21,7 @@ lets them reuse the prefill's weights for every decode step (``RoutingState``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -353,6 +354,17 @@ class MultimodalModel(nn.Module):
         additive = torch.zeros(allowed.shape, dtype=dtype, device=mask.device)
         return additive.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]  # (B, 1, Q, K)
 
+    def _stopped(
+        self, new_tokens: torch.Tensor, done: torch.Tensor, eos: int, stop: Callable[[str], bool]
+    ) -> torch.Tensor:
+        """(B,) rows not yet done whose text so far satisfies ``stop``."""
+        rows = new_tokens.tolist()
+        flags = [
+            not finished and stop(_decoded(self.tokenizer, row, eos))
+            for row, finished in zip(rows, done.tolist(), strict=True)
+        ]
+        return torch.tensor(flags, dtype=torch.bool, device=done.device)
+
     @torch.no_grad()
     def generate(
         self,
@@ -366,12 +378,17 @@ class MultimodalModel(nn.Module):
         temperature: float = 0.1,
         top_p: float = 0.75,
         seed: int | None = None,
+        stop: Callable[[str], bool] | None = None,
     ) -> list[str]:
         """Sample answers for left-padded prompts ``[BOS, prompt]``, batched with a KV cache.
 
         ``temperature <= 0`` decodes greedily. Returns the decoded new text of every sample
         (up to its EOS, special tokens skipped). Call ``eval()`` first: the mode is left as is,
         and adapter dropout is active in training mode.
+
+        ``stop(text)`` ends a row as soon as it is true of the row's text so far (evaluation stops
+        once "The answer is X." is there). Every step still samples every row, so the random
+        stream, and hence every other row's tokens, are the same as without it.
         """
         if self.tokenizer is None:
             raise ValueError("generate needs a tokenizer (this model was built on the meta device)")
@@ -405,6 +422,8 @@ class MultimodalModel(nn.Module):
                 token = torch.where(done, torch.full_like(token, eos), token)
                 new_tokens = torch.cat([new_tokens, token[:, None]], dim=1)
                 done |= token == eos
+                if stop is not None:
+                    done |= self._stopped(new_tokens, done, eos, stop)
                 if bool(done.all()):
                     break
                 mask = torch.cat([mask, mask.new_ones(batch, 1)], dim=1)
@@ -419,11 +438,13 @@ class MultimodalModel(nn.Module):
                 logits = out.logits[:, -1].float()
         finally:
             self.routing.reset()
-        texts = []
-        for row in new_tokens.tolist():
-            row = row[: row.index(eos)] if eos in row else row
-            texts.append(self.tokenizer.decode(row, skip_special_tokens=True))
+        texts = [_decoded(self.tokenizer, row, eos) for row in new_tokens.tolist()]
         return texts
+
+
+def _decoded(tokenizer: Any, row: list[int], eos: int) -> str:
+    row = row[: row.index(eos)] if eos in row else row
+    return tokenizer.decode(row, skip_special_tokens=True)
 
 
 def sample_mean_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

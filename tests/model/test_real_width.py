@@ -135,6 +135,16 @@ def test_memory_model_of_a_layer_reduced_llm_counts_the_kept_layers():
         gpu_memory_terms(spec, ADAPTER, 2, 256, llm_layers=33)
 
 
+def _optimizer_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Bytes of the optimiser's state tensors (AdamW: two fp32 moments per trainable value)."""
+    return sum(
+        t.numel() * t.element_size()
+        for state in optimizer.state.values()
+        for t in state.values()
+        if torch.is_tensor(t)
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("quantization", ["none", "nf4"], ids=["bf16", "nf4"])
 def test_real_width_step_generate_and_checkpoint(weights, quantization, tmp_path):
@@ -143,10 +153,11 @@ def test_real_width_step_generate_and_checkpoint(weights, quantization, tmp_path
     Memory (host, CPU): the memory model of ``ablate.model.sizing`` applied to this very model
     (``llm_layers=2``, the real batch: 2 samples of ``seq_len`` = the assembled length, 1 image)
     without its fixed 1 GiB CUDA context, i.e. frozen weights + trainable state (16 B per
-    parameter) + LLM and ViT activations + fp32 logits, is compared with the measured peak of the
-    step: the bytes of the loaded model's tensors (parameters, buffers, NF4 quantisation state;
-    counted, because the resident set of the loaded model also holds loader leftovers such as
-    the pages of the bf16 safetensors file read while quantising) plus the rise of the resident
+    parameter) + LLM and ViT activations + fp32 logits, is compared with the measured peak of a
+    warm step (the second): the bytes of the loaded model's tensors (parameters, buffers, NF4
+    quantisation state) and of the AdamW moments (counted, because the resident set of the
+    loaded model also holds loader leftovers such as the pages of the bf16 safetensors file read
+    while quantising) plus the rise of the resident
     set's high-water mark over the forward, backward and optimiser step above its level at the
     start of the step (every weight page already resident, freed heap trimmed, tensors of 1 MiB
     or more in their own mappings: see ``real_width.PeakRss``). Both sides hold the grads and
@@ -172,6 +183,15 @@ def test_real_width_step_generate_and_checkpoint(weights, quantization, tmp_path
     assert ups and all(not p.any() for p in ups.values())  # identity at init
     optimizer = torch.optim.AdamW([p for _, p in params], lr=1e-3)
     model.train()
+    # a warm-up step first: the measured one then finds every weight page resident and the AdamW
+    # moments allocated (counted below), so page-ins and first-touch allocations do not add noise
+    # (the cold step's rise varied by ~600 MiB in a full slow run)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        warm = model(**batches.train)
+    warm.loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    del warm
     with rw.PeakRss() as mem:
         wall, cpu = time.perf_counter(), time.process_time()
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -223,8 +243,9 @@ def test_real_width_step_generate_and_checkpoint(weights, quantization, tmp_path
     )
     estimate = (sum(terms.values()) - terms["cuda_context"]) / MIB
     weights_mib = _model_bytes(model) / MIB
+    moments_mib = _optimizer_bytes(optimizer) / MIB
     step_rise = mem.peak - mem.start
-    measured = weights_mib + step_rise
+    measured = weights_mib + moments_mib + step_rise
     figures = {
         "variant": "nf4" if quantization == "nf4" else "bf16",
         "build_s": round(build_s, 1),
@@ -239,6 +260,7 @@ def test_real_width_step_generate_and_checkpoint(weights, quantization, tmp_path
         "measured_mib": round(measured),
         "measured_weights_mib": round(weights_mib),
         "measured_step_rise_mib": round(step_rise),
+        "measured_adam_moments_mib": round(moments_mib),
         "step_major_faults": mem.major_faults,
         "rss_peak_above_imports_mib": round(mem.peak - rss_base),
         "estimate_mib": round(estimate),

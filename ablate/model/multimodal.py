@@ -105,6 +105,10 @@ class MultimodalModel(nn.Module):
         trainable = place_adapters(self.llm, self.visual, adapter, self.routing)
         trainable += list(self.neck.parameters()) + list(self.modality.parameters())
         for p in trainable:
+            # fp32 master weights for every method (the seed casts its trainable params with
+            # .float()); peft creates LoRA in the base layer's dtype, and a GradScaler refuses to
+            # unscale fp16 gradients
+            p.data = p.data.float()
             p.requires_grad_(True)
         self._trainable_ids = {id(p) for p in trainable}
 
@@ -453,13 +457,7 @@ def sample_mean_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tens
     The seed's objective at micro-batch 1 (``CrossEntropyLoss`` mean over one sample's label
     tokens). Computed in fp32; a sample without label tokens gives 0 (it is never trained on).
     """
-    shift_logits = logits[:, :-1].float()  # (B, T-1, V): position t predicts token t+1
-    shift_labels = labels[:, 1:].to(logits.device)  # (B, T-1)
-    per_token = torch.nn.functional.cross_entropy(
-        shift_logits.transpose(1, 2), shift_labels, ignore_index=IGNORE_INDEX, reduction="none"
-    )  # (B, T-1), 0 where ignored
-    counts = (shift_labels != IGNORE_INDEX).sum(dim=1)  # (B,)
-    return per_token.sum(dim=1) / counts.clamp(min=1)
+    return answer_token_losses(logits, labels, nn.Identity())  # logits are the head's output
 
 
 def answer_token_losses(

@@ -116,18 +116,13 @@ def gpu_memory_terms(
 
 
 def estimate_gpu_memory_gib(
-    model: ModelSpec,
-    adapter: AdapterConfig | dict,
-    batch_size: int,
-    seq_len: int,
-    *,
-    images: int | None = None,
-    llm_layers: int | None = None,
+    model: ModelSpec, adapter: AdapterConfig | dict, batch_size: int, seq_len: int, **overrides: Any
 ) -> float:
-    """Rough peak GPU memory (GiB) of one training step: the sum of :func:`gpu_memory_terms`."""
-    terms = gpu_memory_terms(
-        model, adapter, batch_size, seq_len, images=images, llm_layers=llm_layers
-    )
+    """Rough peak GPU memory (GiB) of one training step: the sum of :func:`gpu_memory_terms`.
+
+    ``overrides``: ``images`` and ``llm_layers``, as :func:`gpu_memory_terms` takes them.
+    """
+    terms = gpu_memory_terms(model, adapter, batch_size, seq_len, **overrides)
     return round(sum(terms.values()) / GIB, 2)
 
 

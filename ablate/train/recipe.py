@@ -320,10 +320,12 @@ class MmtRecipe:
             for index, batch in enumerate(loader, start=first):
                 window_start = index - index % spec.accumulation
                 window = min(spec.accumulation, len(batches) - window_start)
+                if index in (window_start, first):  # once a window (or on resuming inside one)
+                    end = window_start + window
+                    window_samples = sum(len(b) for b in batches[window_start:end])
                 if index == window_start:
                     lr = lr_at_step(step, self.steps_per_epoch, spec)
                     set_learning_rate(self.optimizer, lr)
-                window_samples = sum(len(b) for b in batches[window_start : window_start + window])
                 loss = self._forward_backward(batch, window_samples)
                 samples += int(batch["input_ids"].shape[0])
                 if math.isfinite(loss):

@@ -46,12 +46,7 @@ def _inject_lora(config: LoraRepConfig, llm: nn.Module) -> list[nn.Parameter]:
     inject_adapter_in_model(lora, llm)
     params: list[nn.Parameter] = []
     for module in llm.modules():
-        if isinstance(module, LoraLayer):
-            # fp32 master weights like every adapter (the seed casts its trainable params with
-            # .float()): peft creates them in the base layer's dtype, and a GradScaler refuses to
-            # unscale fp16 gradients
-            module.lora_A.float()
-            module.lora_B.float()
+        if isinstance(module, LoraLayer):  # fp32: MultimodalModel makes every trainable fp32
             params += list(module.lora_A.parameters()) + list(module.lora_B.parameters())
     if not params:
         raise ValueError(

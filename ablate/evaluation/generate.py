@@ -27,7 +27,7 @@ from ablate.evaluation.predictions import PredictionRecord, write_predictions_js
 from ablate.evaluation.scoring import COLUMNS, accuracy_table
 from ablate.evaluation.spec import EvalSpec
 from ablate.jobs.context import JobCancelled
-from ablate.train.batches import Example, ImageLoader, collate_prompts
+from ablate.train.batches import Example, ImageLoader, collate_layout
 
 
 def _has_answer(text: str) -> bool:
@@ -46,6 +46,8 @@ class SplitEvaluation:
         table: :func:`~ablate.evaluation.scoring.accuracy_table` output (percent 0-100, counts).
         n_unparseable: answers that did not parse.
         seconds: wall time of generation and scoring.
+        generated_tokens: tokens sampled, all questions together (a row stops counting once it
+            has its answer or EOS).
     """
 
     split: str
@@ -53,6 +55,7 @@ class SplitEvaluation:
     table: dict[str, float]
     n_unparseable: int
     seconds: float
+    generated_tokens: int = 0
 
     def metrics(self) -> dict[str, float]:
         """``{split}/{column}`` accuracies plus ``{split}/unparseable`` (count) and its percent."""
@@ -62,6 +65,7 @@ class SplitEvaluation:
         out[f"{self.split}/unparseable"] = float(self.n_unparseable)
         out[f"{self.split}/unparseable_pct"] = 100.0 * self.n_unparseable / max(len(self.rows), 1)
         out[f"{self.split}/n"] = float(len(self.rows))
+        out[f"{self.split}/tokens_per_question"] = self.generated_tokens / max(len(self.rows), 1)
         return out
 
 
@@ -109,27 +113,29 @@ def evaluate_split(
     todo = [by_pid[str(p.pid)] for p in problems]
     order = sorted(range(len(todo)), key=lambda i: (len(todo[i].prompt_ids), i))
     raw: dict[str, str] = {}
+    generated = 0
     pad_id = model.tokenizer.pad_token_id
+    um_slot = not model.spec.isolate_modality_token
     was_training = model.training
     model.eval()
     try:
         for batch_no, start_i in enumerate(range(0, len(order), spec.batch_size)):
             chunk = [todo[i] for i in order[start_i : start_i + spec.batch_size]]
-            batch = collate_prompts(chunk, pad_id, load_image)
-            batch = {k: v.to(device) if v is not None else None for k, v in batch.items()}
+            batch = collate_layout(
+                chunk, pad_id, load_image, len(model.taps), "left", um_slot, prompts=True
+            )
+            images = batch["images"].to(device) if batch["images"] is not None else None
             with autocast() if autocast is not None else contextlib.nullcontext():
-                texts = model.generate(
-                    batch["input_ids"],
-                    batch["attention_mask"],
-                    images=batch["images"],
-                    has_image=batch["has_image"],
-                    visual_at=batch["visual_at"],
+                texts = model.generate_layout(
+                    batch["layout"].to(device),
+                    images,
                     max_new_tokens=spec.max_new_tokens,
                     temperature=spec.temperature,
                     top_p=spec.top_p,
                     seed=seed * 100_003 + batch_no,
                     stop=_has_answer if spec.stop_at_answer else None,
                 )
+            generated += model.generated_tokens
             for example, text in zip(chunk, texts, strict=True):
                 raw[example.pid] = text
             if progress is not None:
@@ -158,7 +164,8 @@ def evaluate_split(
             )
         )
     table = accuracy_table(problems, predictions)
-    return SplitEvaluation(split, rows, table, n_unparseable, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return SplitEvaluation(split, rows, table, n_unparseable, seconds, generated)
 
 
 def write_predictions(path: Path, evaluation: SplitEvaluation) -> Path:

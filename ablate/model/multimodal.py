@@ -8,15 +8,17 @@ marker. Only the adapters, the neck and u_m train; gradients reach the vision ad
 LLM ("Multimodal Model Tuning").
 
 Loss. The seed trains at micro-batch 1 with 32 accumulation steps, each sample's loss the mean over
-its own answer tokens. :func:`sample_mean_losses` computes exactly that per sample, so a recipe
-that sums them and divides by the samples of its accumulation window gets the reference's gradient
-at any micro-batch (HF's token-mean loss over a micro-batch would reweight long answers).
+its own answer tokens. :meth:`MultimodalModel.forward_layout` returns exactly that per sample, so a
+recipe that sums them and divides by the samples of its accumulation window gets the reference's
+gradient at any micro-batch, padded or packed (HF's token-mean loss over a micro-batch would
+reweight long answers).
 
-As in LaVIN's code, no other token attends to u_m by default (``ModelSpec.isolate_modality_token``,
-a 4D attention mask): u_m then acts only through the routers that read its hidden state.
-Routing in the LLM reads the hidden state at u_m. While training (right padding) u_m is position 0;
-in left-padded, KV-cached generation the model tells the routers where u_m is for the prefill and
-lets them reuse the prefill's weights for every decode step (``RoutingState``).
+As in LaVIN's code, no other token attends to u_m by default (``ModelSpec.isolate_modality_token``):
+u_m then acts only through the LLM routers that read its hidden state. Its states do not depend on
+the sequence, so the model computes them apart, once per modality, and the sequence itself runs
+with a plain causal mask, padded or packed (:mod:`ablate.model.batch_layout` lays every batch out
+on the host). Generation records the routers' weights at prefill and reuses them for every decode
+step (``RoutingState``).
 """
 
 from __future__ import annotations
@@ -30,14 +32,17 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from ablate.model.adapters.base import AdaptedInput, RoutingHead, RoutingState
 from ablate.model.adapters.configs import AdapterConfig, validate_adapter_config
+from ablate.model.batch_layout import (
+    IGNORE_INDEX,
+    BatchLayout,
+    Layout,
+    SampleTokens,
+    block_causal_mask,
+    build_batch_layout,
+)
 from ablate.model.llm import load_llm, meta_llm, torch_dtype
 from ablate.model.neck import ModalityToken, VisualNeck
 from ablate.model.placement import place_adapters
-from ablate.model.sizing import (  # noqa: F401 - part of this module's public API (the contract)
-    count_trainable_parameters,
-    describe_model,
-    estimate_gpu_memory_gib,
-)
 from ablate.model.spec import ModelSpec
 from ablate.model.vision import (
     cls_taps,
@@ -51,7 +56,7 @@ from ablate.model.vision import (
     tower_width,
 )
 
-IGNORE_INDEX = -100
+__all__ = ["IGNORE_INDEX", "MultimodalModel", "build_meta_model", "build_multimodal_model"]
 
 
 class MultimodalModel(nn.Module):
@@ -111,6 +116,8 @@ class MultimodalModel(nn.Module):
             p.data = p.data.float()
             p.requires_grad_(True)
         self._trainable_ids = {id(p) for p in trainable}
+        self._llm_routes = any(isinstance(m, RoutingHead) for m in self.llm.modules())
+        self.generated_tokens = 0
 
     # ------------------------------------------------------------------ trainable state
     @property
@@ -121,9 +128,7 @@ class MultimodalModel(nn.Module):
         Under the Bottleneck Adapter there is none: u_m still "trains" (it is in the optimiser, as
         in the seed) but never changes. Plans and run records say so.
         """
-        if not self.spec.isolate_modality_token:
-            return False
-        return not any(isinstance(m, RoutingHead) for m in self.llm.modules())
+        return self.spec.isolate_modality_token and not self._llm_routes
 
     def effective_trainable_count(self) -> int:
         """Trainable parameters that can change: all of them, less u_m when it is inert."""
@@ -210,76 +215,184 @@ class MultimodalModel(nn.Module):
         v = cls_taps(self.visual, images.to(visual_dtype), self.taps)  # (N, n_taps, d_vision)
         return self.neck(v).to(self.llm_dtype)  # (N, n_taps, d_llm)
 
-    def _assemble(
+    @property
+    def routes_on_u_m(self) -> bool:
+        """Whether some LLM router reads u_m (else u_m changes nothing and is never computed)."""
+        return self._llm_routes
+
+    def lay_out(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
-        labels: torch.Tensor | None,
-        images: torch.Tensor | None,
-        has_image: torch.Tensor | None,
-        left_pad: bool,
+        labels: torch.Tensor | None = None,
+        has_image: torch.Tensor | None = None,
         visual_at: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """Build [u_m, BOS, marker, V'?, rest] per sample and pad the batch.
+        layout: Layout = "pad",
+    ) -> BatchLayout:
+        """Padded (B, T) tensors, as the data layer's collation gives them, -> a BatchLayout.
+
+        Reads the tensors on the host (a sync on a GPU): for tests and one-off calls. Training
+        batches are laid out in the DataLoader (``build_batch_layout``).
 
         Args:
-            input_ids: (B, T) token ids, padded on either side.
+            input_ids: (B, T) ``[BOS, marker, prompt(, answer, EOS)]``, padded on either side.
             attention_mask: (B, T), 1 on real tokens.
             labels: (B, T) or None; -100 where there is no target.
-            images: (N, 3, H, W) or None; rows without ``has_image`` are ignored.
             has_image: (B,) bool or None (no images).
-            left_pad: pad on the left (generation) instead of the right (training).
-            visual_at: (B,) index among each sample's real tokens where V' goes (default 1:
-                right after BOS, no marker).
-
-        Returns:
-            embeds (B, T', d), mask (B, T'), labels (B, T') or None, u_m position (B,).
+            visual_at: (B,) where V' goes among each sample's real tokens (default 1, after BOS).
+            layout: ``pad``, ``pack`` or ``left``.
         """
-        batch = input_ids.shape[0]
-        device = input_ids.device
-        if has_image is None:
-            has_image = torch.zeros(batch, dtype=torch.bool, device=device)
-        has_image = has_image.to(device=device, dtype=torch.bool)
-        if images is None and bool(has_image.any()):
-            raise ValueError("has_image marks samples with an image but no images were given")
-        tokens = self.llm.get_input_embeddings()(input_ids)  # (B, T, d)
-        flags = has_image.tolist()
-        at = [1] * batch if visual_at is None else [int(i) for i in visual_at.tolist()]
-        visual = self.encode_images(images[has_image]) if any(flags) else None
-        u_m = self.modality(has_image).to(tokens.dtype)  # (B, 1, d)
-        seqs, labs, k = [], [], 0
-        for b in range(batch):
-            keep = attention_mask[b].bool()
-            tok = tokens[b][keep]  # (L, d): BOS, marker, prompt(, answer, EOS)
-            n_visual = 0
-            parts = [u_m[b], tok[: at[b]]]
-            if flags[b]:
-                parts.append(visual[k])  # (n_taps, d)
-                n_visual = visual.shape[1]
-                k += 1
-            parts.append(tok[at[b] :])
-            seqs.append(torch.cat(parts))
-            if labels is not None:
-                lab = labels[b][keep].long()
-                ignore = torch.full((1 + n_visual,), IGNORE_INDEX, device=device, dtype=torch.long)
-                labs.append(torch.cat([ignore[:1], lab[: at[b]], ignore[1:], lab[at[b] :]]))
-        length = max(s.shape[0] for s in seqs)
-        width = tokens.shape[-1]
-        embeds = tokens.new_zeros(batch, length, width)
-        mask = attention_mask.new_zeros(batch, length)
-        out_labels = torch.full((batch, length), IGNORE_INDEX, device=device, dtype=torch.long)
-        u_pos = torch.zeros(batch, dtype=torch.long, device=device)
-        for b, seq in enumerate(seqs):
-            n = seq.shape[0]
-            start = length - n if left_pad else 0
-            embeds[b, start : start + n] = seq
-            mask[b, start : start + n] = 1
-            if labels is not None:
-                out_labels[b, start : start + n] = labs[b]
-            u_pos[b] = start
-        return embeds, mask, (out_labels if labels is not None else None), u_pos
+        keep = attention_mask.bool().cpu()
+        ids = input_ids.cpu()
+        labs = labels.cpu() if labels is not None else None
+        batch = ids.shape[0]
+        flags = has_image.tolist() if has_image is not None else [False] * batch
+        at = visual_at.tolist() if visual_at is not None else [1] * batch
+        samples = [
+            SampleTokens(
+                ids=ids[b][keep[b]].tolist(),
+                labels=labs[b][keep[b]].tolist() if labs is not None else None,
+                visual_at=int(at[b]),
+                has_image=bool(flags[b]),
+            )
+            for b in range(batch)
+        ]
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer is not None else 0
+        um_slot = not self.spec.isolate_modality_token
+        return build_batch_layout(samples, len(self.taps), pad_id, layout, um_slot=um_slot)
+
+    def embed_layout(self, batch: BatchLayout, images: torch.Tensor | None) -> torch.Tensor:
+        """The LLM's input embeddings (R, T, d): tokens, V' and (in-sequence) u_m in their slots.
+
+        Args:
+            batch: the layout, on the model's device.
+            images: (n, 3, H, W), one per image sample in sample order, or None.
+        """
+        tokens = self.llm.get_input_embeddings()(batch.input_ids)  # (R, T, d)
+        flat = tokens.flatten(0, 1)  # (R * T, d)
+        n_slots = batch.visual_index.numel()
+        if n_slots:
+            if images is None or images.shape[0] * len(self.taps) != n_slots:
+                got = "no images" if images is None else f"{images.shape[0]} images"
+                raise ValueError(
+                    f"the batch has {n_slots // len(self.taps)} image samples but {got} were given"
+                )
+            visual = self.encode_images(images).flatten(0, 1)  # (n * n_taps, d)
+            flat = flat.index_copy(0, batch.visual_index, visual.to(flat.dtype))
+        if batch.um_index is not None:
+            u_m = self.modality(batch.has_image)[:, 0]  # (k, d)
+            flat = flat.index_copy(0, batch.um_index, u_m.to(flat.dtype))
+        return flat.view_as(tokens)
+
+    def _route(self, batch: BatchLayout, record: bool = False) -> None:
+        """Point the LLM's routers at u_m for ``batch`` (see ``RoutingState``).
+
+        u_m apart: run the LLM on u_m alone (one one-token row per modality; it attends only to
+        itself, so its states are the in-sequence ones, RoPE being relative), recording every
+        router's weights, then let the sequence reuse them. u_m in the sequence: routers read it
+        at ``um_index``.
+        """
+        state = self.routing
+        state.reset()
+        if not self._llm_routes:
+            return
+        if batch.um_index is not None:
+            state.um_index, state.token_route, state.record = (
+                batch.um_index,
+                batch.token_sample,
+                record,
+            )
+            return
+        device = batch.input_ids.device
+        variants = torch.tensor([False, True], device=device)  # route 0: text, 1: image
+        u_m = self.modality(variants).to(self.llm_dtype)  # (2, 1, d)
+        state.record = True
+        # two tokens: never recomputed in the backward pass (a recompute would run while the
+        # state serves the sequence), so activation checkpointing is off for this pass
+        layers = [m for m in self.llm.modules() if getattr(m, "gradient_checkpointing", False)]
+        for layer in layers:
+            layer.gradient_checkpointing = False
+        try:
+            self.llm.model(
+                inputs_embeds=u_m,
+                position_ids=torch.zeros(2, 1, dtype=torch.long, device=device),
+                use_cache=False,
+            )
+        finally:
+            for layer in layers:
+                layer.gradient_checkpointing = True
+        state.record, state.reuse, state.token_route = False, True, batch.route_of
+
+    def _attention_inputs(self, batch: BatchLayout, dtype: torch.dtype) -> dict[str, Any]:
+        """Mask and positions for the LLM: none (plain causal), block-diagonal, or padding.
+
+        ``pad``: nothing; the LLM runs its plain causal path (SDPA's fused kernels) and pads,
+        all after the real tokens, are never attended by them. ``pack``: positions restart per
+        sample; flash-attention gets the sample boundaries (``cu_seqlens``, varlen kernels),
+        other implementations a block-diagonal causal mask. ``left``: the 2D padding mask.
+        """
+        if batch.layout == "pad":
+            return {}
+        if batch.layout == "left":
+            return {"attention_mask": batch.attention_mask, "position_ids": batch.position_ids}
+        implementation = str(getattr(self.llm.config, "_attn_implementation", "") or "")
+        if "flash" in implementation:
+            return {
+                "position_ids": batch.position_ids,
+                "cu_seq_lens_q": batch.cu_seqlens,
+                "cu_seq_lens_k": batch.cu_seqlens,
+                "max_length_q": batch.max_seqlen,
+                "max_length_k": batch.max_seqlen,
+            }
+        return {
+            "attention_mask": block_causal_mask(batch, dtype),
+            "position_ids": batch.position_ids,
+        }
 
     # ------------------------------------------------------------------ forward / generate
+    def forward_layout(
+        self,
+        batch: BatchLayout,
+        images: torch.Tensor | None = None,
+        return_logits: bool = False,
+    ) -> CausalLMOutputWithPast:
+        """Per-sample answer losses of a laid-out batch, with no host sync.
+
+        Args:
+            batch: the layout, on the model's device.
+            images: (n, 3, H, W), one per image sample, in sample order.
+            return_logits: also compute logits at every position (R, T, V). Training leaves it
+                False: the LM head then runs on the answer positions only (a fifth of a
+                ScienceQA sequence; at vocabulary 32,000 the head is the largest matmul of a
+                small model), same loss.
+
+        Returns:
+            ``CausalLMOutputWithPast`` with ``loss`` (mean of the per-sample losses),
+            ``sample_losses`` (k,): each sample's mean over its own answer tokens, and
+            ``logits`` when asked.
+        """
+        embeds = self.embed_layout(batch, images)
+        # the routing state stays set until the next forward: a checkpointed backward pass
+        # recomputes the layers with it
+        self._route(batch)
+        kwargs = self._attention_inputs(batch, embeds.dtype)
+        if return_logits:
+            logits = self.llm(inputs_embeds=embeds, use_cache=False, **kwargs).logits
+            picked = logits.flatten(0, 1)[batch.answer_index].float()  # (N, V)
+        else:
+            logits = None
+            hidden = self.llm.model(
+                inputs_embeds=embeds, use_cache=False, **kwargs
+            ).last_hidden_state  # (R, T, d), after the final norm
+            head = self.llm.get_output_embeddings()
+            picked = head(hidden.flatten(0, 1)[batch.answer_index]).float()  # (N, V)
+        per_token = nn.functional.cross_entropy(picked, batch.answer_target, reduction="none")
+        sums = per_token.new_zeros(batch.n_samples).index_add(0, batch.answer_sample, per_token)
+        losses = sums / batch.answer_count  # (k,)
+        out = CausalLMOutputWithPast(loss=losses.mean(), logits=logits)
+        out["sample_losses"] = losses
+        return out
+
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -289,74 +402,33 @@ class MultimodalModel(nn.Module):
         has_image: torch.Tensor | None = None,
         visual_at: torch.Tensor | None = None,
         return_logits: bool = True,
+        layout: Layout = "pad",
     ) -> CausalLMOutputWithPast:
-        """Loss on the answer tokens (and logits over the assembled sequence).
+        """:meth:`forward_layout` on padded (B, T) tensors (laid out on the host first).
 
         Args:
             input_ids: (B, T) ``[BOS, marker, prompt, answer, EOS]``, right-padded.
             attention_mask: (B, T), 1 on real tokens.
-            labels: (B, T), -100 everywhere but the answer (+EOS) tokens; shifted here to match
-                the inserted u_m and visual positions.
+            labels: (B, T), -100 everywhere but the answer (+EOS) tokens, or None (logits only).
             images: (B, 3, H, W) or None; rows without ``has_image`` are ignored.
             has_image: (B,) bool.
             visual_at: (B,) where V' goes among each sample's tokens (default 1, after BOS).
-            return_logits: compute logits at every position. Training passes False: the LM head
-                then runs on the answer positions only (a fifth of a ScienceQA sequence; at
-                vocabulary 32,000 the head is the largest matmul of a small model), same loss.
+            return_logits: compute logits at every position of the layout (R, T, V).
+            layout: ``pad`` or ``pack``.
 
         Returns:
-            transformers ``CausalLMOutputWithPast`` with ``logits`` (B, T + 1 + n_taps (image
-            rows), V) and, when labels are given, ``loss`` (the mean of the per-sample losses)
-            and ``sample_losses`` (B,): each sample's mean over its own answer tokens.
+            As :meth:`forward_layout`; without labels, logits and no loss.
         """
-        self.routing.reset()
-        embeds, mask, labels, u_pos = self._assemble(
-            input_ids, attention_mask, labels, images, has_image, False, visual_at
-        )
-        attn = self._attention_mask(mask, u_pos, embeds.shape[1], embeds.dtype)
-        if labels is None or return_logits:
-            out = self.llm(inputs_embeds=embeds, attention_mask=attn, use_cache=False)
-            if labels is not None:
-                out["sample_losses"] = sample_mean_losses(out.logits, labels)  # (B,)
-                out["loss"] = out["sample_losses"].mean()
-            return out
-        hidden = self.llm.model(
-            inputs_embeds=embeds, attention_mask=attn, use_cache=False
-        ).last_hidden_state  # (B, T', d), after the final norm
-        losses = answer_token_losses(hidden, labels, self.llm.get_output_embeddings())  # (B,)
-        out = CausalLMOutputWithPast(loss=losses.mean())
-        out["sample_losses"] = losses
-        return out
-
-    def _attention_mask(
-        self, mask: torch.Tensor, u_pos: torch.Tensor, q_len: int, dtype: torch.dtype
-    ) -> torch.Tensor:
-        """The LLM's attention mask: the 2D padding mask, or a 4D one that hides u_m.
-
-        With ``isolate_modality_token`` (LaVIN), a query attends causally to non-pad keys except
-        u_m, which only u_m itself sees. Every query may see itself, so all-pad rows of left-padded
-        batches never softmax over nothing.
-
-        Args:
-            mask: (B, K) 1 on real tokens, K keys (cache included).
-            u_pos: (B,) position of u_m among the keys.
-            q_len: the queries are the last ``q_len`` keys.
-            dtype: dtype of the additive mask (the LLM's activations).
-
-        Returns:
-            (B, K) as given, or (B, 1, q_len, K) additive float mask (0 or the dtype's minimum).
-        """
-        if not self.spec.isolate_modality_token:
-            return mask
-        keys = torch.arange(mask.shape[1], device=mask.device)  # (K,)
-        queries = keys[-q_len:]  # (Q,)
-        allowed = (keys[None, :] <= queries[:, None])[None] & mask.bool()[:, None, :]  # (B, Q, K)
-        is_u_m = keys[None, None, :] == u_pos[:, None, None]  # (B, 1, K)
-        from_u_m = queries[None, :, None] == u_pos[:, None, None]  # (B, Q, 1)
-        allowed &= ~is_u_m | from_u_m
-        allowed |= keys[None, None, :] == queries[None, :, None]  # the diagonal
-        additive = torch.zeros(allowed.shape, dtype=dtype, device=mask.device)
-        return additive.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]  # (B, 1, Q, K)
+        batch = self.lay_out(input_ids, attention_mask, labels, has_image, visual_at, layout)
+        batch = batch.to(input_ids.device)
+        if images is not None and has_image is not None:
+            images = images[has_image.to(images.device).bool()]
+        if labels is None:
+            embeds = self.embed_layout(batch, images)
+            self._route(batch)
+            kwargs = self._attention_inputs(batch, embeds.dtype)
+            return self.llm(inputs_embeds=embeds, use_cache=False, **kwargs)
+        return self.forward_layout(batch, images, return_logits)
 
     def _stopped(
         self, new_tokens: torch.Tensor, done: torch.Tensor, eos: int, stop: Callable[[str], bool]
@@ -377,6 +449,22 @@ class MultimodalModel(nn.Module):
         images: torch.Tensor | None = None,
         has_image: torch.Tensor | None = None,
         visual_at: torch.Tensor | None = None,
+        **settings: Any,
+    ) -> list[str]:
+        """:meth:`generate_layout` on padded prompt tensors ``[BOS, marker, prompt]`` (either side).
+
+        ``images`` has a row per sample (rows without ``has_image`` are ignored).
+        """
+        batch = self.lay_out(input_ids, attention_mask, None, has_image, visual_at, "left")
+        if images is not None and has_image is not None:
+            images = images[has_image.to(images.device).bool()]
+        return self.generate_layout(batch.to(input_ids.device), images, **settings)
+
+    @torch.no_grad()
+    def generate_layout(
+        self,
+        batch: BatchLayout,
+        images: torch.Tensor | None = None,
         *,
         max_new_tokens: int = 64,
         temperature: float = 0.1,
@@ -384,7 +472,7 @@ class MultimodalModel(nn.Module):
         seed: int | None = None,
         stop: Callable[[str], bool] | None = None,
     ) -> list[str]:
-        """Sample answers for left-padded prompts ``[BOS, prompt]``, batched with a KV cache.
+        """Sample answers for a ``left`` layout of prompts, batched with a KV cache.
 
         ``temperature <= 0`` decodes greedily. Returns the decoded new text of every sample
         (up to its EOS, special tokens skipped). Call ``eval()`` first: the mode is left as is,
@@ -396,32 +484,39 @@ class MultimodalModel(nn.Module):
         """
         if self.tokenizer is None:
             raise ValueError("generate needs a tokenizer (this model was built on the meta device)")
+        if batch.layout != "left":
+            raise ValueError(f"generation needs a left-padded layout, not {batch.layout!r}")
         eos = self.tokenizer.eos_token_id
-        embeds, mask, _, u_pos = self._assemble(
-            input_ids, attention_mask, None, images, has_image, True, visual_at
-        )
+        embeds = self.embed_layout(batch, images)
         device = embeds.device
         generator = torch.Generator(device=device)
         if seed is not None:
             generator.manual_seed(seed)
-        batch = embeds.shape[0]
-        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
-        self.routing.reset()
-        self.routing.index, self.routing.record = u_pos, True
+        rows = embeds.shape[0]
+        mask = batch.attention_mask
         try:
+            self._route(batch, record=True)
             out = self.llm(
                 inputs_embeds=embeds,
-                attention_mask=self._attention_mask(mask, u_pos, mask.shape[1], embeds.dtype),
-                position_ids=positions,
+                attention_mask=mask,
+                position_ids=batch.position_ids,
                 use_cache=True,
             )
-            self.routing.record, self.routing.reuse = False, True
+            # decode steps: one new token a row, routed by its sample's prefill weights
+            state = self.routing
+            state.record, state.reuse, state.um_index = False, True, None
+            if batch.um_index is None:
+                state.token_route = batch.has_image.long()[:, None]  # (B, 1): u_m's variant
+            else:
+                state.token_route = torch.arange(rows, device=device)[:, None]  # (B, 1)
             past = out.past_key_values
-            next_pos = positions[:, -1:] + 1  # (B, 1)
+            next_pos = batch.position_ids[:, -1:] + 1  # (B, 1)
             logits = out.logits[:, -1].float()  # (B, V)
-            new_tokens = torch.zeros(batch, 0, dtype=torch.long, device=device)
-            done = torch.zeros(batch, dtype=torch.bool, device=device)
+            new_tokens = torch.zeros(rows, 0, dtype=torch.long, device=device)
+            done = torch.zeros(rows, dtype=torch.bool, device=device)
+            active = torch.zeros(rows, dtype=torch.long, device=device)  # tokens sampled per row
             for _ in range(max_new_tokens):
+                active += ~done
                 token = _sample(logits, temperature, top_p, generator)  # (B,)
                 token = torch.where(done, torch.full_like(token, eos), token)
                 new_tokens = torch.cat([new_tokens, token[:, None]], dim=1)
@@ -430,10 +525,10 @@ class MultimodalModel(nn.Module):
                     done |= self._stopped(new_tokens, done, eos, stop)
                 if bool(done.all()):
                     break
-                mask = torch.cat([mask, mask.new_ones(batch, 1)], dim=1)
+                mask = torch.cat([mask, mask.new_ones(rows, 1)], dim=1)
                 out = self.llm(
                     input_ids=token[:, None],
-                    attention_mask=self._attention_mask(mask, u_pos, 1, embeds.dtype),
+                    attention_mask=mask,
                     position_ids=next_pos,
                     past_key_values=past,
                     use_cache=True,
@@ -442,47 +537,13 @@ class MultimodalModel(nn.Module):
                 logits = out.logits[:, -1].float()
         finally:
             self.routing.reset()
-        texts = [_decoded(self.tokenizer, row, eos) for row in new_tokens.tolist()]
-        return texts
+        self.generated_tokens = int(active.sum())  # read by evaluation's token count
+        return [_decoded(self.tokenizer, row, eos) for row in new_tokens.tolist()]
 
 
 def _decoded(tokenizer: Any, row: list[int], eos: int) -> str:
     row = row[: row.index(eos)] if eos in row else row
     return tokenizer.decode(row, skip_special_tokens=True)
-
-
-def sample_mean_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Each sample's cross-entropy, averaged over its own answer tokens: (B, T, V), (B, T) -> (B,).
-
-    The seed's objective at micro-batch 1 (``CrossEntropyLoss`` mean over one sample's label
-    tokens). Computed in fp32; a sample without label tokens gives 0 (it is never trained on).
-    """
-    return answer_token_losses(logits, labels, nn.Identity())  # logits are the head's output
-
-
-def answer_token_losses(
-    hidden: torch.Tensor, labels: torch.Tensor, head: nn.Module
-) -> torch.Tensor:
-    """:func:`sample_mean_losses` computed from hidden states, the LM head on answer positions only.
-
-    Args:
-        hidden: (B, T, d) final hidden states (after the LLM's final norm).
-        labels: (B, T) targets, -100 where there is none.
-        head: the LM head (d -> V).
-
-    Returns:
-        (B,) each sample's mean cross-entropy over its own answer tokens (0 without any).
-    """
-    shift_labels = labels[:, 1:].to(hidden.device)  # (B, T-1): position t predicts token t+1
-    keep = shift_labels != IGNORE_INDEX  # (B, T-1)
-    rows, cols = keep.nonzero(as_tuple=True)  # N answer positions
-    logits = head(hidden[rows, cols]).float()  # (N, V)
-    per_token = torch.nn.functional.cross_entropy(
-        logits, shift_labels[rows, cols], reduction="none"
-    )  # (N,)
-    sums = torch.zeros(labels.shape[0], dtype=per_token.dtype, device=hidden.device)
-    sums = sums.index_add(0, rows, per_token)  # (B,)
-    return sums / keep.sum(dim=1).clamp(min=1)
 
 
 def _sample(
@@ -500,7 +561,7 @@ def _sample(
     return order.gather(-1, choice).squeeze(-1)
 
 
-def _move_adapters(model: MultimodalModel, device: str) -> None:
+def move_trainable_to(model: MultimodalModel, device: str) -> None:
     """Put every adapter (fp32) and the neck/u_m on ``device``; frozen modules stay as loaded."""
     for module in model.modules():
         if isinstance(module, AdaptedInput):
@@ -526,7 +587,7 @@ def build_multimodal_model(
     llm, tokenizer = load_llm(model, device)
     visual = load_vision_tower(model).to(device=device, dtype=torch_dtype(model.precision))
     mm = MultimodalModel(model, adapter, llm, visual, tokenizer)
-    _move_adapters(mm, device)
+    move_trainable_to(mm, device)
     return mm
 
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from ablate.model.adapters.configs import AdapterConfig, validate_adapter_config
 from ablate.model.llm import llm_config, torch_dtype
-from ablate.model.multimodal import MultimodalModel, _move_adapters
+from ablate.model.multimodal import MultimodalModel, move_trainable_to
 from ablate.model.spec import ModelSpec
 from ablate.model.twins import build_twin_tokenizer
 from ablate.model.vision import get_vision_preset
@@ -98,5 +98,5 @@ def build_random_multimodal_model(
     visual = random_vision_tower(model, device, seed)
     torch.manual_seed(seed)
     mm = MultimodalModel(model, adapter, llm, visual, build_twin_tokenizer())
-    _move_adapters(mm, device)
+    move_trainable_to(mm, device)
     return mm

@@ -18,7 +18,6 @@ longest sample rather than to 512.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -250,6 +249,71 @@ def collate_prompts(
     return batch
 
 
+def collate_layout(
+    examples: Sequence[Example],
+    pad_id: int,
+    load_image: ImageLoader,
+    n_visual: int,
+    layout: str,
+    um_slot: bool = False,
+    prompts: bool = False,
+) -> dict[str, Any]:
+    """A micro-batch laid out for the model, computed here (in the loader's workers).
+
+    Args:
+        examples: the micro-batch's examples.
+        pad_id: the tokenizer's pad id.
+        load_image: the split's image loader.
+        n_visual: V' tokens per image.
+        layout: ``pad`` or ``pack`` (training), ``left`` (generation).
+        um_slot: u_m in the sequence (``isolate_modality_token: false``).
+        prompts: lay out the generation prompts (``prompt_ids``, no labels).
+
+    Returns:
+        ``{"layout": BatchLayout, "images": (n, 3, H, W) or None}``: images of the image samples
+        only, in sample order (what ``MultimodalModel.forward_layout`` takes).
+    """
+    from ablate.model.batch_layout import SampleTokens, build_batch_layout
+
+    samples = [
+        SampleTokens(e.prompt_ids, None, e.visual_at, e.has_image)
+        if prompts
+        else SampleTokens(e.input_ids, e.labels, e.visual_at, e.has_image)
+        for e in examples
+    ]
+    batch = build_batch_layout(samples, n_visual, pad_id, layout, um_slot=um_slot)  # type: ignore[arg-type]
+    loaded = [load_image(e.problem) for e in examples if e.has_image]
+    return {"layout": batch, "images": torch.stack(loaded) if loaded else None}
+
+
+def layout_loader(
+    examples: Sequence[Example],
+    micro_batches: list[list[int]],
+    collate: Callable[[Sequence[Example]], dict[str, Any]],
+    *,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    seed: int = 0,
+) -> torch.utils.data.DataLoader:
+    """A DataLoader of laid-out micro-batches in the given order.
+
+    Workers lay out and load images ahead of the GPU; ``pin_memory`` makes the host-to-device
+    copies asynchronous. The loader gets its own generator: a DataLoader otherwise draws its
+    worker base seed from the global torch RNG each time it is iterated, which would make a
+    resumed epoch consume the global RNG (and hence dropout) differently from an uninterrupted one.
+    """
+    return torch.utils.data.DataLoader(
+        ExampleDataset(examples),
+        batch_sampler=micro_batches,
+        collate_fn=collate,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        prefetch_factor=4 if num_workers else None,
+        persistent_workers=False,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
 class ExampleDataset(torch.utils.data.Dataset):
     """Index -> :class:`Example`; collation (and image loading) happens in the collate function."""
 
@@ -261,26 +325,3 @@ class ExampleDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> Example:
         return self.examples[index]
-
-
-def train_loader(
-    examples: Sequence[Example],
-    batches: list[list[int]],
-    pad_id: int,
-    load_image: ImageLoader,
-    num_workers: int = 0,
-    seed: int = 0,
-) -> torch.utils.data.DataLoader:
-    """A DataLoader yielding collated training batches in the given batch order.
-
-    The loader gets its own generator: a DataLoader otherwise draws its worker base seed from the
-    global torch RNG each time it is iterated, which would make a resumed epoch consume the
-    global RNG (and hence dropout) differently from an uninterrupted one.
-    """
-    return torch.utils.data.DataLoader(
-        ExampleDataset(examples),
-        batch_sampler=batches,
-        collate_fn=functools.partial(collate_train, pad_id=pad_id, load_image=load_image),
-        num_workers=num_workers,
-        generator=torch.Generator().manual_seed(seed),
-    )

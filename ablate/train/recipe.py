@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import gc
 import logging
 import math
@@ -31,18 +32,20 @@ from typing import Any
 
 import torch
 
-from ablate.jobs.context import JobCancelled, JobContext
+from ablate.jobs.context import BatchCannotShrink, JobCancelled, JobContext
 from ablate.train.batches import (
     EncodeStats,
     Example,
     ImageLoader,
+    collate_layout,
     encode_problems,
-    epoch_batches,
-    train_loader,
+    layout_loader,
     trainable_examples,
 )
 from ablate.train.checkpoint import TrainPosition, load_checkpoint, save_checkpoint
 from ablate.train.optim import build_optimizer, lr_at_step, set_learning_rate
+from ablate.train.throughput import Throughput
+from ablate.train.windows import auto_micro_batch, epoch_windows, split_window
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +105,6 @@ class MmtRecipe:
         if torch.device(self.device).type == "cpu":
             torch.set_num_threads(self.cfg.train.cpu_threads)
 
-        self._split_batch_after_oom()
         self._load_problems()  # before the model: a bad data root fails in seconds, not minutes
         _materialise_twins(self.cfg.model)
         seed_everything(self.spec.seed)
@@ -116,6 +118,7 @@ class MmtRecipe:
             self.model.effective_trainable_count()
         )  # u_m left out when nothing reads it (Bottleneck Adapter): it gets zero gradient
         self._encode_data()
+        self._plan_micro_batch()
         train_spec = self.cfg.train
         self.optimizer = build_optimizer(self.trainable, train_spec)
         self.autocast_dtype = AUTOCAST_DTYPES[train_spec.autocast]
@@ -132,10 +135,8 @@ class MmtRecipe:
                     f"exceeds the {len(self.train_examples)} training samples; lower them or "
                     "set train.drop_last_window: false"
                 )
-            self.batches_per_epoch = self.steps_per_epoch * train_spec.accumulation
         else:
             self.steps_per_epoch = math.ceil(n_batches / train_spec.accumulation)
-            self.batches_per_epoch = n_batches
         self.metrics["train/effective_lr"] = train_spec.effective_lr
         self.metrics["train/effective_batch"] = float(train_spec.effective_batch)
         self.metrics["train/steps"] = float(self.steps_per_epoch * train_spec.epochs)
@@ -143,23 +144,42 @@ class MmtRecipe:
             self._resume()
         self.metrics["time/setup_s"] = time.perf_counter() - t0
 
-    def _split_batch_after_oom(self) -> None:
-        """Run smaller micro-batches (same effective batch) after out-of-memory attempts.
+    def _plan_micro_batch(self) -> None:
+        """Choose this attempt's micro-batch: the spec's, ``auto``'s, then split after OOMs.
 
-        The worker sets ``ctx.micro_batch_divisor`` from the run's OOM history; the spec (and so
-        the run id) is unchanged, only this attempt's micro-batch and accumulation are.
+        The windows (what each step trains on, hence the run id) never change; only how many
+        samples a forward pass takes. The worker sets ``ctx.micro_batch_divisor`` from the run's
+        out-of-memory history.
+
+        Raises:
+            BatchCannotShrink: out of memory earlier at micro-batch 1.
         """
         train = self.cfg.train
-        micro, accumulation = self.ctx.micro_batch(train.batch_size, train.accumulation)
-        if micro != train.batch_size:
-            logger.info(
-                "attempt %d: micro-batch %d x %d after out-of-memory attempts",
-                self.ctx.attempt,
-                micro,
-                accumulation,
+        requested = train.micro_batch if train.micro_batch is not None else train.batch_size
+        if requested == "auto":
+            from ablate.model.sizing import estimate_gpu_memory_gib
+
+            seq = self.cfg.data.max_seq_len + len(self.model.taps)
+            requested = auto_micro_batch(
+                train.effective_batch,
+                self.device,
+                lambda k: estimate_gpu_memory_gib(self.cfg.model, self.cfg.adapter, k, seq),
             )
-            train = train.model_copy(update={"batch_size": micro, "accumulation": accumulation})
-            self.cfg = self.cfg.model_copy(update={"train": train})
+        micro = min(int(requested), train.effective_batch)
+        divisor = max(1, int(self.ctx.micro_batch_divisor))
+        if divisor > 1:
+            if micro < divisor:
+                raise BatchCannotShrink(
+                    f"out of memory at micro-batch {max(1, micro * 2 // divisor)} in earlier "
+                    f"attempts: micro-batch {micro} cannot be split {divisor} ways (quantise, "
+                    "turn on train.gradient_checkpointing, or use a larger GPU)"
+                )
+            micro //= divisor
+            logger.info("attempt %d: micro-batch %d after out-of-memory", self.ctx.attempt, micro)
+        self.micro_batch = micro
+        self.ctx.batch_plan = (micro, math.ceil(train.effective_batch / micro), divisor)
+        self.metrics["train/micro_batch"] = float(micro)
+        self.metrics["train/packed"] = float(train.pack)
 
     def _load_problems(self) -> None:
         from ablate.data.scienceqa import load_scienceqa, resolve_dataset_root
@@ -292,58 +312,31 @@ class MmtRecipe:
         spec = self.cfg.train
         params = [p for _, p in self.trainable]
         lengths = [len(e.input_ids) for e in self.train_examples]
-        pad_id = self.model.tokenizer.pad_token_id
-        total_batches = self.batches_per_epoch * spec.epochs
-        samples = 0
+        total_windows = self.steps_per_epoch * spec.epochs
+        throughput = Throughput(self.device, self.model)
         side_s = 0.0
         step = self.position.step
         for epoch in range(self.position.epoch, spec.epochs):
-            batches = epoch_batches(
-                lengths,
-                spec.batch_size,
-                seed=self.spec.seed,
-                epoch=epoch,
-                length_grouped=spec.length_grouped,
-            )[: self.batches_per_epoch]  # drop_last_window: the seed never steps on a partial one
-            first = self.position.batch_in_epoch if epoch == self.position.epoch else 0
+            windows = epoch_windows(lengths, spec, seed=self.spec.seed, epoch=epoch)
+            windows = windows[: self.steps_per_epoch]
+            first = 0
+            if epoch == self.position.epoch:  # checkpoints sit on window boundaries
+                first = self.position.batch_in_epoch // spec.accumulation
             if first == 0:
                 self._loss_sum, self._loss_count = 0.0, 0
-            loader = train_loader(
-                self.train_examples,
-                batches[first:],
-                pad_id,
-                self.load_image,
-                num_workers=spec.num_workers,
-                seed=self.spec.seed * 1_000_003 + epoch,
-            )
             self.model.train()
-            for index, batch in enumerate(loader, start=first):
-                window_start = index - index % spec.accumulation
-                window = min(spec.accumulation, len(batches) - window_start)
-                if index in (window_start, first):  # once a window (or on resuming inside one)
-                    end = window_start + window
-                    window_samples = sum(len(b) for b in batches[window_start:end])
-                if index == window_start:
-                    lr = lr_at_step(step, self.steps_per_epoch, spec)
-                    set_learning_rate(self.optimizer, lr)
-                loss = self._forward_backward(batch, window_samples)
-                samples += int(batch["input_ids"].shape[0])
-                if math.isfinite(loss):
-                    self._loss_sum += loss
-                    self._loss_count += 1
-                if index + 1 == window_start + window:
-                    if math.isfinite(loss) or spec.nan_loss == "raise":
-                        self._optimizer_step(params, spec.grad_clip)
-                    # else, as the seed's `continue`: no step, no zero_grad; the window's
-                    # gradients carry into the next one (the schedule still advances)
-                    step += 1
-                    if step % spec.log_every == 0:
-                        self.ctx.log_metrics(step, {"train/loss": loss, "train/lr": lr})
-                    if self.ctx.should_stop():
-                        self._checkpoint(TrainPosition(epoch, index + 1, step))
-                        raise JobCancelled(f"stopped at step {step}; checkpoint saved")
-                done = epoch * self.batches_per_epoch + index + 1
-                self.ctx.report_progress(done, total_batches, phase="train", epoch=epoch)
+            for w, micro_batches in enumerate(self._window_batches(windows, first, epoch), first):
+                lr = lr_at_step(step, self.steps_per_epoch, spec)
+                set_learning_rate(self.optimizer, lr)
+                loss = self._train_window(micro_batches, len(windows[w]), params, throughput)
+                step += 1
+                if step % spec.log_every == 0:
+                    self.ctx.log_metrics(step, {"train/loss": loss, "train/lr": lr})
+                if self.ctx.should_stop():
+                    self._checkpoint(TrainPosition(epoch, (w + 1) * spec.accumulation, step))
+                    raise JobCancelled(f"stopped at step {step}; checkpoint saved")
+                done = epoch * self.steps_per_epoch + w + 1
+                self.ctx.report_progress(done, total_windows, phase="train", epoch=epoch)
             epoch_loss = self._loss_sum / max(self._loss_count, 1)
             self.history["epoch_loss"].append(epoch_loss)
             epoch_metrics = {"train/epoch_loss": epoch_loss, "train/epoch": float(epoch + 1)}
@@ -363,35 +356,105 @@ class MmtRecipe:
         self.metrics["time/train_s"] = elapsed
         self.metrics["time/epoch_eval_and_checkpoint_s"] = side_s
         # throughput of training alone (per-epoch validation and checkpoints excluded)
-        self.metrics["train/samples_per_s"] = samples / (elapsed - side_s) if samples else 0.0
+        self.metrics.update(throughput.metrics(elapsed - side_s))
 
-    def _forward_backward(
-        self, batch: dict[str, torch.Tensor | None], window_samples: int
-    ) -> float:
-        """Forward and backward one micro-batch; returns its mean per-sample loss.
+    def _window_batches(self, windows: list[list[int]], first: int, epoch: int) -> Any:
+        """Yield each window's laid-out micro-batches, on the device, from ``first`` on.
 
-        The backward loss is the sum of the per-sample losses over the samples of the whole
-        accumulation window, so any micro-batch x accumulation with the same effective batch
-        gives the reference's batch 1 x 32 gradient. A non-finite loss is skipped without a
-        backward pass, as the seed's ``if torch.isnan(loss): continue`` (``train.nan_loss:
-        skip``; it also skips inf) and counted in ``train/nan_skipped``.
+        One DataLoader over every micro-batch of the remaining windows (workers keep ahead of the
+        GPU across window boundaries), regrouped by window here.
         """
-        batch = {k: v.to(self.device) if v is not None else None for k, v in batch.items()}
-        with self._autocast():
-            out = self.model(**batch, return_logits=False)
-        value = float(out.loss.detach())
-        if not math.isfinite(value):
+        spec = self.cfg.train
+        lengths = [len(e.input_ids) for e in self.train_examples]
+        cuts = [split_window(window, lengths, self.micro_batch) for window in windows[first:]]
+        collate = functools.partial(
+            collate_layout,
+            pad_id=self.model.tokenizer.pad_token_id,
+            load_image=self.load_image,
+            n_visual=len(self.model.taps),
+            layout="pack" if spec.pack else "pad",
+            um_slot=not self.cfg.model.isolate_modality_token,
+        )
+        on_cuda = torch.device(self.device).type == "cuda"
+        loader = layout_loader(
+            self.train_examples,
+            [mb for cut in cuts for mb in cut],
+            collate,
+            num_workers=spec.num_workers,
+            pin_memory=spec.pin_memory and on_cuda,
+            seed=self.spec.seed * 1_000_003 + epoch,
+        )
+        batches = iter(loader)
+        for cut in cuts:
+            yield [self._to_device(next(batches)) for _ in cut]
+
+    def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        images = batch["images"]
+        return {
+            "layout": batch["layout"].to(self.device, non_blocking=True),
+            "images": images.to(self.device, non_blocking=True) if images is not None else None,
+        }
+
+    def _train_window(
+        self,
+        micro_batches: list[dict[str, Any]],
+        window_samples: int,
+        params: list[torch.nn.Parameter],
+        throughput: Throughput,
+    ) -> float:
+        """Forward and backward every micro-batch of one window, then step; the window's loss.
+
+        The backward loss of a micro-batch is the sum of its per-sample losses over the samples of
+        the whole window, so any micro-batch gives the reference's batch-1 x 32 gradient. Losses
+        stay on the device; the one host sync of the step reads them all at the window's end.
+
+        A non-finite loss is the seed's ``if torch.isnan(loss): continue``: that micro-batch gets
+        no backward pass, and when it ends the window, no optimiser step (the gradients carry
+        into the next window). Found only at the window's end here, it is handled by recomputing
+        the window's finite micro-batches (rare; counted in ``train/nan_skipped``).
+        ``train.nan_loss: raise`` fails the run instead.
+        """
+        sums = [self._forward_backward(mb, window_samples) for mb in micro_batches]
+        values = torch.stack(sums).tolist()  # the step's one host sync
+        for mb in micro_batches:
+            throughput.add(mb["layout"])
+        finite = [math.isfinite(v) for v in values]
+        if not all(finite):
             if self.cfg.train.nan_loss == "raise":
-                raise FloatingPointError(f"loss is {value} at {self.position}; train.nan_loss")
-            self._nan_skipped += 1
+                raise FloatingPointError(
+                    f"non-finite loss at {self.position} (train.nan_loss: raise)"
+                )
+            self._nan_skipped += finite.count(False)
             self.metrics["train/nan_skipped"] = float(self._nan_skipped)
-            return value
-        loss = out.sample_losses.sum() / window_samples
+            self.optimizer.zero_grad(set_to_none=True)
+            for mb, ok in zip(micro_batches, finite, strict=True):
+                if ok:
+                    self._forward_backward(mb, window_samples)
+        kept = [(mb, v) for mb, v, ok in zip(micro_batches, values, finite, strict=True) if ok]
+        n_ok = sum(mb["layout"].n_samples for mb, _ in kept)
+        loss_sum = sum(v for _, v in kept)
+        self._loss_sum += loss_sum
+        self._loss_count += n_ok
+        if finite[-1]:
+            self._optimizer_step(params, self.cfg.train.grad_clip)
+        return loss_sum / max(n_ok, 1)
+
+    def _forward_backward(self, batch: dict[str, Any], window_samples: int) -> torch.Tensor:
+        """Forward and backward one micro-batch; its per-sample losses' sum (on the device).
+
+        A micro-batch whose loss is not finite gets no backward here either: its gradient is
+        masked to zero, and :meth:`_train_window` recomputes the window without it.
+        """
+        with self._autocast():
+            out = self.model.forward_layout(batch["layout"], batch["images"])
+        total = out.sample_losses.sum()
+        loss = total / window_samples
+        loss = torch.where(torch.isfinite(loss), loss, loss.new_zeros(()))  # no host sync
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
         else:
             loss.backward()
-        return value
+        return total.detach().float()
 
     def _optimizer_step(self, params: list[torch.nn.Parameter], grad_clip: float | None) -> None:
         if self.scaler is not None:
@@ -439,6 +502,7 @@ class MmtRecipe:
             for name, value in result.metrics().items():
                 self.metrics[key + name[len(split) :]] = value
             self.metrics[f"time/eval_{key}_s"] = result.seconds
+            self.metrics[f"speed/{key}_questions_per_s"] = len(result.rows) / result.seconds
         if self.history["val_acc"]:
             self.metrics["val/best_epoch_Avg"] = max(
                 [*self.history["val_acc"], self.metrics["val/Avg"]]
@@ -476,7 +540,7 @@ def run_mmt(spec: Any, ctx: JobContext) -> dict[str, float]:
     Returns:
         Metrics: ``test/Avg``, ``test/NAT`` ... ``test/unparseable``, ``val/Avg`` ...,
         ``train/loss``, ``train/effective_lr``, ``train/effective_batch``,
-        ``train/samples_per_s``, ``train/trainable_params``, ``data/truncated``, ``time/*_s``.
+        ``speed/*`` (throughput), ``train/trainable_params``, ``data/truncated``, ``time/*_s``.
         Accuracies are percentages (0-100).
 
     Raises:

@@ -69,6 +69,18 @@ class TrainSpec(SpecModel):
     """Measure validation accuracy after every epoch (logged per epoch, for pruning by a tuner)."""
     eval_every_epoch_max_questions: int | None = Field(None, ge=1)
     """Cap the per-epoch validation pass to a prefix of the split (the final pass is complete)."""
+    micro_batch: int | Literal["auto"] | None = nonsemantic(None)
+    """Samples per forward pass, a speed setting (not in the run id): each accumulation window
+    (``batch_size x accumulation`` samples, what one step trains on) is sorted by length and cut
+    into micro-batches of this size; the loss is normalised per window, so the gradient is the
+    same. None: ``batch_size``; ``auto``: the largest that fits the GPU's free memory by the
+    memory model (8 on a CPU). Recorded per run (``train/micro_batch``)."""
+    pack: bool = nonsemantic(False)
+    """Pack each micro-batch's samples into one row (positions restarting per sample, attention
+    block-diagonal: flash-attention varlen when installed, an SDPA block mask otherwise) instead
+    of right-padding them: no compute on padding. Same losses and gradients (tested)."""
+    pin_memory: bool = nonsemantic(True)
+    """Page-locked host batches copied to the GPU asynchronously (CUDA only)."""
     gradient_checkpointing: bool = nonsemantic(False)
     """Recompute block activations in the backward pass (both towers): less memory for larger
     micro-batches at ~30% more compute; the result is the same."""
@@ -90,6 +102,8 @@ class TrainSpec(SpecModel):
             )
         if self.betas[0] >= 1 or self.betas[1] >= 1 or min(self.betas) < 0:
             raise ValueError(f"train.betas={self.betas} must both lie in [0, 1)")
+        if isinstance(self.micro_batch, int) and self.micro_batch < 1:
+            raise ValueError(f"train.micro_batch={self.micro_batch} must be >= 1, 'auto' or null")
         return self
 
     @property

@@ -19,30 +19,44 @@ def router_model(make_model):
     return make_model({"name": "router", "placement": {"before": ["attn", "mlp"]}})
 
 
-def test_layout_u_m_then_bos_then_visual_tokens_then_text(router_model):
+def test_layout_bos_then_visual_tokens_then_text_and_u_m_apart(router_model):
     mm = router_model
     ids, mask, labels = text_batch(mm.tokenizer, PROMPTS[:2])
     has_image = torch.tensor([True, False])
     images = torch.randn(2, 3, 64, 64)
-    embeds, new_mask, new_labels, u_pos = mm._assemble(ids, mask, labels, images, has_image, False)
+    batch = mm.lay_out(ids, mask, labels, has_image)
+    embeds = mm.embed_layout(batch, images[:1])
     n_taps = len(mm.taps)
     assert n_taps == 3  # tiny-diht: 12 blocks, a tap after every 4th
-    length0 = int(mask[0].sum())
-    assert embeds.shape[1] == max(length0 + 1 + n_taps, int(mask[1].sum()) + 1)
-    assert new_mask[0].sum() == length0 + 1 + n_taps and new_mask[1].sum() == mask[1].sum() + 1
+    length0, length1 = int(mask[0].sum()), int(mask[1].sum())
+    assert batch.lengths == (length0 + n_taps, length1)  # u_m is computed apart, not a token
+    assert embeds.shape[1] == max(length0 + n_taps, length1)
     emb = mm.llm.get_input_embeddings()
-    u_m = mm.modality.embedding.weight
-    assert torch.equal(embeds[0, 0], u_m[1]) and torch.equal(embeds[1, 0], u_m[0])
-    assert torch.equal(embeds[0, 1], emb.weight[ids[0, 0]])  # BOS right after u_m
+    assert torch.equal(embeds[0, 0], emb.weight[ids[0, 0]])  # BOS first
     visual = mm.encode_images(images[:1])[0]
-    assert torch.allclose(embeds[0, 2 : 2 + n_taps], visual)
-    assert torch.equal(embeds[0, 2 + n_taps], emb.weight[ids[0, 1]])
-    assert torch.equal(embeds[1, 2], emb.weight[ids[1, 1]])  # text-only: no visual tokens
-    # labels shifted with the tokens, -100 on u_m and visual positions
-    assert new_labels[0, 0] == IGNORE_INDEX and (new_labels[0, 2 : 2 + n_taps] == -100).all()
-    assert torch.equal(new_labels[0, 2 + n_taps : 1 + n_taps + length0], labels[0, 1:length0])
-    assert torch.equal(new_labels[1, 1 : 1 + int(mask[1].sum())], labels[1, : int(mask[1].sum())])
-    assert (u_pos == 0).all()
+    assert torch.allclose(embeds[0, 1 : 1 + n_taps], visual)
+    assert torch.equal(embeds[0, 1 + n_taps], emb.weight[ids[0, 1]])
+    assert torch.equal(embeds[1, 1], emb.weight[ids[1, 1]])  # text-only: no visual tokens
+    # the answer positions: every real label, predicted from the position before it
+    targets = labels[0, 1:length0].tolist() + labels[1, 1:length1].tolist()
+    assert batch.answer_target.tolist() == targets
+    assert batch.route_of[0].unique().tolist() == [1] and batch.route_of[1].unique().tolist() == [0]
+
+
+def test_u_m_in_the_sequence_when_not_isolated(make_model, tiny_spec):
+    torch.manual_seed(0)
+    spec = tiny_spec.model_copy(update={"isolate_modality_token": False})
+    mm = make_model({"name": "router"}, spec)
+    ids, mask, labels = text_batch(mm.tokenizer, PROMPTS[:2])
+    has_image = torch.tensor([True, False])
+    batch = mm.lay_out(ids, mask, labels, has_image)
+    embeds = mm.embed_layout(batch, torch.randn(1, 3, 64, 64))
+    u_m = mm.modality.embedding.weight
+    assert batch.um_index.tolist() == [0, embeds.shape[1]]  # each row's first position
+    assert torch.equal(embeds[0, 0], u_m[1]) and torch.equal(embeds[1, 0], u_m[0])
+    out = mm(ids, mask, labels, torch.randn(2, 3, 64, 64), has_image)
+    out.loss.backward()
+    assert mm.modality.embedding.weight.grad.abs().sum() > 0
 
 
 def test_text_only_rows_ignore_image_content_and_image_rows_do_not(router_model):

@@ -20,16 +20,21 @@ def test_visual_tokens_go_after_the_marker(make_model):
     ids, mask, labels = text_batch(mm.tokenizer, PROMPTS)
     images, has_image = torch.randn(2, 3, 64, 64), torch.tensor([True, False])
     at = torch.tensor([3, 3])  # e.g. BOS + a two-token marker
-    embeds, new_mask, new_labels, _ = mm._assemble(ids, mask, labels, images, has_image, False, at)
+    batch = mm.lay_out(ids, mask, labels, has_image, at)
+    embeds = mm.embed_layout(batch, images[:1])
     n = len(mm.taps)
     emb = mm.llm.get_input_embeddings().weight
-    assert torch.equal(embeds[0, 1:4], emb[ids[0, :3]])  # BOS + marker right after u_m
-    torch.testing.assert_close(embeds[0, 4 : 4 + n], mm.encode_images(images[:1])[0])
-    assert torch.equal(embeds[0, 4 + n], emb[ids[0, 3]])  # then the prompt
-    assert (new_labels[0, 4 : 4 + n] == IGNORE_INDEX).all()
+    assert torch.equal(embeds[0, :3], emb[ids[0, :3]])  # BOS + marker first (u_m is apart)
+    torch.testing.assert_close(embeds[0, 3 : 3 + n], mm.encode_images(images[:1])[0])
+    assert torch.equal(embeds[0, 3 + n], emb[ids[0, 3]])  # then the prompt
     length = int(mask[0].sum())
-    assert torch.equal(new_labels[0, 4 + n : 1 + n + length], labels[0, 3:length])
-    assert torch.equal(embeds[1, 1 : 1 + int(mask[1].sum())], emb[ids[1, : int(mask[1].sum())]])
+    assert batch.visual_index.tolist() == list(range(3, 3 + n))
+    assert batch.answer_target.tolist()[: length - 1] == labels[0, 1:length].tolist()
+    assert batch.answer_index.tolist()[2] == 2 + n  # the marker's last token predicts past V'
+    width = embeds.shape[1]
+    assert torch.equal(embeds[1, : int(mask[1].sum())], emb[ids[1, : int(mask[1].sum())]])
+    assert width == max(length + n, int(mask[1].sum()))
+    assert all(label != IGNORE_INDEX for label in batch.answer_target.tolist())
 
 
 def test_neck_is_initialised_as_the_seeds_adapter_mlp(make_model):

@@ -10,6 +10,7 @@ from ablate.evaluation.generate import evaluate_split, write_predictions
 from ablate.evaluation.predictions import read_predictions
 from ablate.evaluation.spec import EvalSpec
 from ablate.jobs.context import JobCancelled
+from ablate.model.spec import ModelSpec
 from ablate.model.twins import build_twin_tokenizer
 from ablate.train.batches import ImageLoader, encode_problems
 
@@ -17,17 +18,23 @@ from ablate.train.batches import ImageLoader, encode_problems
 class ScriptedModel(torch.nn.Module):
     """Answers by pid: the prompt's token ids identify the question; records every batch."""
 
+    spec = ModelSpec(llm="tiny-llama2", vision="tiny-diht")
+    taps: list[int] = []  # no visual slots: a row's real tokens are the prompt's ids
+
     def __init__(self, tokenizer, answers: dict[tuple[int, ...], str]):
         super().__init__()
         self.tokenizer = tokenizer
         self.answers = answers
         self.batches: list[dict] = []
+        self.generated_tokens = 0
 
-    def generate(self, input_ids, attention_mask, images=None, has_image=None, **kwargs):
-        self.batches.append({"width": input_ids.shape[1], **kwargs})
+    def generate_layout(self, layout, images=None, **kwargs):
+        assert layout.layout == "left"
+        self.batches.append({"width": layout.input_ids.shape[1], **kwargs})
         out = []
-        for row, mask in zip(input_ids, attention_mask, strict=True):
+        for row, mask in zip(layout.input_ids, layout.attention_mask, strict=True):
             out.append(self.answers[tuple(row[mask.bool()].tolist())])
+        self.generated_tokens = 3 * len(out)
         return out
 
 

@@ -13,8 +13,10 @@ import math
 import pytest
 import torch
 
-from ablate.train.batches import collate_train
+from ablate.train.batches import collate_layout
 from ablate.train.recipe import MmtRecipe
+from ablate.train.throughput import Throughput
+from ablate.train.windows import epoch_windows
 
 
 @pytest.fixture(scope="module")
@@ -36,24 +38,29 @@ def _window(recipe):
     return picked
 
 
-def _grads(recipe, examples, splits):
+def _collate(recipe, examples, layout="pad"):
+    pad = recipe.model.tokenizer.pad_token_id
+    return collate_layout(examples, pad, recipe.load_image, len(recipe.model.taps), layout)
+
+
+def _grads(recipe, examples, splits, layout="pad"):
     """Adapter gradients after one window fed as micro-batches of the given sizes."""
     recipe.optimizer.zero_grad(set_to_none=True)
-    pad = recipe.model.tokenizer.pad_token_id
     start = 0
     for size in splits:
-        batch = collate_train(examples[start : start + size], pad, recipe.load_image)
+        batch = _collate(recipe, examples[start : start + size], layout)
         recipe._forward_backward(batch, window_samples=len(examples))
         start += size
     return {n: p.grad.clone() for n, p in recipe.trainable if p.grad is not None}
 
 
-def test_every_micro_batch_split_gives_the_batch_one_gradient(recipe):
+@pytest.mark.parametrize("layout", ["pad", "pack"])
+def test_every_micro_batch_split_gives_the_batch_one_gradient(recipe, layout):
     examples = _window(recipe)
     reference = _grads(recipe, examples, [1, 1, 1, 1])  # the seed: batch 1 x accumulation 4
     assert reference and any(g.abs().sum() > 0 for g in reference.values())
     for splits in ([4], [2, 2], [3, 1]):
-        got = _grads(recipe, examples, splits)
+        got = _grads(recipe, examples, splits, layout)
         assert got.keys() == reference.keys()
         for name, grad in reference.items():
             torch.testing.assert_close(got[name], grad, rtol=1e-4, atol=1e-7, msg=name)
@@ -64,12 +71,10 @@ def test_a_token_mean_would_not(recipe):
     examples = _window(recipe)
     reference = _grads(recipe, examples, [1, 1, 1, 1])
     recipe.optimizer.zero_grad(set_to_none=True)
-    batch = collate_train(examples, recipe.model.tokenizer.pad_token_id, recipe.load_image)
-    out = recipe.model(**batch)
-    keys = ("input_ids", "attention_mask", "labels", "images", "has_image")
-    _, _, labels, _ = recipe.model._assemble(*(batch[k] for k in keys), False, batch["visual_at"])
-    logits, labels = out.logits[:, :-1].float(), labels[:, 1:]
-    token_mean = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels)
+    batch = _collate(recipe, examples)
+    out = recipe.model.forward_layout(batch["layout"], batch["images"], return_logits=True)
+    picked = out.logits.flatten(0, 1)[batch["layout"].answer_index].float()
+    token_mean = torch.nn.functional.cross_entropy(picked, batch["layout"].answer_target)
     token_mean.backward()
     diffs = [
         (p.grad - reference[n]).abs().max().item()
@@ -79,30 +84,43 @@ def test_a_token_mean_would_not(recipe):
     assert max(diffs) > 1e-4
 
 
-def test_a_nan_micro_batch_is_skipped_as_the_seed_does(recipe):
-    """No backward pass for a non-finite loss; counted; the other samples' gradients stand."""
+@pytest.mark.parametrize("nan_at", [1, 2])
+def test_a_nan_micro_batch_is_skipped_as_the_seed_does(recipe, monkeypatch, nan_at):
+    """No gradient from a non-finite loss; counted; the other samples' gradients stand; a NaN
+    ending the window means no step (the seed's ``continue``), its gradients carry over."""
     examples = _window(recipe)
-    reference = _grads(recipe, examples[:2], [1, 1])
+    kept = [e for i, e in enumerate(examples[:3]) if i != nan_at]
+    reference = _grads(recipe, kept, [1, 1])
     recipe.optimizer.zero_grad(set_to_none=True)
-    pad = recipe.model.tokenizer.pad_token_id
-    original = recipe.model.forward
+    micro_batches = [_collate(recipe, [e]) for e in examples[:3]]
+    original = recipe.model.forward_layout
+    calls = {"n": 0}
 
-    def nan_forward(*args, **kwargs):
-        out = original(*args, **kwargs)
-        out["loss"] = out["loss"] * float("nan")
+    def nan_forward(layout, images, *args, **kwargs):
+        out = original(layout, images, *args, **kwargs)
+        if layout is micro_batches[nan_at]["layout"]:
+            out["sample_losses"] = out["sample_losses"] * float("nan")
+        calls["n"] += 1
         return out
 
-    recipe._forward_backward(collate_train(examples[:1], pad, recipe.load_image), 2)
-    recipe.model.forward = nan_forward
-    try:
-        value = recipe._forward_backward(collate_train(examples[2:3], pad, recipe.load_image), 2)
-    finally:
-        del recipe.model.forward
-    recipe._forward_backward(collate_train(examples[1:2], pad, recipe.load_image), 2)
-    assert math.isnan(value) and recipe.metrics["train/nan_skipped"] >= 1
-    for name, p in recipe.trainable:
-        if name in reference:
-            torch.testing.assert_close(p.grad, reference[name], rtol=1e-4, atol=1e-7)
+    stepped = {}
+    monkeypatch.setattr(recipe.model, "forward_layout", nan_forward)
+    monkeypatch.setattr(
+        recipe,
+        "_optimizer_step",
+        lambda params, clip: stepped.update(
+            {n: p.grad.clone() for n, p in recipe.trainable if p.grad is not None}
+        ),
+    )
+    before = recipe.metrics.get("train/nan_skipped", 0.0)
+    loss = recipe._train_window(micro_batches, 2, [], Throughput("cpu", recipe.model))
+    assert math.isfinite(loss) and recipe.metrics["train/nan_skipped"] == before + 1
+    grads = (
+        stepped if nan_at == 1 else {n: p.grad for n, p in recipe.trainable if p.grad is not None}
+    )
+    assert (nan_at == 2) == (not stepped)  # the last micro-batch was NaN: no step
+    for name, grad in reference.items():
+        torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-7)
 
 
 @pytest.mark.parametrize(("drop", "steps"), [(True, 2), (False, 3)])
@@ -118,16 +136,18 @@ def test_the_last_partial_window_is_dropped_as_the_seed_does(
     r.setup()
     assert len(r.train_examples) == 10
     assert r.metrics["train/steps"] == steps
-    assert r.batches_per_epoch == (4 if drop else 5)
+    lengths = [len(e.input_ids) for e in r.train_examples]
+    windows = epoch_windows(lengths, r.cfg.train, seed=0, epoch=0)
+    assert [len(w) for w in windows] == ([4, 4] if drop else [4, 4, 2])
 
 
 def test_answer_only_head_gives_the_full_logits_loss_and_gradients(recipe):
     """Training runs the LM head on answer positions only: same per-sample losses and gradients."""
-    batch = collate_train(_window(recipe), recipe.model.tokenizer.pad_token_id, recipe.load_image)
+    batch = _collate(recipe, _window(recipe))
     results = []
     for full in (True, False):
         recipe.optimizer.zero_grad(set_to_none=True)
-        out = recipe.model(**batch, return_logits=full)
+        out = recipe.model.forward_layout(batch["layout"], batch["images"], return_logits=full)
         out.sample_losses.sum().backward()
         grads = {n: p.grad.clone() for n, p in recipe.trainable if p.grad is not None}
         results.append((out.sample_losses.detach(), grads, out.logits))

@@ -16,7 +16,7 @@ from ablate.train.recipe import MmtRecipe, run_mmt
 def _semantic(metrics: dict[str, float]) -> dict[str, float]:
     """Metrics without wall times and throughput (which vary run to run)."""
     return {
-        k: v for k, v in metrics.items() if not k.startswith("time/") and k != "train/samples_per_s"
+        k: v for k, v in metrics.items() if not k.startswith(("time/", "speed/"))
     }
 
 
@@ -46,7 +46,7 @@ def test_run_writes_metrics_predictions_and_adapter(reference, spec):
         "train/loss",
         "train/effective_lr",
         "train/effective_batch",
-        "train/samples_per_s",
+        "speed/samples_per_s",
         "train/trainable_params",
         "data/truncated",
     ):

@@ -9,11 +9,11 @@ seed's adapters run inside ``with autocast():`` (fp16) too, so that is the refer
 Routing (LaVIN's Mixture-of-Modality adaptation) reads hidden states to make mixing weights. In the
 LLM it reads one per sample, the modality token u_m. In the vision tower it reads every token
 (``per_token``, what LaVIN's sequence-first ViT did at batch 1) or the [cls] token (``cls``, one
-per image). In the LLM u_m sits at position 0 while training (right padding) but not in
-left-padded batched generation, and the decode steps of a KV-cached generation see one new token
-only. A :class:`RoutingState`, shared by all LLM routers and set by
-:class:`~ablate.model.multimodal.MultimodalModel`, says where u_m is at prefill and lets every
-router reuse the weights it computed at prefill for the decode steps.
+per image). u_m is not in the LLM's input sequence when it is isolated (the model computes its
+states apart, see :mod:`ablate.model.batch_layout`), and packed rows hold several samples, so a
+:class:`RoutingState`, shared by all LLM routers and set by
+:class:`~ablate.model.multimodal.MultimodalModel`, says where the routing weights come from and
+which position uses which; generation reuses the weights of its prefill for the decode steps.
 """
 
 from __future__ import annotations
@@ -27,23 +27,36 @@ from torch import nn
 
 @dataclass
 class RoutingState:
-    """Where routers read their routing token, shared by the routers of one tower.
+    """Where the routers of one tower read u_m, shared by all of them and set by the model.
+
+    Routing weights are computed for S routing rows and handed to the positions of the input:
+
+    - u_m apart (the seed's isolated u_m): the model first runs the LLM on u_m alone, one
+      one-token row per modality (S = 2, ``record``); the sequence pass then ``reuse`` s those
+      weights, position by position through ``token_route`` (1 for image samples, 0 for text).
+    - u_m in the sequence (``isolate_modality_token: false``): ``um_index`` gives each sample's
+      u_m position in the flattened (R * T) input; the weights (S = samples) reach every position
+      of their sample through ``token_route``.
+
+    A KV-cached generation records at prefill and reuses for its decode steps.
 
     Attributes:
-        index: (B,) position of the routing token per sample; None means position 0.
-        record: keep the weights each router computes (prefill of a generation).
-        reuse: use the recorded weights instead of computing new ones (decode steps).
-        cache: router id -> (B, 1, n) weights recorded at prefill.
+        um_index: (k,) flat positions of u_m in the input, or None (row i's first token routes).
+        token_route: (R, T) the routing row each position uses, or None (row i uses row i).
+        record: keep the weights each router computes.
+        reuse: use the recorded weights instead of computing new ones.
+        cache: router id -> (S, n) weights recorded.
     """
 
-    index: torch.Tensor | None = None
+    um_index: torch.Tensor | None = None
+    token_route: torch.Tensor | None = None
     record: bool = False
     reuse: bool = False
     cache: dict[int, torch.Tensor] = field(default_factory=dict)
 
     def reset(self) -> None:
-        """Back to training behaviour: position 0, nothing recorded."""
-        self.index, self.record, self.reuse = None, False, False
+        """Nothing recorded, every router computing from its own input's first tokens."""
+        self.um_index, self.token_route, self.record, self.reuse = None, None, False, False
         self.cache.clear()
 
 
@@ -127,16 +140,18 @@ class RoutingHead(nn.Module):
         state = self.state
         key = id(self)
         if state is not None and state.reuse and key in state.cache:
-            return state.cache[key]
-        if state is None or state.index is None:
-            h0 = x[:, :1]  # (B, 1, d)
+            weights = state.cache[key]  # (S, n)
         else:
-            index = state.index.to(x.device)
-            h0 = x[torch.arange(x.shape[0], device=x.device), index][:, None]  # (B, 1, d)
-        weights = torch.softmax(self.proj(h0) / self.temperature, dim=-1)  # (B, 1, n)
-        if state is not None and state.record:
-            state.cache[key] = weights
-        return weights
+            if state is not None and state.um_index is not None:
+                h = x.flatten(0, 1)[state.um_index.to(x.device)]  # (k, d)
+            else:
+                h = x[:, 0]  # (B, d): u_m's own row, or [cls] in the vision tower
+            weights = torch.softmax(self.proj(h) / self.temperature, dim=-1)  # (S, n)
+            if state is not None and state.record:
+                state.cache[key] = weights
+        if state is None or state.token_route is None:
+            return weights[:, None]  # (B, 1, n)
+        return weights[state.token_route.to(x.device)]  # (R, T, n)
 
 
 def routing_head(

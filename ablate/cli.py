@@ -45,8 +45,10 @@ err_console = Console(stderr=True)
 SweepFile = Annotated[Path, typer.Argument(help="Sweep YAML (see sweeps/).", show_default=False)]
 ScaleOpt = Annotated[
     str | None,
-    typer.Option("--scale", help="Apply a `scales:` entry of the sweep, e.g. `tiny` (tiny twins, "
-                 "synthetic data, CPU)."),
+    typer.Option(
+        "--scale",
+        help="Apply a `scales:` entry of the sweep, e.g. `tiny` (tiny twins, synthetic data, CPU).",
+    ),
 ]
 
 
@@ -111,27 +113,47 @@ def sweep(
     sweep_file: SweepFile,
     scale: ScaleOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan, run nothing.")] = False,
-    runner: Annotated[str | None, typer.Option(
-        "--runner", help="Runner profile: a name in runners/ (local, cpu, inline) or a YAML path.",
-        show_default="local")] = None,
-    max_parallel: Annotated[int | None, typer.Option(
-        "--max-parallel", min=1, help="At most N jobs at once.", show_default=False)] = None,
-    retries: Annotated[int, typer.Option(
-        "--retries", min=0, help="Failed attempts allowed per run beyond the first.")] = 1,
-    force: Annotated[bool, typer.Option("--force", help="Rerun runs that are already done.")
-                     ] = False,
+    runner: Annotated[
+        str | None,
+        typer.Option(
+            "--runner",
+            help="Runner profile: a name in runners/ (local, cpu, inline) or a YAML path.",
+            show_default="local",
+        ),
+    ] = None,
+    max_parallel: Annotated[
+        int | None,
+        typer.Option("--max-parallel", min=1, help="At most N jobs at once.", show_default=False),
+    ] = None,
+    retries: Annotated[
+        int,
+        typer.Option("--retries", min=0, help="Failed attempts allowed per run beyond the first."),
+    ] = 1,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rerun runs that are already done.")
+    ] = False,
     runs_dir: RunsDirOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     tracking_uri: TrackingUriOpt = None,
-    no_tracking: Annotated[bool, typer.Option("--no-tracking", help="Do not log to MLflow.")
-                           ] = False,
-    log_adapter: Annotated[bool, typer.Option(
-        "--log-adapter", help="Upload trained adapter weights as MLflow artifacts.")] = False,
-    wait: Annotated[bool, typer.Option(
-        "--wait", help="With a SLURM runner: stay until every job has ended, then exit 0 only "
-        "if every run succeeded (other runners always wait).")] = False,
-    poll_s: Annotated[float, typer.Option(
-        "--poll-s", min=1.0, help="With --wait: seconds between looks at SLURM.")] = 30.0,
+    no_tracking: Annotated[
+        bool, typer.Option("--no-tracking", help="Do not log to MLflow.")
+    ] = False,
+    log_adapter: Annotated[
+        bool,
+        typer.Option("--log-adapter", help="Upload trained adapter weights as MLflow artifacts."),
+    ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="With a SLURM runner: stay until every job has ended, then exit 0 only "
+            "if every run succeeded (other runners always wait).",
+        ),
+    ] = False,
+    poll_s: Annotated[
+        float,
+        typer.Option("--poll-s", min=1.0, help="With --wait: seconds between looks at SLURM."),
+    ] = 30.0,
 ) -> None:
     """Expand a sweep, show the plan, dispatch its runs; rerunning resumes.
 
@@ -161,17 +183,30 @@ def sweep(
     jobs = _reattach_slurm(store, spec.name) if profile.executor == "slurm" else {}
     the_plan = plan_sweep(spec, store, retries=retries, force=force)
     if dry_run or not quiet:
-        _plan_table(the_plan, f"sweep {spec.name}" + (f" (scale {scale})" if scale else "")
-                    + f" -> {store.root}/{spec.name}/", jobs)
+        _plan_table(
+            the_plan,
+            f"sweep {spec.name}"
+            + (f" (scale {scale})" if scale else "")
+            + f" -> {store.root}/{spec.name}/",
+            jobs,
+        )
     if dry_run:
         return
     executor = make_executor(profile, store, max_parallel=max_parallel)
-    tracker = make_tracker(store.root, tracking_uri, enabled=not no_tracking,
-                           log_adapter=log_adapter)
+    tracker = make_tracker(
+        store.root, tracking_uri, enabled=not no_tracking, log_adapter=log_adapter
+    )
     result = run_sweep(
-        spec, executor=executor, store=store, retries=retries, max_parallel=max_parallel,
-        force=force, progress=make_progress(quiet=quiet), tracker=tracker,
-        timeout_s=profile.timeout_s, grace_s=profile.grace_s,
+        spec,
+        executor=executor,
+        store=store,
+        retries=retries,
+        max_parallel=max_parallel,
+        force=force,
+        progress=make_progress(quiet=quiet),
+        tracker=tracker,
+        timeout_s=profile.timeout_s,
+        grace_s=profile.grace_s,
     )
     if wait and getattr(executor, "detached", False) and not result.interrupted:
         raise typer.Exit(_wait_for_detached(spec, store, retries, poll_s, quiet))
@@ -196,33 +231,46 @@ def _wait_for_detached(spec: Any, store: Any, retries: int, poll_s: float, quiet
     try:
         wait_for_slurm_sweep(store, spec.name, poll_s=poll_s, on_poll=show)
     except KeyboardInterrupt:
-        err_console.print(f"stopped waiting; the SLURM jobs go on: `ablate status "
-                          f"{spec.path}` follows them")
+        err_console.print(
+            f"stopped waiting; the SLURM jobs go on: `ablate status {spec.path}` follows them"
+        )
         return EXIT_INTERRUPTED
     final = plan_sweep(spec, store, retries=retries)
     left = [e for e in final.entries if e.history.succeeded_in is None]
     if not quiet:
         counts = ", ".join(f"{n} {state}" for state, n in final.counts.items() if n)
-        console.print(f"[slurm] {spec.name}: every job ended; {counts}", markup=False,
-                      highlight=False)
+        console.print(
+            f"[slurm] {spec.name}: every job ended; {counts}", markup=False, highlight=False
+        )
     return EXIT_INCOMPLETE if left else EXIT_OK
 
 
 def _print_slurm_catch_up(state: Any) -> None:
     """What one look at a SLURM sweep recorded (lost attempts) or sent to MLflow."""
     for record in state.lost:
-        console.print(f"{record.run_id} attempt {record.attempt}: SLURM job ended without a "
-                      f"record; recorded {record.status.value} ({record.failure_reason})",
-                      markup=False, highlight=False)
+        console.print(
+            f"{record.run_id} attempt {record.attempt}: SLURM job ended without a "
+            f"record; recorded {record.status.value} ({record.failure_reason})",
+            markup=False,
+            highlight=False,
+        )
     for run_id, attempts in state.reported.items():
-        console.print(f"{run_id}: attempt(s) {', '.join(map(str, attempts))} sent to MLflow",
-                      markup=False, highlight=False)
+        console.print(
+            f"{run_id}: attempt(s) {', '.join(map(str, attempts))} sent to MLflow",
+            markup=False,
+            highlight=False,
+        )
 
 
 @app.command()
-def status(sweep_file: SweepFile, scale: ScaleOpt = None, runs_dir: RunsDirOpt = None,
-           retries: Annotated[int, typer.Option("--retries", min=0, help="Retry budget to "
-                                                "judge failed runs against.")] = 1) -> None:
+def status(
+    sweep_file: SweepFile,
+    scale: ScaleOpt = None,
+    runs_dir: RunsDirOpt = None,
+    retries: Annotated[
+        int, typer.Option("--retries", min=0, help="Retry budget to judge failed runs against.")
+    ] = 1,
+) -> None:
     """What ran, what failed and why, what is left, for one sweep.
 
     Example: ablate status sweeps/table3.yaml --scale tiny
@@ -240,10 +288,13 @@ def status(sweep_file: SweepFile, scale: ScaleOpt = None, runs_dir: RunsDirOpt =
         if entry.state.value in ("failed", "exhausted"):
             last = store.attempts_of(entry.run_id)[-1]
             reason = (last.failure_reason or "").strip().splitlines()
-            console.print(f"{entry.run_id} {entry.state.value}: "
-                          f"{last.failure_kind.value if last.failure_kind else ''} "
-                          f"{reason[0] if reason else ''} (log: {last.run_dir}/worker.log)",
-                          markup=False, highlight=False)
+            console.print(
+                f"{entry.run_id} {entry.state.value}: "
+                f"{last.failure_kind.value if last.failure_kind else ''} "
+                f"{reason[0] if reason else ''} (log: {last.run_dir}/worker.log)",
+                markup=False,
+                highlight=False,
+            )
 
 
 def _reattach_slurm(store: Any, sweep_name: str) -> dict[str, dict[str, Any]]:
@@ -266,10 +317,15 @@ def _reattach_slurm(store: Any, sweep_name: str) -> dict[str, dict[str, Any]]:
 @app.command()
 def runs(
     runs_dir: RunsDirOpt = None,
-    sweep_name: Annotated[str | None, typer.Option("--sweep", help="Only this sweep's attempts."
-                                                   )] = None,
-    status_filter: Annotated[str | None, typer.Option(
-        "--status", help="Only attempts with this status: success, failed, cancelled.")] = None,
+    sweep_name: Annotated[
+        str | None, typer.Option("--sweep", help="Only this sweep's attempts.")
+    ] = None,
+    status_filter: Annotated[
+        str | None,
+        typer.Option(
+            "--status", help="Only attempts with this status: success, failed, cancelled."
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(help="Show the last N attempts.")] = 50,
 ) -> None:
     """Every attempt in the results store, newest last.
@@ -290,13 +346,27 @@ def runs(
     rows = []
     for rec in frame.to_dict("records"):
         metrics = rec.get("metrics") or {}
-        headline = next((f"{k}={v:.4g}" for k in ("test/Avg", "eval/r2", "eval/mse")
-                         if isinstance(v := metrics.get(k), (int, float))), "")
+        headline = next(
+            (
+                f"{k}={v:.4g}"
+                for k in ("test/Avg", "eval/r2", "eval/mse")
+                if isinstance(v := metrics.get(k), (int, float))
+            ),
+            "",
+        )
         dur = rec.get("duration_s")
-        rows.append({**rec, "duration": f"{dur:.1f}s" if isinstance(dur, float) else "",
-                     "headline": headline})
-    _print_rows(f"{len(rows)} attempts", rows, ["run_id", "sweep", "attempt", "status",
-                                                "failure_kind", "duration", "headline", "host"])
+        rows.append(
+            {
+                **rec,
+                "duration": f"{dur:.1f}s" if isinstance(dur, float) else "",
+                "headline": headline,
+            }
+        )
+    _print_rows(
+        f"{len(rows)} attempts",
+        rows,
+        ["run_id", "sweep", "attempt", "status", "failure_kind", "duration", "headline", "host"],
+    )
 
 
 @app.command()
@@ -311,8 +381,9 @@ def plan(sweep_file: SweepFile, scale: ScaleOpt = None) -> None:
     from ablate.spec.sweep import load_sweep
 
     sweep = load_sweep(sweep_file, scale=scale)
-    table = Table(title=f"{sweep.name}: {len(sweep.runs)} runs" + (f" (scale {scale})"
-                                                                    if scale else ""))
+    table = Table(
+        title=f"{sweep.name}: {len(sweep.runs)} runs" + (f" (scale {scale})" if scale else "")
+    )
     extra_cols: list[str] = []
     rows = []
     for run in sweep.runs:
@@ -325,19 +396,33 @@ def plan(sweep_file: SweepFile, scale: ScaleOpt = None) -> None:
     for run, info in rows:
         cells = [run.spec.run_id, run.label or ""]
         cells += [str(run.axes.get(k, "")) for k in sweep.axis_keys]
-        cells += [f"{info[c]:,}" if isinstance(info.get(c), int) else str(info.get(c, ""))
-                  for c in extra_cols]
+        cells += [
+            f"{info[c]:,}" if isinstance(info.get(c), int) else str(info.get(c, ""))
+            for c in extra_cols
+        ]
         table.add_row(*cells)
     console.print(table)
 
 
 @app.command()
 def score(
-    predictions: Annotated[Path, typer.Argument(help="Predictions: {pid: index} JSON, the "
-                                                "official {\"results\": {...}} JSON, or JSONL "
-                                                "with raw outputs.", show_default=False)],
-    data: Annotated[Path, typer.Option("--data", help="ScienceQA folder (official layout or "
-                                       "HF parquet export).", show_default=False)],
+    predictions: Annotated[
+        Path,
+        typer.Argument(
+            help="Predictions: {pid: index} JSON, the "
+            'official {"results": {...}} JSON, or JSONL '
+            "with raw outputs.",
+            show_default=False,
+        ),
+    ],
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            help="ScienceQA folder (official layout or HF parquet export).",
+            show_default=False,
+        ),
+    ],
     split: Annotated[str, typer.Option(help="Split to score against.")] = "test",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:

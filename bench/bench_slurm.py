@@ -51,14 +51,16 @@ def main() -> None:
         path.write_text(SWEEP.format(seeds=list(range(args.runs))))
         sweep = load_sweep(path)
         store = ResultsStore(work / "runs")
-        resources = SlurmResources(cpus=1, mem_gb=0.5, time_min=30,
-                                   array_parallelism=args.parallel)
+        resources = SlurmResources(cpus=1, mem_gb=0.5, time_min=30, array_parallelism=args.parallel)
         executor = SlurmExecutor(resources, runs_root=store.root, grace_s=10)
-        nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True,
-                               text=True).stdout.split()
+        nodes = subprocess.run(
+            ["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True
+        ).stdout.split()
         for node in nodes:  # drained: the look below sees every task pending
-            subprocess.run(["scontrol", "update", f"NodeName={node}", "State=DRAIN",
-                            "Reason=bench_slurm"], check=False)
+            subprocess.run(
+                ["scontrol", "update", f"NodeName={node}", "State=DRAIN", "Reason=bench_slurm"],
+                check=False,
+            )
         try:
             start = time.perf_counter()
             run_sweep(sweep, executor=executor, store=store, install_signal_handlers=False)
@@ -68,8 +70,9 @@ def main() -> None:
             look_queued_s = time.perf_counter() - start
         finally:
             for node in nodes:
-                subprocess.run(["scontrol", "update", f"NodeName={node}", "State=RESUME"],
-                               check=False)
+                subprocess.run(
+                    ["scontrol", "update", f"NodeName={node}", "State=RESUME"], check=False
+                )
         print(f"runs: {args.runs} (one job array, %{args.parallel})")
         print(f"submission: {submit_s:.2f} s ({1000 * submit_s / args.runs:.1f} ms per run)")
         print(f"one status look, all queued ({state.summary()}): {look_queued_s:.2f} s")
@@ -85,8 +88,10 @@ def main() -> None:
         state = reattach_slurm_sweep(store, sweep.name)
         look_ended_s = time.perf_counter() - start
         print(f"one status look, all ended ({state.summary()}): {look_ended_s:.2f} s")
-        print(f"end to end: {end_to_end_s:.1f} s for {done} successful runs "
-              f"({end_to_end_s / max(done, 1):.2f} s per run at %{args.parallel})")
+        print(
+            f"end to end: {end_to_end_s:.1f} s for {done} successful runs "
+            f"({end_to_end_s / max(done, 1):.2f} s per run at %{args.parallel})"
+        )
 
 
 if __name__ == "__main__":

@@ -50,15 +50,23 @@ def one_study(root: Path, storage: str, trials: int, steps: int) -> None:
     store = ResultsStore(root / "runs")
     study = open_study(search, "bench", storage)
     start = time.perf_counter()
-    result = run_study(sweep, search, study=study, storage=storage,
-                       executor=InlineExecutor(store, device="cpu"), store=store,
-                       install_signal_handlers=False)
+    result = run_study(
+        sweep,
+        search,
+        study=study,
+        storage=storage,
+        executor=InlineExecutor(store, device="cpu"),
+        store=store,
+        install_signal_handlers=False,
+    )
     wall = time.perf_counter() - start
     job = sum(r.duration_s or 0.0 for r in result.records)
     n = len(study.get_trials())
-    print(f"{storage.split(':')[0]:<8} {n} trials: "
-          f"{wall / n * 1000:7.1f} ms/trial wall, {job / n * 1000:6.1f} ms in the job, "
-          f"tuner {max(wall - job, 0.0) / n * 1000:6.1f} ms/trial")
+    print(
+        f"{storage.split(':')[0]:<8} {n} trials: "
+        f"{wall / n * 1000:7.1f} ms/trial wall, {job / n * 1000:6.1f} ms in the job, "
+        f"tuner {max(wall - job, 0.0) / n * 1000:6.1f} ms/trial"
+    )
 
 
 def main() -> None:
@@ -76,8 +84,11 @@ def main() -> None:
     for kind in ("sqlite", "journal"):
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            storage = (f"sqlite:///{root / 'optuna.db'}" if kind == "sqlite"
-                       else f"journal:{root / 'study.journal'}")
+            storage = (
+                f"sqlite:///{root / 'optuna.db'}"
+                if kind == "sqlite"
+                else f"journal:{root / 'study.journal'}"
+            )
             one_study(root, storage, args.trials, args.steps)
 
 

@@ -30,9 +30,11 @@ def find_scienceqa_sample() -> Path | None:
     Looked up, in order: ``$ABLATE_SCIENCEQA_SAMPLE``, ``<repo>/../shared/data/scienceqa-sample``,
     ``/work/shared/data/scienceqa-sample`` (where CI machines of this project keep it).
     """
-    candidates = [os.environ.get("ABLATE_SCIENCEQA_SAMPLE"),
-                  REPO.parent / "shared" / "data" / "scienceqa-sample",
-                  "/work/shared/data/scienceqa-sample"]
+    candidates = [
+        os.environ.get("ABLATE_SCIENCEQA_SAMPLE"),
+        REPO.parent / "shared" / "data" / "scienceqa-sample",
+        "/work/shared/data/scienceqa-sample",
+    ]
     for candidate in candidates:
         if candidate and (Path(candidate) / "problems.json").is_file():
             return Path(candidate)
@@ -44,8 +46,10 @@ def scienceqa_sample() -> Path:
     """The real-format ScienceQA sample; tests that need it skip, with the reason, without it."""
     found = find_scienceqa_sample()
     if found is None:
-        pytest.skip("real-format ScienceQA sample not found (set ABLATE_SCIENCEQA_SAMPLE to "
-                    "shared/data/scienceqa-sample)")
+        pytest.skip(
+            "real-format ScienceQA sample not found (set ABLATE_SCIENCEQA_SAMPLE to "
+            "shared/data/scienceqa-sample)"
+        )
     return found
 
 

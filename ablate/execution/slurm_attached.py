@@ -119,8 +119,12 @@ class AttachedSlurmExecutor:
         """Submit one job for the attempt; returns at once."""
         executor = self.slurm.submitit_executor(request.sweep, array=False)
         job = executor.submit(self.slurm.task(request, attached=True))
-        info = {"job_id": job.job_id, "attempt": request.attempt, "submitted_at": time.time(),
-                "attached": True}
+        info = {
+            "job_id": job.job_id,
+            "attempt": request.attempt,
+            "submitted_at": time.time(),
+            "attached": True,
+        }
         write_atomic(request.run_dir / SLURM_JOB_FILE, json.dumps(info, sort_keys=True))
         handle = SlurmJobHandle(request, str(job.job_id), self)
         self._live[handle.job_id] = handle

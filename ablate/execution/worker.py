@@ -122,8 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     root = args.runs_root or RunsLayout.for_run_dir(run_dir).root
     if not run_dir.is_relative_to(Path(root).resolve()):
-        print(f"[ablate worker] {run_dir}: not inside the runs root {Path(root).resolve()}; "
-              f"refusing to run (path traversal)", file=sys.stderr, flush=True)
+        print(
+            f"[ablate worker] {run_dir}: not inside the runs root {Path(root).resolve()}; "
+            f"refusing to run (path traversal)",
+            file=sys.stderr,
+            flush=True,
+        )
         return EXIT_USAGE
     device = resolve_device()
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

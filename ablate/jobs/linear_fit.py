@@ -110,8 +110,15 @@ def run_linear_fit(spec, ctx: JobContext) -> dict[str, float]:
 
     def checkpoint(step: int) -> None:
         buffer = io.BytesIO()
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                    "rng": gen.get_state()}, buffer)
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "step": step,
+                "rng": gen.get_state(),
+            },
+            buffer,
+        )
         data = buffer.getvalue()
         for path, content in ((ckpt_path, data), (digest_path, hashlib.sha256(data).hexdigest())):
             tmp = path.with_suffix(".tmp")  # data first, then its digest: a kill between the
@@ -149,9 +156,16 @@ def run_linear_fit(spec, ctx: JobContext) -> dict[str, float]:
         target = y[n_train:]
         mse = float(torch.mean((pred - target) ** 2))
         r2 = 1.0 - mse / max(float(torch.var(target, unbiased=False)), 1e-12)
-    return {"train/loss": loss.item(), "eval/mse": mse, "eval/r2": r2,
-            "train/steps_run": float(cfg.train.steps - start)}
+    return {
+        "train/loss": loss.item(),
+        "eval/mse": mse,
+        "eval/r2": r2,
+        "train/steps_run": float(cfg.train.steps - start),
+    }
 
 
-register_job(JobKind(name="linear-fit", config_cls=LinearFitConfig,
-                     run="ablate.jobs.linear_fit:run_linear_fit"))
+register_job(
+    JobKind(
+        name="linear-fit", config_cls=LinearFitConfig, run="ablate.jobs.linear_fit:run_linear_fit"
+    )
+)

@@ -110,5 +110,3 @@ def held_claims(layout: RunsLayout) -> dict[str, dict[str, Any]]:
         if info is not None:
             held[run_id] = info
     return held
-
-

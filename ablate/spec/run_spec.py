@@ -104,8 +104,12 @@ def _error_from_validation(
         allowed = _fields_at(config_cls, loc[:-1])
         hint = did_you_mean(str(loc[-1]), allowed or [])
         return SpecError(
-            f"unknown key {loc[-1]!r}{hint}{suffix}", file=file, line=line, key=dotted,
-            allowed=allowed, show_value=False,
+            f"unknown key {loc[-1]!r}{hint}{suffix}",
+            file=file,
+            line=line,
+            key=dotted,
+            allowed=allowed,
+            show_value=False,
         )
     message = first["msg"].removeprefix("Value error, ")
     value = first.get("input")
@@ -137,17 +141,29 @@ def build_run_spec(
     job = data.get("job")
     if job is None:
         f, line = _locate("job")
-        raise SpecError("missing key 'job'", file=f or default_file, line=line, key="job",
-                        allowed=job_names())
+        raise SpecError(
+            "missing key 'job'", file=f or default_file, line=line, key="job", allowed=job_names()
+        )
     if job not in job_names():
         f, line = _locate("job")
-        raise SpecError(f"unknown job{did_you_mean(str(job), job_names())}", file=f or default_file,
-                        line=line, key="job", value=job, allowed=job_names())
+        raise SpecError(
+            f"unknown job{did_you_mean(str(job), job_names())}",
+            file=f or default_file,
+            line=line,
+            key="job",
+            value=job,
+            allowed=job_names(),
+        )
     seed = data.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         f, line = _locate("seed")
-        raise SpecError("seed must be a non-negative integer", file=f or default_file, line=line,
-                        key="seed", value=seed)
+        raise SpecError(
+            "seed must be a non-negative integer",
+            file=f or default_file,
+            line=line,
+            key="seed",
+            value=seed,
+        )
     kind = get_job(job)
     sections = {k: v for k, v in data.items() if k not in TOP_LEVEL_KEYS}
     try:

@@ -37,8 +37,21 @@ from ablate.spec.dotted import copy_tree, flatten, get_dotted, set_dotted
 from ablate.spec.run_spec import RunSpec, build_run_spec
 from ablate.spec.yaml_source import KeyPath, YamlSource, load_yaml
 
-SWEEP_KEYS = ("name", "description", "extends", "base", "runs", "grid", "zip", "exclude",
-              "include", "seeds", "scales", "report", "search")
+SWEEP_KEYS = (
+    "name",
+    "description",
+    "extends",
+    "base",
+    "runs",
+    "grid",
+    "zip",
+    "exclude",
+    "include",
+    "seeds",
+    "scales",
+    "report",
+    "search",
+)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 POINT_META_KEYS = ("label",)
 Origin = tuple[str, int | None]
@@ -108,24 +121,40 @@ def _load_layers(path: Path, stack: tuple[Path, ...]) -> _Layered:
     src = load_yaml(path)
     data = src.data if src.data is not None else {}
     if not isinstance(data, dict):
-        raise SpecError("a sweep file must be a mapping of keys such as base, grid, runs",
-                        file=path, line=1, allowed=SWEEP_KEYS)
+        raise SpecError(
+            "a sweep file must be a mapping of keys such as base, grid, runs",
+            file=path,
+            line=1,
+            allowed=SWEEP_KEYS,
+        )
     for key in data:
         if key not in SWEEP_KEYS:
-            raise _err(src, (key,), f"unknown key {key!r}{did_you_mean(str(key), SWEEP_KEYS)}",
-                       allowed=SWEEP_KEYS)
+            raise _err(
+                src,
+                (key,),
+                f"unknown key {key!r}{did_you_mean(str(key), SWEEP_KEYS)}",
+                allowed=SWEEP_KEYS,
+            )
     merged = _Layered()
     parents = data.get("extends") or []
     if isinstance(parents, str):
         parents = [parents]
     if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
-        raise _err(src, ("extends",), "extends must be a file path or a list of them",
-                   value=data.get("extends"))
+        raise _err(
+            src,
+            ("extends",),
+            "extends must be a file path or a list of them",
+            value=data.get("extends"),
+        )
     for index, parent in enumerate(parents):
-        parent_path = (path.parent / parent)
+        parent_path = path.parent / parent
         if not parent_path.is_file():
-            raise _err(src, ("extends", index) if len(parents) > 1 else ("extends",),
-                       f"extended file not found: {parent_path}", show_value=False)
+            raise _err(
+                src,
+                ("extends", index) if len(parents) > 1 else ("extends",),
+                f"extended file not found: {parent_path}",
+                show_value=False,
+            )
         layer = _load_layers(parent_path, (*stack, resolved))
         _merge_layer(merged, layer)
     own = _Layered(doc=copy.deepcopy(data), section_source={k: src for k in data})
@@ -169,8 +198,9 @@ def _point_list(layers: _Layered, key: str) -> list[tuple[dict[str, Any], dict[s
     out = []
     for index, item in enumerate(items):
         if not isinstance(item, dict) or not item:
-            raise _err(src, (key, index), f"each {key} entry must be a non-empty mapping",
-                       value=item)
+            raise _err(
+                src, (key, index), f"each {key} entry must be a non-empty mapping", value=item
+            )
         origins = {str(k): (str(src.path), src.line_of((key, index, k))) for k in item}
         out.append((item, origins))
     return out
@@ -188,8 +218,9 @@ def _grid_points(layers: _Layered) -> list[tuple[dict[str, Any], dict[str, Origi
         return [({}, {})]
     src = layers.section_source["grid"]
     if not isinstance(grid, dict) or not grid:
-        raise _err(src, ("grid",), "grid must be a mapping of dotted key -> list of values",
-                   value=grid)
+        raise _err(
+            src, ("grid",), "grid must be a mapping of dotted key -> list of values", value=grid
+        )
     keys = list(grid)
     value_lists = [_axis_values(src, ("grid", k), grid[k]) for k in keys]
     origins = {k: (str(src.path), src.line_of(("grid", k))) for k in keys}
@@ -205,8 +236,12 @@ def _zip_points(layers: _Layered) -> list[tuple[dict[str, Any], dict[str, Origin
     if isinstance(groups, dict):
         groups = [groups]
     if not isinstance(groups, list):
-        raise _err(src, ("zip",), "zip must be a mapping (or list of mappings) of key -> list",
-                   value=groups)
+        raise _err(
+            src,
+            ("zip",),
+            "zip must be a mapping (or list of mappings) of key -> list",
+            value=groups,
+        )
     per_group = []
     for gi, group in enumerate(groups):
         path: KeyPath = ("zip", gi) if isinstance(layers.doc["zip"], list) else ("zip",)
@@ -254,10 +289,14 @@ def _seeds(layers: _Layered) -> list[int] | None:
     if seeds is None:
         return None
     src = layers.section_source["seeds"]
-    if (not isinstance(seeds, list) or not seeds
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
-        raise _err(src, ("seeds",), "seeds must be a non-empty list of non-negative integers",
-                   value=seeds)
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+    ):
+        raise _err(
+            src, ("seeds",), "seeds must be a non-empty list of non-negative integers", value=seeds
+        )
     if len(set(seeds)) != len(seeds):
         raise _err(src, ("seeds",), "seeds must not repeat", value=seeds)
     return seeds
@@ -267,9 +306,14 @@ def _sweep_name(layers: _Layered, path: Path) -> str:
     name = layers.doc.get("name", path.stem)
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         src = layers.section_source.get("name")
-        raise SpecError("sweep name must be 1-100 letters, digits, '_', '.', '-' (it names a "
-                        "folder under runs/)", file=src.path if src else path,
-                        line=src.line_of(("name",)) if src else None, key="name", value=name)
+        raise SpecError(
+            "sweep name must be 1-100 letters, digits, '_', '.', '-' (it names a "
+            "folder under runs/)",
+            file=src.path if src else path,
+            line=src.line_of(("name",)) if src else None,
+            key="name",
+            value=name,
+        )
     return name
 
 
@@ -279,14 +323,18 @@ def _scale_overrides(layers: _Layered, scale: str | None) -> tuple[dict[str, Any
         return {}, ("", None)
     if scale not in scales:
         src = layers.section_source.get("scales")
-        raise SpecError(f"unknown scale {scale!r}{did_you_mean(scale, scales)}",
-                        file=src.path if src else None, key="scales",
-                        allowed=sorted(scales) or ["(none defined in this sweep)"])
+        raise SpecError(
+            f"unknown scale {scale!r}{did_you_mean(scale, scales)}",
+            file=src.path if src else None,
+            key="scales",
+            allowed=sorted(scales) or ["(none defined in this sweep)"],
+        )
     src = layers.section_source["scales"]
     overrides = scales[scale] or {}
     if not isinstance(overrides, dict):
-        raise _err(src, ("scales", scale), "a scale must be a mapping of overrides",
-                   value=overrides)
+        raise _err(
+            src, ("scales", scale), "a scale must be a mapping of overrides", value=overrides
+        )
     return overrides, (str(src.path), src.line_of(("scales", scale)))
 
 
@@ -312,8 +360,9 @@ def load_sweep(path: str | Path, *, scale: str | None = None) -> Sweep:
     seeds = _seeds(layers)
 
     points: list[tuple[dict[str, Any], dict[str, Origin]]] = []
-    for (rp, ro), (gp, go), (zp, zo) in itertools.product(runs, _grid_points(layers),
-                                                           _zip_points(layers)):
+    for (rp, ro), (gp, go), (zp, zo) in itertools.product(
+        runs, _grid_points(layers), _zip_points(layers)
+    ):
         points.append(({**rp, **gp, **zp}, {**ro, **go, **zo}))
     axis_keys: list[str] = []
     for point, _ in points + includes:
@@ -338,19 +387,33 @@ def load_sweep(path: str | Path, *, scale: str | None = None) -> Sweep:
             seen.add(spec.run_id)
             label = point.get("label")
             axes = {k: spec.get(k) for k in axis_keys}
-            planned.append(PlannedRun(spec=spec, axes=axes,
-                                      label=str(label) if label is not None else None))
+            planned.append(
+                PlannedRun(spec=spec, axes=axes, label=str(label) if label is not None else None)
+            )
     if not planned:
         raise SpecError("the sweep expands to no runs (every point was excluded)", file=path)
-    return Sweep(name=name, path=path, runs=tuple(planned),
-                 description=str(layers.doc.get("description", "")), scale=scale,
-                 axis_keys=tuple(axis_keys), scales=tuple(sorted(layers.doc.get("scales") or {})),
-                 report=dict(layers.doc.get("report") or {}),
-                 search=dict(layers.doc.get("search") or {}))
+    return Sweep(
+        name=name,
+        path=path,
+        runs=tuple(planned),
+        description=str(layers.doc.get("description", "")),
+        scale=scale,
+        axis_keys=tuple(axis_keys),
+        scales=tuple(sorted(layers.doc.get("scales") or {})),
+        report=dict(layers.doc.get("report") or {}),
+        search=dict(layers.doc.get("search") or {}),
+    )
 
 
-def _build(layers: _Layered, path: Path, merged: dict[str, Any], origins: dict[str, Origin],
-           scale: str | None, scale_over: dict[str, Any], scale_origin: Origin) -> RunSpec:
+def _build(
+    layers: _Layered,
+    path: Path,
+    merged: dict[str, Any],
+    origins: dict[str, Origin],
+    scale: str | None,
+    scale_over: dict[str, Any],
+    scale_origin: Origin,
+) -> RunSpec:
     if scale is not None:
         job = merged.get("job")
         try:
@@ -361,8 +424,12 @@ def _build(layers: _Layered, path: Path, merged: dict[str, Any], origins: dict[s
             try:
                 merged = hook(merged, scale)
             except ValueError as err:
-                raise SpecError(str(err), file=scale_origin[0] or path, line=scale_origin[1],
-                                key=f"scales.{scale}") from None
+                raise SpecError(
+                    str(err),
+                    file=scale_origin[0] or path,
+                    line=scale_origin[1],
+                    key=f"scales.{scale}",
+                ) from None
         merged = _apply_point(merged, scale_over, scale_origin)
 
     def locate(dotted: str) -> tuple[str | None, int | None]:

@@ -1,8 +1,8 @@
 """What a training run achieved per second: tokens, samples, model FLOP utilisation, memory.
 
 Every run records these (``speed/tokens_per_s``, ``speed/samples_per_s``, ``speed/mfu``,
-``speed/padding_ratio``, ``speed/peak_gpu_memory_gib``; all of training alone), so a researcher can compare runs and
-machines, and a plan can estimate GPU-hours from earlier runs on the same GPU type.
+``speed/padding_ratio``, ``speed/peak_gpu_memory_gib``; training alone), so a researcher can
+compare runs and machines, and a plan can estimate GPU-hours from earlier runs on the same GPU.
 
 FLOPs count what a frozen-backbone step must compute: per useful LLM token 4 x the decoder's
 matmul parameters (forward 2N, backward to the activations 2N; no weight gradients), and per

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from ablate.orchestrate.plan import Plan
 
 
-
 class TuneLog(PlainProgress):
     """Plain timestamped lines for a study (the sweep display's start line counts plan runs)."""
 
@@ -43,35 +42,67 @@ def study_name_of(search_study: str | None, sweep_name: str, scale: str | None) 
 
 
 def tune_command(
-    tune_file: Annotated[Path, typer.Argument(help="Tune YAML: a sweep file with a search: "
-                                              "section (see sweeps/tune_ba.yaml).",
-                                              show_default=False)],
-    scale: Annotated[str | None, typer.Option(
-        "--scale", help="Apply a `scales:` entry, e.g. `tiny`.")] = None,
-    trials: Annotated[int | None, typer.Option(
-        "--trials", min=1, help="Trials in the study (default search.n_trials).",
-        show_default=False)] = None,
-    max_parallel: Annotated[int | None, typer.Option(
-        "--max-parallel", min=1, help="At most N trials at once.", show_default=False)] = None,
-    runner: Annotated[str | None, typer.Option(
-        "--runner", help="Runner profile: a name in runners/ (local, cpu, inline) or a YAML path.",
-        show_default="local")] = None,
-    retries: Annotated[int, typer.Option(
-        "--retries", min=0, help="Failed attempts allowed per run beyond the first.")] = 1,
-    storage: Annotated[str | None, typer.Option(
-        "--storage", help="sqlite:///PATH, journal:PATH (several tuners on one host) or a "
-        "postgresql:// URL (default: search.storage, else sqlite:///<runs>/optuna.db).",
-        show_default=False)] = None,
+    tune_file: Annotated[
+        Path,
+        typer.Argument(
+            help="Tune YAML: a sweep file with a search: section (see sweeps/tune_ba.yaml).",
+            show_default=False,
+        ),
+    ],
+    scale: Annotated[
+        str | None, typer.Option("--scale", help="Apply a `scales:` entry, e.g. `tiny`.")
+    ] = None,
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            "--trials",
+            min=1,
+            help="Trials in the study (default search.n_trials).",
+            show_default=False,
+        ),
+    ] = None,
+    max_parallel: Annotated[
+        int | None,
+        typer.Option("--max-parallel", min=1, help="At most N trials at once.", show_default=False),
+    ] = None,
+    runner: Annotated[
+        str | None,
+        typer.Option(
+            "--runner",
+            help="Runner profile: a name in runners/ (local, cpu, inline) or a YAML path.",
+            show_default="local",
+        ),
+    ] = None,
+    retries: Annotated[
+        int,
+        typer.Option("--retries", min=0, help="Failed attempts allowed per run beyond the first."),
+    ] = 1,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help="sqlite:///PATH, journal:PATH (several tuners on one host) or a "
+            "postgresql:// URL (default: search.storage, else sqlite:///<runs>/optuna.db).",
+            show_default=False,
+        ),
+    ] = None,
     runs_dir: RunsDirOpt = None,
-    summary: Annotated[bool, typer.Option(
-        "--summary", help="Run nothing: print the best trial and parameter importances, write "
-        "the optimisation history plot (PNG and SVG).")] = False,
-    out: Annotated[Path, typer.Option("--out", help="Folder for --summary plots.")
-                   ] = DEFAULT_OUT_DIR,
+    summary: Annotated[
+        bool,
+        typer.Option(
+            "--summary",
+            help="Run nothing: print the best trial and parameter importances, write "
+            "the optimisation history plot (PNG and SVG).",
+        ),
+    ] = False,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for --summary plots.")
+    ] = DEFAULT_OUT_DIR,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
     tracking_uri: TrackingUriOpt = None,
-    no_tracking: Annotated[bool, typer.Option("--no-tracking", help="Do not log to MLflow.")
-                           ] = False,
+    no_tracking: Annotated[
+        bool, typer.Option("--no-tracking", help="Do not log to MLflow.")
+    ] = False,
 ) -> None:
     """Search the run space of a sweep with Optuna; rerunning resumes the study.
 
@@ -113,9 +144,19 @@ def tune_command(
     progress: SweepProgress = NullProgress() if quiet else TuneLog(name)
     progress.message(f"study {name} in {storage_url}; runs in {store.root}/{sweep.name}/")
     result = run_study(
-        sweep, search, study=study, storage=storage_url, executor=executor, store=store,
-        n_trials=trials, retries=retries, max_parallel=max_parallel, progress=progress,
-        tracker=tracker, timeout_s=profile.timeout_s, grace_s=profile.grace_s,
+        sweep,
+        search,
+        study=study,
+        storage=storage_url,
+        executor=executor,
+        store=store,
+        n_trials=trials,
+        retries=retries,
+        max_parallel=max_parallel,
+        progress=progress,
+        tracker=tracker,
+        timeout_s=profile.timeout_s,
+        grace_s=profile.grace_s,
     )
     if not quiet:
         typer.echo(summarize_study(study, None).text())

@@ -176,8 +176,10 @@ def parse_search(raw: dict[str, Any], *, file: str | Path) -> SearchSpec:
     """
     if not raw:
         raise SpecError(
-            "a tune file needs a search: section (space, objective, ...)", file=file,
-            key="search", allowed=list(SearchSpec.model_fields),
+            "a tune file needs a search: section (space, objective, ...)",
+            file=file,
+            key="search",
+            allowed=list(SearchSpec.model_fields),
         )
     try:
         return SearchSpec.model_validate(raw)
@@ -195,8 +197,11 @@ def parse_search(raw: dict[str, Any], *, file: str | Path) -> SearchSpec:
             allowed = [allowed] if allowed else None
         value = first.get("input")
         raise SpecError(
-            first["msg"].removeprefix("Value error, "), file=file, key=key,
-            value=None if isinstance(value, dict) else value, allowed=allowed,
+            first["msg"].removeprefix("Value error, "),
+            file=file,
+            key=key,
+            value=None if isinstance(value, dict) else value,
+            allowed=allowed,
         ) from None
 
 
@@ -207,5 +212,6 @@ def _raise_unknown(file: str | Path, key: str, loc: list[str]) -> SpecError:
         model = fields[part].annotation if fields and part in fields else None
     allowed = list(getattr(model, "model_fields", {})) or None
     hint = did_you_mean(loc[-1], allowed or [])
-    raise SpecError(f"unknown key {loc[-1]!r}{hint}", file=file, key=key, allowed=allowed,
-                    show_value=False)
+    raise SpecError(
+        f"unknown key {loc[-1]!r}{hint}", file=file, key=key, allowed=allowed, show_value=False
+    )

@@ -98,7 +98,8 @@ def make_pruner(search: SearchSpec) -> optuna.pruners.BasePruner:
             n_startup_trials=cfg.n_startup_trials, n_warmup_steps=cfg.n_warmup_steps
         )
     return optuna.pruners.HyperbandPruner(
-        min_resource=cfg.min_resource, max_resource=cfg.max_resource,
+        min_resource=cfg.min_resource,
+        max_resource=cfg.max_resource,
         reduction_factor=cfg.reduction_factor,
     )
 
@@ -149,9 +150,7 @@ def settled_and_running(trials: list[optuna.trial.FrozenTrial]) -> tuple[int, in
 
     superseded = {t.user_attrs.get(RETRY_OF_ATTR) for t in trials} - {None}
     running = sum(t.state is optuna.trial.TrialState.RUNNING for t in trials)
-    settled = sum(
-        t.state.is_finished() and t.number not in superseded for t in trials
-    )
+    settled = sum(t.state.is_finished() and t.number not in superseded for t in trials)
     return settled, running
 
 

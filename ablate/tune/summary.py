@@ -72,8 +72,12 @@ def summarize_study(study: optuna.Study, out_dir: Path | None) -> StudySummary:
     best = None
     if complete:
         top = study.best_trial
-        best = {"number": top.number, "value": top.value, "params": dict(top.params),
-                "run_id": top.user_attrs.get(RUN_ID_ATTR)}
+        best = {
+            "number": top.number,
+            "value": top.value,
+            "params": dict(top.params),
+            "run_id": top.user_attrs.get(RUN_ID_ATTR),
+        }
     summary = StudySummary(study=study.study_name, counts=counts, best=best)
     _importances(study, complete, summary)
     if out_dir is not None and complete:
@@ -84,8 +88,9 @@ def summarize_study(study: optuna.Study, out_dir: Path | None) -> StudySummary:
 def _importances(study: optuna.Study, complete: list[Any], summary: StudySummary) -> None:
     import optuna
 
-    varied = {k for t in complete for k in t.params
-              if len({repr(u.params.get(k)) for u in complete}) > 1}
+    varied = {
+        k for t in complete for k in t.params if len({repr(u.params.get(k)) for u in complete}) > 1
+    }
     if len(complete) < 2 or not varied:
         summary.importance_note = (
             f"need at least 2 complete trials that differ in a parameter (have {len(complete)})"

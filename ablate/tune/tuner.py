@@ -167,8 +167,14 @@ class _TuneLoop(SweepLoop):
         status = super().status()
         settled, running = self._counts()
         left = max(0, self.n_trials - settled - running)
-        return replace(status, sweep=self.study.study_name, total=self.n_trials, done=settled,
-                       left=left, eta_s=None)
+        return replace(
+            status,
+            sweep=self.study.study_name,
+            total=self.n_trials,
+            done=settled,
+            left=left,
+            eta_s=None,
+        )
 
     # ---------------------------------------------------------------------------- asking
     def add_run(self) -> None:
@@ -308,8 +314,9 @@ class _TuneLoop(SweepLoop):
 
         sweep_dir = self.layout.sweep_dir(self.sweep.name)
         now = time.time()
-        for trial in self.study.get_trials(deepcopy=False,
-                                           states=(optuna.trial.TrialState.RUNNING,)):
+        for trial in self.study.get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)
+        ):
             owner = trial.user_attrs.get(OWNER_ATTR)
             if owner == self.owner or owner_alive(sweep_dir, owner):
                 continue
@@ -328,9 +335,12 @@ class _TuneLoop(SweepLoop):
             self.told[trial.number] = "FAIL"
             self._counts_cache = None
             retry = int(trial.user_attrs.get(RETRY_ATTR, 0)) + 1
-            self._requeue(trial.number, dict(trial.params), retry,
-                          f"was left running by {owner or 'a dead tuner'}")
-
+            self._requeue(
+                trial.number,
+                dict(trial.params),
+                retry,
+                f"was left running by {owner or 'a dead tuner'}",
+            )
 
     def _complete_from_store(self, number: int, run_id: str) -> bool:
         """Tell an orphaned trial COMPLETE when its run succeeded after all (True if told)."""
@@ -414,14 +424,24 @@ def run_study(
             opts.stop_signals(executor) as stop,
         ):
             loop = _TuneLoop(
-                sweep, study=study, search=search, n_trials=budget, owner=owner.name,
-                executor=executor, store=store, options=opts, stop=stop,
+                sweep,
+                study=study,
+                search=search,
+                n_trials=budget,
+                owner=owner.name,
+                executor=executor,
+                store=store,
+                options=opts,
+                stop=stop,
             )
             result = loop.run()
     finally:
         if use_lock:
             lock.release()
     return TuneResult(
-        study=study.study_name, storage=storage, told=dict(loop.told),
-        interrupted=result.interrupted, records=list(result.records),
+        study=study.study_name,
+        storage=storage,
+        told=dict(loop.told),
+        interrupted=result.interrupted,
+        records=list(result.records),
     )

@@ -18,8 +18,14 @@ grid: {train.lr: [0.01, 0.02]}
 
 def ablate(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ABLATE_RUNS_DIR": str(cwd / "runs"), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "ablate.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ablate.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_help_lists_commands_with_examples(tmp_path):
@@ -71,10 +77,13 @@ def test_sweep_then_rerun_skips_done_and_status_reports(write, tmp_path):
 
 
 def test_failed_run_is_retried_then_reported(write, tmp_path):
-    path = write("s.yaml", """
+    path = write(
+        "s.yaml",
+        """
         name: flaky
         base: {job: linear-fit, train: {steps: 5}, debug: {fail_at_step: 2, fail_attempts: 5}}
-    """)
+    """,
+    )
     out = ablate("sweep", str(path), "--runner", "inline", "--retries", "1", cwd=tmp_path)
     assert out.returncode == 1
     status = ablate("status", str(path), "--retries", "1", cwd=tmp_path)
@@ -83,8 +92,9 @@ def test_failed_run_is_retried_then_reported(write, tmp_path):
 
 
 def test_repo_sweeps_dry_run_at_tiny_scale(tmp_path):
-    out = ablate("sweep", str(REPO / "sweeps/table3.yaml"), "--scale", "tiny", "--dry-run",
-                 cwd=tmp_path)
+    out = ablate(
+        "sweep", str(REPO / "sweeps/table3.yaml"), "--scale", "tiny", "--dry-run", cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr
     assert "11 runs: 11 new; 11 to dispatch" in out.stdout
 
@@ -103,10 +113,16 @@ def test_status_reattaches_to_a_detached_slurm_sweep(write, tmp_path, monkeypatc
     run_dir.mkdir(parents=True)
     (run_dir / "slurm.json").write_text('{"job_id": "71_0", "attempt": 1}')
     asked = []
-    monkeypatch.setattr(slurm, "slurm_run_states", lambda store, name: {
-        run_id: {"job_id": "71_0", "attempt": 1, "state": "PENDING"}})
-    monkeypatch.setattr(slurm, "record_lost_slurm_attempts",
-                        lambda store, name, states: asked.append((name, states)) or [])
+    monkeypatch.setattr(
+        slurm,
+        "slurm_run_states",
+        lambda store, name: {run_id: {"job_id": "71_0", "attempt": 1, "state": "PENDING"}},
+    )
+    monkeypatch.setattr(
+        slurm,
+        "record_lost_slurm_attempts",
+        lambda store, name, states: asked.append((name, states)) or [],
+    )
     result = CliRunner().invoke(app, ["status", str(path), "--runs-dir", str(tmp_path / "runs")])
     assert result.exit_code == 0, result.output
     assert "71_0 pending" in result.output
@@ -130,8 +146,18 @@ def test_slurm_sweep_records_lost_jobs_before_planning(write, tmp_path, monkeypa
     (run_dir / "slurm.json").write_text('{"job_id": "72_0", "attempt": 1}')
     monkeypatch.setattr(slurm, "query_job_states", lambda jobs: {"72_0": "NODE_FAIL"})
     monkeypatch.setattr(slurm, "slurm_available", lambda: None)
-    result = CliRunner().invoke(app, ["sweep", str(path), "--runner", "slurm", "--dry-run",
-                                      "--runs-dir", str(tmp_path / "runs")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "sweep",
+            str(path),
+            "--runner",
+            "slurm",
+            "--dry-run",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "attempt 1: SLURM job ended without a record; recorded failed" in result.output
     assert "2 runs: 1 new, 1 failed; 2 to dispatch" in result.output
@@ -160,8 +186,10 @@ def test_help_examples_keep_one_command_per_line():
 
     from ablate.cli import app
 
-    for command, example in (("sweep", "ablate sweep sweeps/table2.yaml --dry-run\n"),
-                             ("tune", "ablate tune sweeps/tune_ba.yaml --scale tiny --trials 6\n")):
+    for command, example in (
+        ("sweep", "ablate sweep sweeps/table2.yaml --dry-run\n"),
+        ("tune", "ablate tune sweeps/tune_ba.yaml --scale tiny --trials 6\n"),
+    ):
         result = CliRunner().invoke(app, [command, "--help"], terminal_width=100)
         assert result.exit_code == 0
         assert example in result.output, result.output

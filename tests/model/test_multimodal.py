@@ -4,8 +4,6 @@ import pytest
 import torch
 from model_helpers import text_batch
 
-from ablate.model.multimodal import IGNORE_INDEX
-
 PROMPTS = [
     "Question: Which material is this spatula made of? Response: The answer is A.",
     "Question: Select the solid.",

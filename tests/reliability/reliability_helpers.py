@@ -29,24 +29,36 @@ def linear_sweep_file(tmp_path: Path, name: str, *, seeds=(0,), **sections: dict
 
 def cli_env(**extra: str) -> dict[str, str]:
     """Environment for ``python -m ablate.cli`` in a subprocess (no git calls, repo importable)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "ABLATE_GIT_SHA": "0" * 40,
-           "ABLATE_GIT_DIRTY": "0"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "ABLATE_GIT_SHA": "0" * 40,
+        "ABLATE_GIT_DIRTY": "0",
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     env.update(extra)
     return env
 
 
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
-            timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """Run ``python -m ablate.cli ARGS`` to completion."""
-    return subprocess.run([sys.executable, "-m", "ablate.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, env=env or cli_env(), timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ablate.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env or cli_env(),
+        timeout=timeout,
+    )
 
 
 def success_counts(runs: Path) -> Counter:
     """Verified success records per run id."""
-    return Counter(r.run_id for r in ResultsStore(runs).records()
-                   if r.status is AttemptStatus.SUCCESS)
+    return Counter(
+        r.run_id for r in ResultsStore(runs).records() if r.status is AttemptStatus.SUCCESS
+    )
 
 
 def record_files(runs: Path) -> list[Path]:

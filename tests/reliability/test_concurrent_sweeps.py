@@ -21,13 +21,27 @@ from ablate.store.layout import RunsLayout
 
 
 def test_second_cli_sweep_refuses_naming_the_first_then_runs_after_it_dies(tmp_path):
-    path = linear_sweep_file(tmp_path, "twice", seeds=(0, 1),
-                             train={"steps": 100}, debug={"sleep_per_step": 0.03})
+    path = linear_sweep_file(
+        tmp_path, "twice", seeds=(0, 1), train={"steps": 100}, debug={"sleep_per_step": 0.03}
+    )
     runs = tmp_path / "runs"
-    args = ["sweep", str(path), "--runs-dir", str(runs), "--runner", "inline", "-q",
-            "--no-tracking"]
-    first = subprocess.Popen([sys.executable, "-m", "ablate.cli", *args], cwd=tmp_path,
-                             env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = [
+        "sweep",
+        str(path),
+        "--runs-dir",
+        str(runs),
+        "--runner",
+        "inline",
+        "-q",
+        "--no-tracking",
+    ]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "ablate.cli", *args],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 60
         while sweep_lock_holder(RunsLayout(runs), "twice") is None and time.time() < deadline:

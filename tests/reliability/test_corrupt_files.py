@@ -25,8 +25,13 @@ pytestmark = pytest.mark.usefixtures("no_git")  # tests/conftest.py
 
 
 def _run(sweep, store, retries=1):
-    return run_sweep(sweep, executor=InlineExecutor(store, device="cpu"), store=store,
-                     retries=retries, install_signal_handlers=False)
+    return run_sweep(
+        sweep,
+        executor=InlineExecutor(store, device="cpu"),
+        store=store,
+        retries=retries,
+        install_signal_handlers=False,
+    )
 
 
 def truncate(path):
@@ -60,8 +65,9 @@ def test_damaged_success_record_is_ignored_and_the_run_requeued(tmp_path, damage
         result = _run(sweep, fresh)
         assert result.exit_code == 0
         assert [r.run_id for r in result.records] == [victim]  # only the damaged run reran
-        successes = [r for r in ResultsStore(store.root).records()
-                     if r.status is AttemptStatus.SUCCESS]
+        successes = [
+            r for r in ResultsStore(store.root).records() if r.status is AttemptStatus.SUCCESS
+        ]
     assert sorted(r.run_id for r in successes) == sorted(e.run_id for e in plan.entries)
     [again] = [r for r in successes if r.run_id == victim]
     assert again.metrics["eval/r2"] != 0.999
@@ -70,9 +76,14 @@ def test_damaged_success_record_is_ignored_and_the_run_requeued(tmp_path, damage
 @pytest.mark.parametrize("how", ["truncated", "flipped"])
 def test_corrupt_linear_fit_checkpoint_is_detected_and_the_retry_starts_over(tmp_path, how):
     store = ResultsStore(tmp_path / "runs")
-    sweep = load_sweep(linear_sweep_file(
-        tmp_path, "ck", train={"steps": 30, "checkpoint_every": 5},
-        debug={"fail_at_step": 20, "fail_attempts": 1}))
+    sweep = load_sweep(
+        linear_sweep_file(
+            tmp_path,
+            "ck",
+            train={"steps": 30, "checkpoint_every": 5},
+            debug={"fail_at_step": 20, "fail_attempts": 1},
+        )
+    )
     assert _run(sweep, store, retries=0).exit_code == 1  # attempt 1 fails after checkpoints
     run_id = sweep.runs[0].spec.run_id
     ckpt = store.layout.run_dir("ck", run_id) / "checkpoint.pt"

@@ -48,8 +48,13 @@ def _sweep(tmp_path, name, seeds=(0, 1)):
 
 
 def _run(sweep, store, retries=0):
-    return run_sweep(sweep, executor=InlineExecutor(store, device="cpu"), store=store,
-                     retries=retries, install_signal_handlers=False)
+    return run_sweep(
+        sweep,
+        executor=InlineExecutor(store, device="cpu"),
+        store=store,
+        retries=retries,
+        install_signal_handlers=False,
+    )
 
 
 def test_result_that_cannot_be_written_is_recorded_failed_and_retried(tmp_path, monkeypatch):

@@ -34,13 +34,20 @@ from ablate.spec.sweep import load_sweep
 
 SHIPPED = REPO / "sweeps"
 # derandomized: the same examples on every CI run (explore with --hypothesis-seed=N locally)
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 SMALL_SWEEP: dict[str, Any] = {
     "name": "fuzzed",
-    "base": {"job": "linear-fit", "train": {"steps": 5, "batch_size": 4},
-             "data": {"n_features": 3}},
+    "base": {
+        "job": "linear-fit",
+        "train": {"steps": 5, "batch_size": 4},
+        "data": {"n_features": 3},
+    },
     "grid": {"train.lr": [0.01, 0.05]},
     "zip": {"data.noise": [0.1, 0.2], "train.steps": [5, 6]},
     "exclude": [{"train.lr": 0.05, "data.noise": 0.2}],
@@ -50,14 +57,18 @@ SMALL_SWEEP: dict[str, Any] = {
 
 # values of every type a YAML document can hold, and some that tend to break code
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(10**12), 10**12),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
     st.sampled_from(["../x", "a/b", "", " ", "~", "${HOME}", "1e-3", "nan", ".inf", "-1"]),
 )
 values = st.recursive(
     scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=4),
-                            st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -183,8 +194,9 @@ def test_deeply_nested_sweep_is_a_clear_error(tmp_path):
     path = tmp_path / "deep.yaml"
     path.write_text("name: deep\nbase: " + "[" * depth + "]" * depth + "\n")
     _expect_clear(load_sweep, path)
-    path.write_text("name: deep\nbase:\n  job: linear-fit\n  config: " + "{a: " * 200 + "1"
-                    + "}" * 200 + "\n")
+    path.write_text(
+        "name: deep\nbase:\n  job: linear-fit\n  config: " + "{a: " * 200 + "1" + "}" * 200 + "\n"
+    )
     with pytest.raises(AblateError):
         load_sweep(path)
 
@@ -242,10 +254,23 @@ def test_predictions_json_reads_or_raises_value_error(doc):
 
 
 @FUZZ
-@given(lines=st.lists(st.one_of(
-    st.dictionaries(st.sampled_from(["pid", "question_id", "pred", "prediction", "output",
-                                     "answer", "raw", "text"]), values, max_size=4),
-    values, st.text(max_size=30)), min_size=1, max_size=5))
+@given(
+    lines=st.lists(
+        st.one_of(
+            st.dictionaries(
+                st.sampled_from(
+                    ["pid", "question_id", "pred", "prediction", "output", "answer", "raw", "text"]
+                ),
+                values,
+                max_size=4,
+            ),
+            values,
+            st.text(max_size=30),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
 def test_predictions_jsonl_reads_or_raises_value_error(lines):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "preds.jsonl"
@@ -262,25 +287,43 @@ def test_predictions_of_random_bytes_raise_value_error(raw):
 
 # ------------------------------------------------------------------------ ScienceQA files
 GOOD_PROBLEMS = {
-    "1": {"question": "Which is a mammal?", "choices": ["cat", "trout"], "answer": 0,
-          "hint": "", "image": None, "subject": "natural science", "grade": "grade3",
-          "split": "train", "task": "closed choice", "category": "c", "skill": "s"},
-    "2": {"question": "2+2?", "choices": ["3", "4", "5"], "answer": 1, "hint": "math",
-          "image": None, "subject": "language science", "grade": "grade8", "split": "train"},
+    "1": {
+        "question": "Which is a mammal?",
+        "choices": ["cat", "trout"],
+        "answer": 0,
+        "hint": "",
+        "image": None,
+        "subject": "natural science",
+        "grade": "grade3",
+        "split": "train",
+        "task": "closed choice",
+        "category": "c",
+        "skill": "s",
+    },
+    "2": {
+        "question": "2+2?",
+        "choices": ["3", "4", "5"],
+        "answer": 1,
+        "hint": "math",
+        "image": None,
+        "subject": "language science",
+        "grade": "grade8",
+        "split": "train",
+    },
 }
 GOOD_SPLITS = {"train": ["1", "2"], "test": []}
 
 
 @FUZZ
-@given(problems=mutated(GOOD_PROBLEMS), splits=mutated(GOOD_SPLITS),
-       placeholder=st.booleans())
+@given(problems=mutated(GOOD_PROBLEMS), splits=mutated(GOOD_SPLITS), placeholder=st.booleans())
 def test_mutated_scienceqa_loads_or_raises_value_error(problems, splits, placeholder):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "problems.json").write_text(json.dumps(problems))
         (root / "pid_splits.json").write_text(json.dumps(splits))
-        _expect_clear(load_official, root, "train", image_placeholder=placeholder,
-                      allowed=DATA_ERRORS)
+        _expect_clear(
+            load_official, root, "train", image_placeholder=placeholder, allowed=DATA_ERRORS
+        )
 
 
 @FUZZ
@@ -318,8 +361,16 @@ def test_cli_dry_run_on_bad_sweep_exits_cleanly_and_writes_nothing(case, tmp_pat
     else:
         _write_yaml(path, doc)
     runs = tmp_path / "runs"
-    proc = run_cli("sweep", str(path), "--dry-run", "--runs-dir", str(runs), "--no-tracking",
-                   cwd=tmp_path, timeout=120)
+    proc = run_cli(
+        "sweep",
+        str(path),
+        "--dry-run",
+        "--runs-dir",
+        str(runs),
+        "--no-tracking",
+        cwd=tmp_path,
+        timeout=120,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out
     assert "Traceback" not in out, out

@@ -37,21 +37,31 @@ from ablate.store import ResultsStore
 SEEDS = (0, 1, 2, 3)
 
 
-def _kill_then_rerun(tmp_path: Path, trial: int, delay: float, runner: str,
-                     tracking: list[str]) -> tuple[Path, int]:
+def _kill_then_rerun(
+    tmp_path: Path, trial: int, delay: float, runner: str, tracking: list[str]
+) -> tuple[Path, int]:
     """One trial; returns the runs root and how many runs had succeeded when the kill came.
 
     The delay counts from the moment the sweep dispatched its first run (its folder appears), so
     the kill lands in training, checkpointing or record writing rather than in Python start-up.
     """
-    path = linear_sweep_file(tmp_path, f"kill{trial}", seeds=SEEDS,
-                             train={"steps": 40, "checkpoint_every": 10},
-                             debug={"sleep_per_step": 0.02})
+    path = linear_sweep_file(
+        tmp_path,
+        f"kill{trial}",
+        seeds=SEEDS,
+        train={"steps": 40, "checkpoint_every": 10},
+        debug={"sleep_per_step": 0.02},
+    )
     runs = tmp_path / f"runs{trial}"
     args = ["sweep", str(path), "--runs-dir", str(runs), "--runner", runner, "-q", *tracking]
-    proc = subprocess.Popen([sys.executable, "-m", "ablate.cli", *args], cwd=tmp_path,
-                            env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ablate.cli", *args],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 60
     while not (runs / f"kill{trial}").exists() and time.time() < deadline:
         time.sleep(0.02)
@@ -110,8 +120,11 @@ def test_sigkill_with_mlflow_never_duplicates_child_runs(tmp_path, delay):
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name("kill0")
     assert exp is not None
-    children = [r for r in client.search_runs([exp.experiment_id], max_results=200)
-                if "ablate.run_id" in r.data.tags]
+    children = [
+        r
+        for r in client.search_runs([exp.experiment_id], max_results=200)
+        if "ablate.run_id" in r.data.tags
+    ]
     ids = [c.data.tags["ablate.run_id"] for c in children]
     assert sorted(ids) == sorted(set(ids)), f"duplicate MLflow child runs: {sorted(ids)}"
     assert set(ids) == set(success_counts(runs))

@@ -25,15 +25,24 @@ pytestmark = pytest.mark.usefixtures("no_git")  # tests/conftest.py
 def _run(path, runs, retries):
     store = ResultsStore(runs)
     sweep = load_sweep(path)
-    result = run_sweep(sweep, executor=InlineExecutor(store, device="cpu"), store=store,
-                       retries=retries, install_signal_handlers=False)
+    result = run_sweep(
+        sweep,
+        executor=InlineExecutor(store, device="cpu"),
+        store=store,
+        retries=retries,
+        install_signal_handlers=False,
+    )
     records = sorted(store.attempts_of(sweep.runs[0].spec.run_id), key=lambda r: r.attempt)
     return sweep, result, records
 
 
 def test_oom_is_recorded_and_retried_with_half_the_micro_batch(tmp_path):
-    path = linear_sweep_file(tmp_path, "oom", train={"batch_size": 8},
-                             debug={"oom_at_step": 3, "oom_above_micro_batch": 2})
+    path = linear_sweep_file(
+        tmp_path,
+        "oom",
+        train={"batch_size": 8},
+        debug={"oom_at_step": 3, "oom_above_micro_batch": 2},
+    )
     sweep, result, records = _run(path, tmp_path / "runs", retries=3)
     assert result.exit_code == 0
     assert [r.status for r in records] == [AttemptStatus.FAILED] * 2 + [AttemptStatus.SUCCESS]
@@ -42,8 +51,9 @@ def test_oom_is_recorded_and_retried_with_half_the_micro_batch(tmp_path):
     assert "a retry runs micro-batch 4 x 2" in records[0].failure_reason
     assert "a retry runs micro-batch 2 x 4" in records[1].failure_reason
     # the micro-batch plan of every attempt is recorded; the effective batch never changes
-    plans = [(r.metrics["train/micro_batch"], r.metrics["train/accumulation_steps"])
-             for r in records]
+    plans = [
+        (r.metrics["train/micro_batch"], r.metrics["train/accumulation_steps"]) for r in records
+    ]
     assert plans == [(8.0, 1.0), (4.0, 2.0), (2.0, 4.0)]
     assert {m * a for m, a in plans} == {8.0}
     assert records[2].metrics["train/micro_batch_divisor"] == 4.0
@@ -56,16 +66,21 @@ def test_smaller_micro_batches_reach_the_same_fit(tmp_path):
     """Splitting a batch changes memory, not the result (same samples, mean gradient)."""
     clean = linear_sweep_file(tmp_path, "clean", train={"batch_size": 8})
     _, _, plain = _run(clean, tmp_path / "a", retries=0)
-    oom = linear_sweep_file(tmp_path, "oomfit", train={"batch_size": 8},
-                            debug={"oom_at_step": 0, "oom_above_micro_batch": 2})
+    oom = linear_sweep_file(
+        tmp_path,
+        "oomfit",
+        train={"batch_size": 8},
+        debug={"oom_at_step": 0, "oom_above_micro_batch": 2},
+    )
     _, _, split = _run(oom, tmp_path / "b", retries=2)
     assert split[-1].status is AttemptStatus.SUCCESS
     assert split[-1].metrics["eval/mse"] == pytest.approx(plain[0].metrics["eval/mse"], rel=1e-4)
 
 
 def test_oom_at_micro_batch_one_fails_clearly(tmp_path):
-    path = linear_sweep_file(tmp_path, "oomstuck", train={"batch_size": 2},
-                             debug={"oom_at_step": 1})
+    path = linear_sweep_file(
+        tmp_path, "oomstuck", train={"batch_size": 2}, debug={"oom_at_step": 1}
+    )
     _, result, records = _run(path, tmp_path / "runs", retries=3)
     assert result.exit_code == 1
     assert all(r.status is AttemptStatus.FAILED for r in records)
@@ -92,8 +107,15 @@ MMT_SECTIONS = {
     "model": {"llm": "llama2-7b", "vision": "diht-vit-l14-336"},
     "adapter": {"name": "bottleneck", "dim": 16, "groups": 2},
     "data": {"synthetic": {"n_train": 16, "n_val": 4, "n_test": 4, "image_size": 32}},
-    "train": {"epochs": 2, "batch_size": 4, "accumulation": 2, "lr": 1e-2, "lr_mode": "absolute",
-              "warmup_epochs": 0.5, "eval_every_epoch": False},
+    "train": {
+        "epochs": 2,
+        "batch_size": 4,
+        "accumulation": 2,
+        "lr": 1e-2,
+        "lr_mode": "absolute",
+        "warmup_epochs": 0.5,
+        "eval_every_epoch": False,
+    },
     "eval": {"max_new_tokens": 4, "batch_size": 8},
 }
 

@@ -83,8 +83,17 @@ def test_sweep_named_traversal_through_the_cli_writes_nothing_outside(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     (work / "t.yaml").write_text("name: ../escaped\nbase: {job: linear-fit, train: {steps: 2}}\n")
-    done = run_cli("sweep", "t.yaml", "--runs-dir", "runs", "--runner", "inline", "-q",
-                   "--no-tracking", cwd=work)
+    done = run_cli(
+        "sweep",
+        "t.yaml",
+        "--runs-dir",
+        "runs",
+        "--runner",
+        "inline",
+        "-q",
+        "--no-tracking",
+        cwd=work,
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "sweep name" in done.stderr
     assert not (work / "escaped").exists() and not (tmp_path / "escaped").exists()
@@ -131,8 +140,13 @@ def _assert_no_token_in_store(runs: Path) -> None:
 def test_secret_in_a_job_error_is_masked_in_the_record(tmp_path):
     store = ResultsStore(tmp_path / "runs")
     sweep = _leaky_sweep(tmp_path, "raise")
-    result = run_sweep(sweep, executor=InlineExecutor(store, device="cpu"), store=store,
-                       retries=0, install_signal_handlers=False)
+    result = run_sweep(
+        sweep,
+        executor=InlineExecutor(store, device="cpu"),
+        store=store,
+        retries=0,
+        install_signal_handlers=False,
+    )
     [record] = result.records
     assert record.status is AttemptStatus.FAILED
     assert "download failed: 401 for token ***" in record.failure_reason
@@ -143,8 +157,9 @@ def test_secret_printed_by_a_killed_worker_is_masked_in_its_log_tail_record(tmp_
     store = ResultsStore(tmp_path / "runs")
     sweep = _leaky_sweep(tmp_path, "sigkill")
     executor = LocalExecutor(SlotPool.for_devices([], 1), runs_root=store.root, threads_per_job=1)
-    result = run_sweep(sweep, executor=executor, store=store, retries=0,
-                       install_signal_handlers=False)
+    result = run_sweep(
+        sweep, executor=executor, store=store, retries=0, install_signal_handlers=False
+    )
     [record] = result.records
     assert record.failure_kind is FailureKind.KILLED
     assert "--- log tail ---" in record.failure_reason

@@ -22,15 +22,34 @@ from ablate.store.record import AttemptStatus, FailureKind
 
 
 def test_worker_killed_mid_run_is_recorded_and_the_retry_resumes(tmp_path):
-    path = linear_sweep_file(tmp_path, "wk", train={"steps": 200, "checkpoint_every": 20},
-                             debug={"sleep_per_step": 0.02})
+    path = linear_sweep_file(
+        tmp_path, "wk", train={"steps": 200, "checkpoint_every": 20}, debug={"sleep_per_step": 0.02}
+    )
     run_id = load_sweep(path).runs[0].spec.run_id
     runs = tmp_path / "runs"
     run_dir = runs / "wk" / run_id
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ablate.cli", "sweep", str(path), "--runs-dir", str(runs),
-         "--runner", "cpu", "--retries", "1", "-q", "--no-tracking"],
-        cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "ablate.cli",
+            "sweep",
+            str(path),
+            "--runs-dir",
+            str(runs),
+            "--runner",
+            "cpu",
+            "--retries",
+            "1",
+            "-q",
+            "--no-tracking",
+        ],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.time() + 90
         while not (run_dir / "checkpoint.pt").exists() and time.time() < deadline:

@@ -157,16 +157,25 @@ def test_latex_structure(tiny_store, full_store, tmp_path):
             latex_structure_ok((tmp_path / f"{label}/{name}.tex").read_text())
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None,
-                    reason="no pdflatex here (.ci/run installs TeX Live and compiles)")
+@pytest.mark.skipif(
+    shutil.which("pdflatex") is None,
+    reason="no pdflatex here (.ci/run installs TeX Live and compiles)",
+)
 def test_latex_compiles_with_pdflatex(tiny_store, full_store, tmp_path):
     for label, store in (("tiny", tiny_store), ("full", full_store)):
         for name in ("table1", "table2", "table3"):
             render_one(name, store, tmp_path / label, fmt="latex")
             proc = subprocess.run(
-                ["pdflatex", "-interaction=nonstopmode", "-halt-on-error",
-                 f"{name}_standalone.tex"],
-                cwd=tmp_path / label, capture_output=True, text=True, timeout=120,
+                [
+                    "pdflatex",
+                    "-interaction=nonstopmode",
+                    "-halt-on-error",
+                    f"{name}_standalone.tex",
+                ],
+                cwd=tmp_path / label,
+                capture_output=True,
+                text=True,
+                timeout=120,
             )
             assert proc.returncode == 0, proc.stdout[-2000:]
             assert (tmp_path / label / f"{name}_standalone.pdf").stat().st_size > 1000
@@ -233,8 +242,9 @@ def test_multi_seed_rows_use_paired_bootstrap(tmp_path, runs_root, monkeypatch):
 
 
 def test_sweep_without_report_spec_gives_a_plain_table(tmp_path, runs_root, monkeypatch):
-    out = render_seeds_sweep(tmp_path, runs_root, monkeypatch, report_spec=False, scale="tiny",
-                             predictions=False)
+    out = render_seeds_sweep(
+        tmp_path, runs_root, monkeypatch, report_spec=False, scale="tiny", predictions=False
+    )
     assert [r[0] for r in out.table.rows] == ["small", "ref"]
     assert out.table.tiny and TINY_LABEL in out.table.title
     # no predictions: interval over seeds

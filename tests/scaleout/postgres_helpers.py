@@ -87,8 +87,13 @@ class PostgresMlflowServer:
 
     def start(self, wait_s: float = 180.0) -> None:
         self.proc = start_mlflow_server(
-            self.backend_uri, self.root / "artifacts", self.port, self.log,
-            workers=self.workers, wait_s=wait_s, tail_chars=3000,
+            self.backend_uri,
+            self.root / "artifacts",
+            self.port,
+            self.log,
+            workers=self.workers,
+            wait_s=wait_s,
+            tail_chars=3000,
         )
 
     def stop(self) -> None:

@@ -179,9 +179,7 @@ def test_time_limit_checkpoints_requeues_and_resumes(tmp_path, monkeypatch):
     resources = SlurmResources(cpus=1, mem_gb=0.25, time_min=1, signal_delay_s=30, max_requeues=6)
     executor = SlurmExecutor(resources, runs_root=store.root, grace_s=10)
     tracker = MlflowTracker(store.root, f"sqlite:///{tmp_path / 'mlflow.db'}")
-    run_sweep(
-        sweep, executor=executor, store=store, tracker=tracker, install_signal_handlers=False
-    )
+    run_sweep(sweep, executor=executor, store=store, tracker=tracker, install_signal_handlers=False)
 
     def finished():
         info = slurm_run_states(store, "slurmt")[run_id]
@@ -200,7 +198,8 @@ def test_time_limit_checkpoints_requeues_and_resumes(tmp_path, monkeypatch):
     run_dir = store.layout.run_dir("slurmt", run_id)
     assert reported_attempts(run_dir) == {r.attempt for r in records}
     [child] = [
-        r for r in tracker.client.client.search_runs([tracker.experiment_id])
+        r
+        for r in tracker.client.client.search_runs([tracker.experiment_id])
         if r.data.tags.get("ablate.run_id") == run_id
     ]
     assert child.info.status == "FINISHED"

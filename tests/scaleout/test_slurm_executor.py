@@ -238,8 +238,14 @@ def test_worker_threads_follow_the_tasks_cpus(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "64")  # the login node's, exported by sbatch
     env = attempt(store, run_dir).worker_env()
     assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "3"
-    pinned = SlurmAttempt(run_dir, 1, runs_root=store.root, env={"OMP_NUM_THREADS": "1"},
-                          python=sys.executable, grace_s=10)
+    pinned = SlurmAttempt(
+        run_dir,
+        1,
+        runs_root=store.root,
+        env={"OMP_NUM_THREADS": "1"},
+        python=sys.executable,
+        grace_s=10,
+    )
     assert pinned.worker_env()["OMP_NUM_THREADS"] == "1", "the profile's env wins"
 
 

@@ -29,8 +29,9 @@ from ablate.store.results_store import ResultsStore
 @pytest.mark.skipif(slurm_available() is not None, reason=f"no SLURM here ({slurm_available()})")
 def test_tune_runs_trials_as_slurm_jobs_and_prunes_the_slow_one(tmp_path, monkeypatch):
     job_env(monkeypatch)
-    path = tune_file(tmp_path, "slurmtune", search=PRUNING_SEARCH,
-                     base="  debug: {sleep_per_step: 0.1}\n")
+    path = tune_file(
+        tmp_path, "slurmtune", search=PRUNING_SEARCH, base="  debug: {sleep_per_step: 0.1}\n"
+    )
     (tmp_path / "runner.yaml").write_text(
         "executor: slurm\ngpus: none\ncpus: 1\nmem_gb: 1\ntime_min: 10\n"
     )
@@ -71,8 +72,9 @@ def test_attached_jobs_are_polled_together_and_at_most_every_poll_s(tmp_path, mo
     assert executor.capacity == 3 and not getattr(executor, "detached", False)
     handles = []
     for job_id in ("5", "6"):
-        request = AttemptRequest(run_id=f"r{job_id}", sweep="s", attempt=1,
-                                 run_dir=tmp_path / job_id)
+        request = AttemptRequest(
+            run_id=f"r{job_id}", sweep="s", attempt=1, run_dir=tmp_path / job_id
+        )
         handle = slurm_attached.SlurmJobHandle(request, job_id, executor)
         executor._live[job_id] = handle
         handles.append(handle)
@@ -92,4 +94,3 @@ def test_attached_jobs_are_polled_together_and_at_most_every_poll_s(tmp_path, mo
     assert not handles[1].done(), "SLURM not answering is not an ended job"
     executor.release(handles[0])
     assert executor.free_slots() == 2
-

@@ -16,21 +16,34 @@ def spec(**train):
 
 def test_same_spec_same_id_in_another_process():
     here = spec(lr=0.001).run_id
-    code = ("from ablate.spec.run_spec import build_run_spec as b;"
-            "print(b({'job': 'linear-fit', 'seed': 0, 'train': {'lr': 0.001}}).run_id)")
-    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           check=True, env={"PYTHONHASHSEED": "123", "PATH": ""}).stdout.strip()
+    code = (
+        "from ablate.spec.run_spec import build_run_spec as b;"
+        "print(b({'job': 'linear-fit', 'seed': 0, 'train': {'lr': 0.001}}).run_id)"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "123", "PATH": ""},
+    ).stdout.strip()
     assert here == other
     assert len(here) == 12 and int(here, 16) >= 0
 
 
 def test_number_spellings_and_key_order_do_not_matter(write):
-    a = write("a.yaml", """
+    a = write(
+        "a.yaml",
+        """
         base: {job: linear-fit, train: {lr: 1e-3, steps: 5}, data: {noise: 0.1}}
-    """)
-    b = write("b.yaml", """
+    """,
+    )
+    b = write(
+        "b.yaml",
+        """
         base: {data: {noise: 1.0e-1}, train: {steps: 5, lr: 0.001}, job: linear-fit}
-    """)
+    """,
+    )
     assert load_sweep(a).runs[0].spec.run_id == load_sweep(b).runs[0].spec.run_id
 
 

@@ -15,7 +15,13 @@ from ablate.tracking.ui import free_port
 
 
 def start_mlflow_server(
-    backend_uri: str, artifacts: Path, port: int, log: Path, *, workers: int, wait_s: float,
+    backend_uri: str,
+    artifacts: Path,
+    port: int,
+    log: Path,
+    *,
+    workers: int,
+    wait_s: float,
     tail_chars: int = 2000,
 ) -> subprocess.Popen:
     """Start ``mlflow server`` on 127.0.0.1 in its own process group; return it once healthy.

@@ -26,7 +26,11 @@ def run_tracked(sweep, store, tracker, *, executor=None, **options):
     """``run_sweep`` with ``tracker`` (default executor: inline on CPU), no signal handlers."""
     executor = executor or InlineExecutor(store, device="cpu")
     return run_sweep(
-        sweep, executor=executor, store=store, tracker=tracker, install_signal_handlers=False,
+        sweep,
+        executor=executor,
+        store=store,
+        tracker=tracker,
+        install_signal_handlers=False,
         **options,
     )
 

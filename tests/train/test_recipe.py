@@ -15,9 +15,7 @@ from ablate.train.recipe import MmtRecipe, run_mmt
 
 def _semantic(metrics: dict[str, float]) -> dict[str, float]:
     """Metrics without wall times and throughput (which vary run to run)."""
-    return {
-        k: v for k, v in metrics.items() if not k.startswith(("time/", "speed/"))
-    }
+    return {k: v for k, v in metrics.items() if not k.startswith(("time/", "speed/"))}
 
 
 @pytest.fixture(scope="module")

@@ -35,8 +35,15 @@ def main() -> int:
     def tune():
         study = open_study(search, search.study or sweep.name, storage)
         return run_study(
-            sweep, search, study=study, storage=storage, executor=executor, store=store,
-            n_trials=args.trials, progress=plain_progress(), grace_s=args.grace,
+            sweep,
+            search,
+            study=study,
+            storage=storage,
+            executor=executor,
+            store=store,
+            n_trials=args.trials,
+            progress=plain_progress(),
+            grace_s=args.grace,
         )
 
     return exit_code_of(tune)

@@ -38,15 +38,28 @@ def test_tune_then_summary(app, tmp_path):
     runs = tmp_path / "runs"
     path = tune_file(tmp_path, search=SEARCH)
     runner = CliRunner()
-    result = runner.invoke(app, ["tune", str(path), "--runner", "inline", "--runs-dir", str(runs),
-                                 "--no-tracking", "--trials", "3"])
+    result = runner.invoke(
+        app,
+        [
+            "tune",
+            str(path),
+            "--runner",
+            "inline",
+            "--runs-dir",
+            str(runs),
+            "--no-tracking",
+            "--trials",
+            "3",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "trial 2 COMPLETE" in result.output and "best: trial" in result.output
     study = optuna.load_study(study_name="tunefit", storage=f"sqlite:///{runs.resolve()}/optuna.db")
     assert len(study.get_trials()) == 3
     out = tmp_path / "plots"
-    result = runner.invoke(app, ["tune", str(path), "--summary", "--runs-dir", str(runs),
-                                 "--out", str(out)])
+    result = runner.invoke(
+        app, ["tune", str(path), "--summary", "--runs-dir", str(runs), "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "study tunefit: 3 trials (complete 3)" in result.output
     assert (out / "tunefit_history.png").is_file() and (out / "tunefit_history.svg").is_file()

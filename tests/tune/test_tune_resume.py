@@ -40,7 +40,9 @@ def worker_env(monkeypatch):
 def start_tuner(path: Path, runs: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(HERE / "drive_tune.py"), str(path), str(runs), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -74,7 +76,8 @@ def assert_nothing_lost_or_duplicated(study: optuna.Study, store: ResultsStore, 
         records = store.attempts_of(trial.user_attrs[RUN_ID_ATTR])
         assert [r.status for r in records].count(AttemptStatus.SUCCESS) == 1
         assert trial.value == pytest.approx(
-            next(r for r in records if r.status is AttemptStatus.SUCCESS).metrics["eval/mse"])
+            next(r for r in records if r.status is AttemptStatus.SUCCESS).metrics["eval/mse"]
+        )
 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["kill", "term"])
@@ -103,8 +106,9 @@ def test_resume_after_the_tuner_dies(tmp_path, how):
 
 def test_two_tuners_share_a_journal(tmp_path):
     runs = tmp_path / "runs"
-    path = tune_file(tmp_path, search=SLOW_SEARCH.replace("n_trials: 4", "n_trials: 6"),
-                     base=SLOW_BASE)
+    path = tune_file(
+        tmp_path, search=SLOW_SEARCH.replace("n_trials: 4", "n_trials: 6"), base=SLOW_BASE
+    )
     journal = f"journal:{tmp_path / 'study.journal'}"
     tuners = [start_tuner(path, runs, "--storage", journal, "--slots", "1") for _ in range(2)]
     outs = [t.communicate(timeout=150)[0] for t in tuners]
@@ -127,8 +131,12 @@ def test_sqlite_study_refuses_a_second_tuner(tmp_path):
     path = tune_file(tmp_path, search=SLOW_SEARCH, base=SLOW_BASE)
     first = start_tuner(path, runs)
     try:
-        wait_for(lambda: (runs / "tunefit" / ".lock").exists()
-                 and (runs / "tunefit" / ".lock").read_text().strip() != "")
+        wait_for(
+            lambda: (
+                (runs / "tunefit" / ".lock").exists()
+                and (runs / "tunefit" / ".lock").read_text().strip() != ""
+            )
+        )
         second = start_tuner(path, runs)
         out, _ = second.communicate(timeout=60)
         assert second.returncode == 3 and "already running" in out, out

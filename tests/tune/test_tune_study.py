@@ -16,12 +16,18 @@ pytestmark = pytest.mark.usefixtures("no_git")  # tests/conftest.py
 def test_six_trial_study_prunes_the_slow_learner(tmp_path):
     runs = tmp_path / "runs"
     store = ResultsStore(runs)
-    path = tune_file(tmp_path, search=PRUNING_SEARCH,
-                     base="  debug: {sleep_per_step: 0.03}\n")
+    path = tune_file(tmp_path, search=PRUNING_SEARCH, base="  debug: {sleep_per_step: 0.03}\n")
     sweep, search, storage, study = load(path, runs)
-    result = run_study(sweep, search, study=study, storage=storage,
-                       executor=local_executor(store), store=store, max_parallel=1,
-                       install_signal_handlers=False)
+    result = run_study(
+        sweep,
+        search,
+        study=study,
+        storage=storage,
+        executor=local_executor(store),
+        store=store,
+        max_parallel=1,
+        install_signal_handlers=False,
+    )
     trials = study.get_trials()
     states = [t.state for t in trials]
     assert len(trials) == 6 and result.exit_code == 0
@@ -34,8 +40,11 @@ def test_six_trial_study_prunes_the_slow_learner(tmp_path):
         run_id = trial.user_attrs[RUN_ID_ATTR]
         records = store.attempts_of(run_id)
         assert records, trial.number
-        expected = (AttemptStatus.CANCELLED if trial.state is optuna.trial.TrialState.PRUNED
-                    else AttemptStatus.SUCCESS)
+        expected = (
+            AttemptStatus.CANCELLED
+            if trial.state is optuna.trial.TrialState.PRUNED
+            else AttemptStatus.SUCCESS
+        )
         assert records[-1].status is expected
         if expected is AttemptStatus.SUCCESS:
             assert trial.value == pytest.approx(records[-1].metrics["eval/mse"])

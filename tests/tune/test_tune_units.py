@@ -31,9 +31,17 @@ pytestmark = pytest.mark.usefixtures("no_git")  # tests/conftest.py
 def tune_inline(path, runs, *, tracker=None, n_trials=None, storage=None):
     store = ResultsStore(runs)
     sweep, search, storage, study = load(path, runs, storage)
-    result = run_study(sweep, search, study=study, storage=storage,
-                       executor=InlineExecutor(store, device="cpu"), store=store,
-                       n_trials=n_trials, tracker=tracker, install_signal_handlers=False)
+    result = run_study(
+        sweep,
+        search,
+        study=study,
+        storage=storage,
+        executor=InlineExecutor(store, device="cpu"),
+        store=store,
+        n_trials=n_trials,
+        tracker=tracker,
+        install_signal_handlers=False,
+    )
     return study, store, result
 
 
@@ -42,20 +50,43 @@ def tune_inline(path, runs, *, tracker=None, n_trials=None, storage=None):
     [
         ("space: {}\nobjective: {metric: m}", "search.space", "at least 1"),
         ("space: {a.b: {type: flot}}\nobjective: {metric: m}", "search.space.a.b", "flot"),
-        ("space: {a: {type: float, low: 2, high: 1}}\nobjective: {metric: m}", "search.space.a",
-         "low (2.0) must be <= high"),
-        ("space: {a: {type: float, low: 0, high: 1, log: true}}\nobjective: {metric: m}",
-         "search.space.a", "log-scale range needs low > 0"),
-        ("space: {a: {type: int, low: 1, high: 3}}\nobjective: {metric: m, dir: max}",
-         "search.objective.dir", "unknown key 'dir'"),
-        ("space: {a: {type: int, low: 1, high: 3}}\nobjective: {metric: m}\n"
-         "pruner: {name: medain}", "search.pruner.name", "'median'"),
-        ("space: {a: {type: int, low: 1, high: 3}}\nobjective: {metric: m}\nn_trails: 3",
-         "search.n_trails", "did you mean 'n_trials'?"),
-        ("space: {a: {type: float, low: 1, high: 3}}\nobjective: {metric: m}\n"
-         "sampler: {name: grid}", "search", "grid search needs finite values"),
-        ("space: {a: {type: int, low: 1, high: 3}}\nobjective: {metric: m}\n"
-         "enqueue: [{b: 1}]", "search", "enqueue[0] sets 'b'"),
+        (
+            "space: {a: {type: float, low: 2, high: 1}}\nobjective: {metric: m}",
+            "search.space.a",
+            "low (2.0) must be <= high",
+        ),
+        (
+            "space: {a: {type: float, low: 0, high: 1, log: true}}\nobjective: {metric: m}",
+            "search.space.a",
+            "log-scale range needs low > 0",
+        ),
+        (
+            "space: {a: {type: int, low: 1, high: 3}}\nobjective: {metric: m, dir: max}",
+            "search.objective.dir",
+            "unknown key 'dir'",
+        ),
+        (
+            "space: {a: {type: int, low: 1, high: 3}}\nobjective: {metric: m}\n"
+            "pruner: {name: medain}",
+            "search.pruner.name",
+            "'median'",
+        ),
+        (
+            "space: {a: {type: int, low: 1, high: 3}}\nobjective: {metric: m}\nn_trails: 3",
+            "search.n_trails",
+            "did you mean 'n_trials'?",
+        ),
+        (
+            "space: {a: {type: float, low: 1, high: 3}}\nobjective: {metric: m}\n"
+            "sampler: {name: grid}",
+            "search",
+            "grid search needs finite values",
+        ),
+        (
+            "space: {a: {type: int, low: 1, high: 3}}\nobjective: {metric: m}\nenqueue: [{b: 1}]",
+            "search",
+            "enqueue[0] sets 'b'",
+        ),
     ],
 )
 def test_bad_search_names_file_key_and_problem(tmp_path, body, key, fragment):
@@ -80,8 +111,9 @@ def test_storage_kinds(tmp_path):
 
 def test_trials_are_runs_and_done_points_are_reused(tmp_path):
     runs = tmp_path / "runs"
-    path = tune_file(tmp_path, search=FAST_SEARCH + "enqueue: [{train.lr: 0.1, "
-                     "train.batch_size: 8}]\n")
+    path = tune_file(
+        tmp_path, search=FAST_SEARCH + "enqueue: [{train.lr: 0.1, train.batch_size: 8}]\n"
+    )
     study, store, result = tune_inline(path, runs)
     first = study.get_trials()
     assert result.exit_code == 0 and len(first) == 3
@@ -89,9 +121,13 @@ def test_trials_are_runs_and_done_points_are_reused(tmp_path):
     assert first[0].params == {"train.lr": 0.1, "train.batch_size": 8}
     n_records = len(store.records())
     # a second study over the same store: the enqueued point ran already, it is not trained again
-    path2 = tune_file(tmp_path, "tunefit", search=FAST_SEARCH.replace("n_trials: 3",
-                      "n_trials: 1\nstudy: second") + "enqueue: [{train.lr: 0.1, "
-                      "train.batch_size: 8}]\n")
+    path2 = tune_file(
+        tmp_path,
+        "tunefit",
+        search=FAST_SEARCH.replace("n_trials: 3", "n_trials: 1\nstudy: second")
+        + "enqueue: [{train.lr: 0.1, "
+        "train.batch_size: 8}]\n",
+    )
     study2, store, _ = tune_inline(path2, runs)
     (trial,) = study2.get_trials()
     assert trial.user_attrs[REUSED_ATTR] is True
@@ -102,13 +138,16 @@ def test_trials_are_runs_and_done_points_are_reused(tmp_path):
 
 def test_invalid_points_and_missing_objective_fail_the_trial(tmp_path):
     runs = tmp_path / "runs"
-    path = tune_file(tmp_path, search="""
+    path = tune_file(
+        tmp_path,
+        search="""
 n_trials: 2
 objective: {metric: eval/nope}
 sampler: {name: grid}
 space:
   train.steps: {type: categorical, choices: [0, 5]}
-""")
+""",
+    )
     study, _, result = tune_inline(path, runs)
     trials = {t.params["train.steps"]: t for t in study.get_trials()}
     assert result.exit_code == 0 and set(trials) == {0, 5}
@@ -122,8 +161,9 @@ def test_grid_enqueues_every_point_once(tmp_path):
     runs = tmp_path / "runs"
     path = tune_file(tmp_path, search=FAST_SEARCH.replace("name: random", "name: grid"))
     study, _, _ = tune_inline(path, runs)
-    points = sorted((t.params["train.lr"], t.params["train.batch_size"])
-                    for t in study.get_trials())
+    points = sorted(
+        (t.params["train.lr"], t.params["train.batch_size"]) for t in study.get_trials()
+    )
     assert points == [(0.05, 8), (0.05, 16), (0.1, 8), (0.1, 16)]
     # resuming a finished grid study asks nothing more
     study, _, result = tune_inline(path, runs)
@@ -132,8 +172,12 @@ def test_grid_enqueues_every_point_once(tmp_path):
 
 def test_summary_best_importances_and_history_plots(tmp_path):
     runs = tmp_path / "runs"
-    path = tune_file(tmp_path, search=FAST_SEARCH.replace("n_trials: 3", "n_trials: 4")
-                     .replace("name: random", "name: grid"))
+    path = tune_file(
+        tmp_path,
+        search=FAST_SEARCH.replace("n_trials: 3", "n_trials: 4").replace(
+            "name: random", "name: grid"
+        ),
+    )
     study, _, _ = tune_inline(path, runs)
     summary = summarize_study(study, tmp_path / "out")
     best = min((t for t in study.get_trials()), key=lambda t: t.value)
@@ -165,8 +209,9 @@ def test_each_trial_is_an_mlflow_child_run_with_its_number(tmp_path):
     study, _, _ = tune_inline(path, runs, tracker=MlflowTracker(runs, uri))
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name("tunefit")
-    children = [r for r in client.search_runs([exp.experiment_id])
-                if "mlflow.parentRunId" in r.data.tags]
+    children = [
+        r for r in client.search_runs([exp.experiment_id]) if "mlflow.parentRunId" in r.data.tags
+    ]
     by_name = {r.info.run_name: r for r in children}
     assert set(by_name) == {"trial 0", "trial 1"}
     for trial in study.get_trials():
@@ -181,8 +226,13 @@ def test_shipped_tune_ba_searches_the_issue_space():
         sweep = load_sweep(REPO / "sweeps/tune_ba.yaml", scale=scale)
         search = parse_search(sweep.search, file="sweeps/tune_ba.yaml")
         assert len(sweep.runs) == 1
-        assert set(search.space) == {"train.lr", "train.weight_decay", "adapter.dim",
-                                     "adapter.groups", "adapter.temperature"}
+        assert set(search.space) == {
+            "train.lr",
+            "train.weight_decay",
+            "adapter.dim",
+            "adapter.groups",
+            "adapter.temperature",
+        }
         assert search.space["train.lr"].log is True
         assert sweep.runs[0].spec.get("adapter.name") == "bottleneck_scaled"
         assert search.intermediate == "val/epoch_Avg"
@@ -191,8 +241,11 @@ def test_shipped_tune_ba_searches_the_issue_space():
 def test_pruners_and_samplers_by_name(tmp_path):
     from ablate.tune.study import make_pruner, make_sampler
 
-    base = {"space": {"a": {"type": "int", "low": 1, "high": 3}}, "objective": {"metric": "m"},
-            "intermediate": "loss"}
+    base = {
+        "space": {"a": {"type": "int", "low": 1, "high": 3}},
+        "objective": {"metric": "m"},
+        "intermediate": "loss",
+    }
     hyper = parse_search({**base, "pruner": {"name": "hyperband", "max_resource": 20}}, file="f")
     assert isinstance(make_pruner(hyper), optuna.pruners.HyperbandPruner)
     median = parse_search(base, file="f")

@@ -8,6 +8,7 @@ not fit is an error, not a silent partial load) and the text tower is dropped ri
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -169,42 +170,139 @@ def image_statistics(norm: str, role: str, preset: VisionPreset | None = None) -
     raise ValueError(f"unknown image_norm {norm!r}; allowed: seed, clip, imagenet")
 
 
+def image_resize_transform(preset: VisionPreset, resize: str = "direct") -> ImageResize:
+    """PIL image -> uint8 (3, S, S): the decoded, resized pixels, before any float maths.
+
+    Split from the normalisation so the bytes can be cached (4x smaller than fp32, and the same
+    bytes serve both the train and the eval statistics) and normalised on the GPU
+    (:func:`normalize_images`).
+
+    Args:
+        preset: the vision preset (gives S).
+        resize: ``direct`` or ``crop`` (see :class:`ImageResize`).
+
+    Raises:
+        ValueError: unknown ``resize``.
+    """
+    return ImageResize(preset.image_size, resize)
+
+
+class ImageResize:
+    """PIL image -> uint8 (3, S, S), exactly the bytes PIL's resize produced.
+
+    ``direct`` squeezes the whole image to (S, S) with bicubic resampling, as LaVIN's code does,
+    so a wide diagram keeps its edges; ``crop`` is open_clip's eval transform (shortest side to S,
+    centre crop), which drops the sides of non-square images. ``crop`` is built from torchvision
+    in open_clip's order (resize, crop, then RGB), so its output equals open_clip's own transform
+    for every image mode, not only RGB.
+
+    Args:
+        size: the side S.
+        mode: ``direct`` or ``crop``.
+
+    Raises:
+        ValueError: unknown ``mode``.
+    """
+
+    def __init__(self, size: int, mode: str = "direct") -> None:
+        from torchvision import transforms
+
+        bicubic = transforms.InterpolationMode.BICUBIC
+        if mode == "direct":
+            steps = [
+                _to_rgb,  # first: PIL resizes palette images with nearest, whatever is asked
+                transforms.Resize((size, size), interpolation=bicubic),
+            ]
+        elif mode == "crop":
+            steps = [
+                transforms.Resize(size, interpolation=bicubic),
+                transforms.CenterCrop((size, size)),
+                _to_rgb,
+            ]
+        else:
+            raise ValueError(f"unknown image_resize {mode!r}; allowed: direct, crop")
+        self.size = size
+        self.mode = mode
+        self._steps = transforms.Compose([*steps, transforms.PILToTensor()])
+
+    def __call__(self, image: Any) -> torch.Tensor:
+        """The resized image: PIL (any mode, any size) -> uint8 (3, S, S)."""
+        return self._steps(image)
+
+    def __repr__(self) -> str:
+        return f"ImageResize(size={self.size}, mode={self.mode!r})"
+
+
+def normalize_images(
+    images: torch.Tensor,
+    mean: tuple[float, float, float] = OPENAI_MEAN,
+    std: tuple[float, float, float] = OPENAI_STD,
+) -> torch.Tensor:
+    """uint8 images (N, 3, S, S) (or one (3, S, S)), on any device -> normalised float32.
+
+    The ops are ToTensor's and Normalize's (divide by 255, subtract the mean, divide by the std,
+    all in float32), so the result equals the old composed PIL transform bit for bit. The 255 is
+    a tensor on the images' device, not a Python number: CUDA turns division by a Python scalar
+    into a multiplication by its reciprocal, which differs in the last bit for half the bytes.
+
+    Args:
+        images: uint8 tensor (..., 3, S, S).
+        mean: per-channel mean (see :func:`image_statistics`).
+        std: per-channel standard deviation.
+
+    Raises:
+        ValueError: ``images`` is not uint8 (already normalised images would be silently wrong).
+    """
+    import torch
+
+    if images.dtype != torch.uint8:
+        raise ValueError(f"normalize_images expects uint8 images, got {images.dtype}")
+    scale, mean_t, std_t = _normalize_constants(images.device, tuple(mean), tuple(std))
+    x = images.float().div(scale)  # (..., 3, S, S) in [0, 1]
+    return x.sub(mean_t).div(std_t)
+
+
+@functools.lru_cache(maxsize=32)
+def _normalize_constants(
+    device: torch.device, mean: tuple[float, ...], std: tuple[float, ...]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """255 (0-d), mean and std (3, 1, 1) as float32 on ``device``, made once per device.
+
+    Made once because copying a new host tensor to the GPU waits for the GPU: once per
+    micro-batch would be a host sync in the hot path.
+    """
+    import torch
+
+    scale = torch.tensor(255.0, dtype=torch.float32, device=device)
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32, device=device).view(3, 1, 1)
+    return scale, mean_t, std_t
+
+
 def image_transform(
     preset: VisionPreset,
     resize: str = "direct",
     mean: tuple[float, float, float] = OPENAI_MEAN,
     std: tuple[float, float, float] = OPENAI_STD,
 ) -> Callable[[Any], torch.Tensor]:
-    """PIL image -> (3, S, S) tensor for the preset's input side S, normalised by mean/std.
+    """PIL image -> (3, S, S) float tensor normalised by mean/std, all on the CPU.
+
+    The composition of :func:`image_resize_transform` and :func:`normalize_images`, for callers
+    that want one float image at a time.
 
     Args:
         preset: the vision preset (gives S).
-        resize: ``direct`` squeezes the whole image to (S, S) with bicubic resampling, as LaVIN's
-            code does, so a wide diagram keeps its edges; ``crop`` is open_clip's eval transform
-            (shortest side to S, centre crop), which drops the sides of non-square images.
+        resize: ``direct`` or ``crop`` (see :class:`ImageResize`).
         mean: per-channel mean (see :func:`image_statistics`).
         std: per-channel standard deviation.
 
     Raises:
         ValueError: unknown ``resize``.
     """
-    if resize == "crop":
-        import open_clip
-
-        return open_clip.image_transform(preset.image_size, is_train=False, mean=mean, std=std)
-    if resize != "direct":
-        raise ValueError(f"unknown image_resize {resize!r}; allowed: direct, crop")
     from torchvision import transforms
 
-    size = preset.image_size
-    return transforms.Compose(
-        [
-            _to_rgb,  # first: PIL resizes palette images with nearest, whatever is asked
-            transforms.Resize((size, size), interpolation=transforms.InterpolationMode.BICUBIC),
-            transforms.ToTensor(),
-            transforms.Normalize(mean, std),
-        ]
-    )
+    normalize = functools.partial(normalize_images, mean=mean, std=std)
+    return transforms.Compose([image_resize_transform(preset, resize), normalize])
 
 
 def _to_rgb(image: Any) -> Any:

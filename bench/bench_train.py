@@ -41,9 +41,9 @@ from ablate.data.scienceqa import load_scienceqa  # noqa: E402
 from ablate.evaluation.spec import EvalSpec  # noqa: E402
 from ablate.model.adapters import BottleneckConfig  # noqa: E402
 from ablate.model.spec import ModelSpec  # noqa: E402
+from ablate.data.image_cache import ImageCache  # noqa: E402
 from ablate.train.batches import (  # noqa: E402
-    ImageLoader,
-    collate_train,
+    collate_layout,
     encode_problems,
     epoch_batches,
 )
@@ -96,8 +96,12 @@ def model_spec(args: argparse.Namespace, quantization: str, paths: tuple[str, st
     )
 
 
-def train_throughput(model, examples, batch_size, steps, device, load_image, autocast):
-    """Samples/s and peak memory of forward+backward+AdamW at ``batch_size``, length-grouped."""
+def train_throughput(model, examples, batch_size, steps, device, load_image, autocast, layout):
+    """Samples/s, tokens and peak memory of forward+backward+AdamW at ``batch_size``.
+
+    Micro-batches are length-grouped and laid out as the recipe does (``pad``: right-padded,
+    plain causal; ``pack``: one row, block-diagonal attention).
+    """
     spec = TrainSpec(batch_size=batch_size, accumulation=1, autocast="bf16")
     optimizer = build_optimizer(model.trainable_named_parameters(), spec)
     lengths = [len(e.input_ids) for e in examples]
@@ -108,27 +112,31 @@ def train_throughput(model, examples, batch_size, steps, device, load_image, aut
     model.train()
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    samples, tokens, start = 0, 0, None
+    samples, tokens, computed, start = 0, 0, 0, None
     for i, idx in enumerate(batches):
         if i == warm:
             if device == "cuda":
                 torch.cuda.synchronize()
-            start, samples, tokens = time.perf_counter(), 0, 0
-        batch = collate_train([examples[j] for j in idx], pad, load_image)
-        batch = {k: v.to(device) if v is not None else None for k, v in batch.items()}
+            start, samples, tokens, computed = time.perf_counter(), 0, 0, 0
+        batch = collate_layout(
+            [examples[j] for j in idx], pad, load_image, len(model.taps), layout
+        )
+        laid = batch["layout"].to(device, non_blocking=True)
+        images = batch["images"].to(device) if batch["images"] is not None else None
         with autocast():
-            loss = model(**batch).loss
+            loss = model.forward_layout(laid, images).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         samples += len(idx)
-        tokens += int(batch["attention_mask"].sum())
+        tokens += laid.useful_tokens
+        computed += laid.computed_tokens
     if device == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
     del optimizer
-    return samples / elapsed, tokens / samples, peak
+    return samples / elapsed, tokens / samples, computed / max(tokens, 1), peak
 
 
 def main() -> None:
@@ -142,6 +150,7 @@ def main() -> None:
     parser.add_argument("--eval-batch", type=int, default=64)
     parser.add_argument("--no-anchor", action="store_true")
     parser.add_argument("--grad-ckpt", action="store_true", help="gradient checkpointing on")
+    parser.add_argument("--layouts", default="pack,pad", help="comma list of pack and pad")
     parser.add_argument(
         "--tokenizer",
         default=None,
@@ -194,7 +203,7 @@ def main() -> None:
 
         layout = build_layout(model.tokenizer, n_visual=len(model.taps), max_seq_len=512)
         examples, stats = encode_problems(problems, model.tokenizer, "qcm-ale", layout)
-        load_image = ImageLoader(model.image_transform, cache=True)
+        load_image = ImageCache(model.image_resize)  # uint8, normalised on the device
         dtype = torch.bfloat16 if device == "cuda" else None
 
         def autocast(dtype=dtype):
@@ -202,22 +211,28 @@ def main() -> None:
                 return torch.autocast("cpu", enabled=False)
             return torch.autocast("cuda", dtype=dtype)
 
-        for bs in [int(b) for b in args.batch_sizes.split(",")]:
+        configs = [
+            (lay, int(b)) for lay in args.layouts.split(",") for b in args.batch_sizes.split(",")
+        ]
+        for lay, bs in configs:
             try:
-                sps, mean_len, peak = train_throughput(
-                    model, examples, bs, args.steps, device, load_image, autocast
+                sps, mean_len, ratio, peak = train_throughput(
+                    model, examples, bs, args.steps, device, load_image, autocast, lay
                 )
             except torch.OutOfMemoryError:
-                emit({"what": "train", "quant": quant, "batch_size": bs, "error": "OOM"})
+                emit({"what": "train", "quant": quant, "layout": lay, "batch_size": bs,
+                      "error": "OOM"})  # fmt: skip
                 torch.cuda.empty_cache()
                 continue
             emit(
                 {
                     "what": "train",
                     "quant": quant,
+                    "layout": lay,
                     "batch_size": bs,
                     "samples_per_s": round(sps, 2),
-                    "mean_text_tokens": round(mean_len, 1),
+                    "mean_tokens": round(mean_len, 1),
+                    "computed_per_useful_token": round(ratio, 3),
                     "peak_gib": round(peak, 2),
                     "paper_recipe_gpu_h": round(PAPER_SAMPLES / sps / 3600, 2),
                     "truncated": stats.truncated,
@@ -249,6 +264,7 @@ def main() -> None:
                 "batch_size": args.eval_batch,
                 "seconds": round(result.seconds, 1),
                 "questions_per_s": round(n / result.seconds, 1),
+                "tokens_per_question": round(result.generated_tokens / n, 1),
                 "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)
                 if device == "cuda"
                 else None,

@@ -27,7 +27,7 @@ from ablate.evaluation.predictions import PredictionRecord, write_predictions_js
 from ablate.evaluation.scoring import COLUMNS, accuracy_table
 from ablate.evaluation.spec import EvalSpec
 from ablate.jobs.context import JobCancelled
-from ablate.train.batches import Example, ImageLoader, collate_layout
+from ablate.train.batches import Example, ImageSource, collate_layout
 
 
 def _has_answer(text: str) -> bool:
@@ -78,7 +78,7 @@ def evaluate_split(
     split: str,
     seed: int,
     device: str,
-    load_image: ImageLoader,
+    load_image: ImageSource,
     autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
     max_questions: int | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -94,7 +94,8 @@ def evaluate_split(
         split: name used in metric keys.
         seed: run seed (generation and the random fallback derive theirs from it).
         device: where the model lives.
-        load_image: image loader with the model's transform.
+        load_image: problem -> image (uint8 from the image cache: the model normalises it with
+            its evaluation statistics).
         autocast: factory of the forward's autocast context (None: no autocast).
         max_questions: evaluate only this prefix of ``problems`` (None: ``spec.max_questions``).
         progress: called with ``(done, total)`` after every batch.

@@ -47,10 +47,12 @@ from ablate.model.spec import ModelSpec
 from ablate.model.vision import (
     cls_taps,
     get_vision_preset,
+    image_resize_transform,
     image_statistics,
     image_transform,
     load_vision_tower,
     meta_vision_tower,
+    normalize_images,
     tap_indices,
     tower_blocks,
     tower_width,
@@ -73,6 +75,8 @@ class MultimodalModel(nn.Module):
         eval_image_transform: the same for evaluation images (role eval: under ``seed`` they are
             normalised with ImageNet statistics, as LaVIN's eval.py does).
         image_stats: role (train, eval) -> the (mean, std) those transforms normalise with.
+        image_resize: PIL image -> uint8 (3, H, W), the transforms' resize alone (what the image
+            cache stores; :meth:`encode_images` normalises on the device).
         image_size: the preset's input resolution.
     """
 
@@ -101,6 +105,7 @@ class MultimodalModel(nn.Module):
         self.eval_image_transform = image_transform(
             preset, spec.image_resize, *self.image_stats["eval"]
         )
+        self.image_resize = image_resize_transform(preset, spec.image_resize)
         self.taps = tap_indices(len(tower_blocks(visual)), spec.tap_every)
         llm_width = int(llm.config.hidden_size)
         self.neck = VisualNeck(tower_width(visual), llm_width, spec.neck)
@@ -209,8 +214,15 @@ class MultimodalModel(nn.Module):
         """Dtype of the LLM's activations (its input embeddings)."""
         return self.llm.get_input_embeddings().weight.dtype
 
-    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """Images (N, 3, H, W) -> visual tokens V' (N, n_taps, d_llm) in the LLM's dtype."""
+    def encode_images(self, images: torch.Tensor, role: str = "train") -> torch.Tensor:
+        """Images (N, 3, H, W) -> visual tokens V' (N, n_taps, d_llm) in the LLM's dtype.
+
+        uint8 images (the image cache's) are normalised here, on the device, with the statistics
+        of ``role`` (``train`` or ``eval``: see ``ModelSpec.image_norm``); float images are taken
+        as already normalised.
+        """
+        if images.dtype == torch.uint8:
+            images = normalize_images(images, *self.image_stats[role])
         visual_dtype = next(self.visual.parameters()).dtype
         v = cls_taps(self.visual, images.to(visual_dtype), self.taps)  # (N, n_taps, d_vision)
         return self.neck(v).to(self.llm_dtype)  # (N, n_taps, d_llm)
@@ -261,12 +273,15 @@ class MultimodalModel(nn.Module):
         um_slot = not self.spec.isolate_modality_token
         return build_batch_layout(samples, len(self.taps), pad_id, layout, um_slot=um_slot)
 
-    def embed_layout(self, batch: BatchLayout, images: torch.Tensor | None) -> torch.Tensor:
+    def embed_layout(
+        self, batch: BatchLayout, images: torch.Tensor | None, role: str = "train"
+    ) -> torch.Tensor:
         """The LLM's input embeddings (R, T, d): tokens, V' and (in-sequence) u_m in their slots.
 
         Args:
             batch: the layout, on the model's device.
             images: (n, 3, H, W), one per image sample in sample order, or None.
+            role: ``train`` or ``eval``, the statistics uint8 images are normalised with.
         """
         tokens = self.llm.get_input_embeddings()(batch.input_ids)  # (R, T, d)
         flat = tokens.flatten(0, 1)  # (R * T, d)
@@ -277,7 +292,7 @@ class MultimodalModel(nn.Module):
                 raise ValueError(
                     f"the batch has {n_slots // len(self.taps)} image samples but {got} were given"
                 )
-            visual = self.encode_images(images).flatten(0, 1)  # (n * n_taps, d)
+            visual = self.encode_images(images, role).flatten(0, 1)  # (n * n_taps, d)
             flat = flat.index_copy(0, batch.visual_index, visual.to(flat.dtype))
         if batch.um_index is not None:
             u_m = self.modality(batch.has_image)[:, 0]  # (k, d)
@@ -487,7 +502,7 @@ class MultimodalModel(nn.Module):
         if batch.layout != "left":
             raise ValueError(f"generation needs a left-padded layout, not {batch.layout!r}")
         eos = self.tokenizer.eos_token_id
-        embeds = self.embed_layout(batch, images)
+        embeds = self.embed_layout(batch, images, role="eval")
         device = embeds.device
         generator = torch.Generator(device=device)
         if seed is not None:

@@ -162,38 +162,12 @@ def epoch_batches(
     return [batches[i] for i in perm]
 
 
-class ImageLoader:
-    """Loads a problem's image and applies the vision tower's transform, caching small datasets.
-
-    Reading goes through :func:`ablate.data.scienceqa.load_image`, which knows the official files,
-    the parquet export's embedded bytes and the opt-in placeholder for missing images.
-
-    Args:
-        transform: ``model.image_transform`` (PIL image -> ``(3, H, W)`` tensor).
-        cache: keep transformed tensors in memory (worth it for the synthetic data, whose images
-            are tiny; not for ScienceQA at 336 px, which would need ~16 GB).
-    """
-
-    def __init__(self, transform: Callable[[Any], torch.Tensor], cache: bool = False) -> None:
-        self.transform = transform
-        self.cache: dict[str, torch.Tensor] | None = {} if cache else None
-
-    def __call__(self, problem: Any) -> torch.Tensor:
-        """The transformed image of ``problem`` (``(3, H, W)`` float)."""
-        if self.cache is not None and problem.pid in self.cache:
-            return self.cache[problem.pid]
-        from ablate.data.scienceqa import load_image
-
-        image = load_image(problem)
-        if image is None:
-            raise ValueError(f"problem {problem.pid} has no image to load")
-        tensor = self.transform(image)
-        if self.cache is not None:
-            self.cache[problem.pid] = tensor
-        return tensor
+ImageSource = Callable[[Any], torch.Tensor]
+"""Problem -> its image tensor (3, H, W): an :class:`~ablate.data.image_cache.ImageCache` (uint8,
+normalised by the model on the device) or any callable giving normalised floats."""
 
 
-def _images(examples: Sequence[Example], load_image: ImageLoader) -> dict[str, torch.Tensor | None]:
+def _images(examples: Sequence[Example], load_image: ImageSource) -> dict[str, torch.Tensor | None]:
     """Images (B, 3, H, W) or None when no sample has one, ``has_image`` and ``visual_at`` (B,).
 
     ``visual_at`` is where each sample's visual tokens go among its real tokens.
@@ -209,7 +183,7 @@ def _images(examples: Sequence[Example], load_image: ImageLoader) -> dict[str, t
 
 
 def collate_train(
-    examples: Sequence[Example], pad_id: int, load_image: ImageLoader
+    examples: Sequence[Example], pad_id: int, load_image: ImageSource
 ) -> dict[str, torch.Tensor | None]:
     """A right-padded training batch: ``input_ids``, ``attention_mask``, ``labels``, images."""
     width = max(len(e.input_ids) for e in examples)
@@ -231,7 +205,7 @@ def collate_train(
 
 
 def collate_prompts(
-    examples: Sequence[Example], pad_id: int, load_image: ImageLoader
+    examples: Sequence[Example], pad_id: int, load_image: ImageSource
 ) -> dict[str, torch.Tensor | None]:
     """A left-padded generation batch: ``input_ids``, ``attention_mask`` (B, T), images."""
     width = max(len(e.prompt_ids) for e in examples)
@@ -252,7 +226,7 @@ def collate_prompts(
 def collate_layout(
     examples: Sequence[Example],
     pad_id: int,
-    load_image: ImageLoader,
+    load_image: ImageSource,
     n_visual: int,
     layout: str,
     um_slot: bool = False,

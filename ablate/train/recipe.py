@@ -36,7 +36,6 @@ from ablate.jobs.context import BatchCannotShrink, JobCancelled, JobContext
 from ablate.train.batches import (
     EncodeStats,
     Example,
-    ImageLoader,
     collate_layout,
     encode_problems,
     layout_loader,
@@ -50,7 +49,6 @@ from ablate.train.windows import auto_micro_batch, epoch_windows, split_window
 logger = logging.getLogger(__name__)
 
 ADAPTER_FILE = "adapter.safetensors"
-IMAGE_CACHE_MAX_BYTES = 1 << 30
 AUTOCAST_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -246,12 +244,17 @@ class MmtRecipe:
                 ),
             }
         )
-        n_images = sum(p.has_image for ps in self.problems.values() for p in ps)
-        size = getattr(self.model, "image_size", 336)
-        cache = n_images * 3 * size * size * 4 <= IMAGE_CACHE_MAX_BYTES
-        self.load_image = ImageLoader(self.model.image_transform, cache=cache)
-        # evaluation images get their own transform (ModelSpec.image_norm "seed": ImageNet stats)
-        self.load_eval_image = ImageLoader(self.model.eval_image_transform, cache=cache)
+        from ablate.data.image_cache import ImageCache
+        from ablate.data.scienceqa import cache_dir
+
+        # decoded, resized uint8 images (normalised on the device with the train or eval
+        # statistics); on disk for real data, so DataLoader workers and later runs decode once
+        on_disk = self.cfg.data.dataset != "synthetic"
+        self.load_image = ImageCache(
+            self.model.image_resize,
+            directory=cache_dir() / "images" if on_disk else None,
+            max_bytes=0 if on_disk and self.cfg.train.num_workers else None,
+        )
 
     def _resume(self) -> None:
         payload = load_checkpoint(self.ctx.run_dir)
@@ -480,7 +483,7 @@ class MmtRecipe:
             split=split,
             seed=self.spec.seed,
             device=self.device,
-            load_image=self.load_eval_image,
+            load_image=self.load_image,
             autocast=self._autocast,
             max_questions=max_questions,
             progress=lambda done, total: self.ctx.report_progress(

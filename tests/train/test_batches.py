@@ -5,7 +5,6 @@ from ablate.data.encoding import IGNORE_INDEX
 from ablate.data.scienceqa import load_scienceqa
 from ablate.model.twins import build_twin_tokenizer
 from ablate.train.batches import (
-    ImageLoader,
     collate_prompts,
     collate_train,
     encode_problems,
@@ -70,7 +69,10 @@ def test_epoch_batches_deterministic_complete_and_length_grouped():
 
 def test_collate_pads_right_for_training_and_left_for_generation(tokenizer, problems):
     examples, _ = encode_problems(problems[:4], tokenizer, "qcm-ale", 4096)
-    loader = ImageLoader(lambda img: torch.zeros(3, 8, 8))
+
+    def loader(problem):
+        return torch.zeros(3, 8, 8)
+
     pad = tokenizer.pad_token_id
     batch = collate_train(examples, pad, loader)
     lengths = [len(e.input_ids) for e in examples]

@@ -12,7 +12,7 @@ from ablate.evaluation.spec import EvalSpec
 from ablate.jobs.context import JobCancelled
 from ablate.model.spec import ModelSpec
 from ablate.model.twins import build_twin_tokenizer
-from ablate.train.batches import ImageLoader, encode_problems
+from ablate.train.batches import encode_problems
 
 
 class ScriptedModel(torch.nn.Module):
@@ -60,7 +60,10 @@ def _model(tokenizer, problems, examples, garbage_every=4):
 def _evaluate(setup, spec, seed=0, **kwargs):
     tokenizer, problems, examples = setup
     model = _model(tokenizer, problems, examples)
-    loader = ImageLoader(lambda img: torch.zeros(3, 4, 4), cache=True)
+
+    def loader(problem):
+        return torch.zeros(3, 4, 4)
+
     result = evaluate_split(
         model, problems, examples, spec, split="val", seed=seed, device="cpu",
         load_image=loader, **kwargs,

@@ -37,11 +37,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from ablate.data.image_cache import ImageCache  # noqa: E402
 from ablate.data.scienceqa import load_scienceqa  # noqa: E402
 from ablate.evaluation.spec import EvalSpec  # noqa: E402
 from ablate.model.adapters import BottleneckConfig  # noqa: E402
 from ablate.model.spec import ModelSpec  # noqa: E402
-from ablate.data.image_cache import ImageCache  # noqa: E402
 from ablate.train.batches import (  # noqa: E402
     collate_layout,
     encode_problems,

@@ -118,9 +118,7 @@ def train_throughput(model, examples, batch_size, steps, device, load_image, aut
             if device == "cuda":
                 torch.cuda.synchronize()
             start, samples, tokens, computed = time.perf_counter(), 0, 0, 0
-        batch = collate_layout(
-            [examples[j] for j in idx], pad, load_image, len(model.taps), layout
-        )
+        batch = collate_layout([examples[j] for j in idx], pad, load_image, len(model.taps), layout)
         laid = batch["layout"].to(device, non_blocking=True)
         images = batch["images"].to(device) if batch["images"] is not None else None
         with autocast():

@@ -147,3 +147,42 @@ def test_gradient_checkpointing_gives_the_same_weights(tmp_path, tiny_spec, make
         recipe.cleanup()
     for key, value in states[0].items():
         torch.testing.assert_close(states[1][key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_micro_batch_and_packing_are_speed_settings(tmp_path, tiny_spec, make_ctx):
+    """Same windows, same training: micro-batch 1 padded, 2 packed, 8 (the window) packed give
+    the same adapter weights and epoch loss up to float error (BA has no dropout: same function);
+    the record says which ran."""
+    results = []
+    for micro, pack in ((1, False), (2, True), (8, True)):
+        spec = tiny_spec(
+            model={"precision": "fp32"},
+            train={"epochs": 1, "autocast": "none", "micro_batch": micro, "pack": pack,
+                   "eval_every_epoch": False},
+        )  # fmt: skip
+        recipe = MmtRecipe(spec, make_ctx(tmp_path / f"{micro}-{pack}"))
+        recipe.setup()
+        recipe.train()
+        assert recipe.metrics["train/micro_batch"] == micro
+        assert recipe.metrics["train/packed"] == float(pack)
+        if pack:
+            assert recipe.metrics["speed/padding_ratio"] == 1.0
+        results.append((recipe.metrics["train/loss"], recipe.model.trainable_state_dict()))
+    (loss, weights), others = results[0], results[1:]
+    for other_loss, other_weights in others:
+        assert other_loss == pytest.approx(loss, rel=1e-5)
+        for name, value in weights.items():
+            # AdamW steps ~lr x sign(g) where g ~ 0: float noise moves a weight by up to ~lr/1000
+            torch.testing.assert_close(other_weights[name], value, rtol=1e-3, atol=1e-4)
+
+
+def test_auto_micro_batch_fits_the_memory_model():
+    from ablate.train.windows import auto_micro_batch
+
+    def estimate(k: int) -> float:
+        return 10.0 + 2.0 * k  # GiB
+
+    assert auto_micro_batch(32, "cuda:0", estimate, free_gib=lambda: 40.0) == 12  # 2k+10 <= 34
+    assert auto_micro_batch(32, "cuda:0", estimate, free_gib=lambda: 5.0) == 1  # OOM retry's job
+    assert auto_micro_batch(4, "cuda:0", estimate, free_gib=lambda: 400.0) == 4  # <= the window
+    assert auto_micro_batch(32, "cpu", estimate) == 8

@@ -100,17 +100,21 @@ def scale_mmt(sections: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def describe_mmt(spec: Any) -> dict[str, Any]:
-    """Plan columns: trainable parameters and a peak-GPU-memory estimate (meta device, no weights).
+    """Plan columns: trainable parameters, a peak-GPU-memory estimate and GPU-hours (meta device).
 
-    Uses the run's own micro-batch and ``max_seq_len`` (an upper bound: batches are length-grouped,
-    not padded to it).
+    Memory at the run's own micro-batch (``auto``: at 1, the least it will use) and
+    ``max_seq_len`` (an upper bound: batches are not padded to it); GPU-hours from the FLOP model
+    of :mod:`ablate.train.cost` (one H100 at an assumed MFU, named in the README).
     """
-    from ablate.model.sizing import describe_model
+    from ablate.model.sizing import describe_model, parameter_counts
+    from ablate.train.cost import estimate_gpu_hours
 
     cfg: MmtConfig = spec.config
-    return describe_model(
-        cfg.model, cfg.adapter, batch_size=cfg.train.batch_size, seq_len=cfg.data.max_seq_len
-    )
+    micro = cfg.train.micro_batch
+    micro = cfg.train.batch_size if micro is None else (1 if micro == "auto" else int(micro))
+    out = describe_model(cfg.model, cfg.adapter, batch_size=micro, seq_len=cfg.data.max_seq_len)
+    out["gpu_h"] = round(estimate_gpu_hours(cfg, parameter_counts(cfg.model, cfg.adapter)), 2)
+    return out
 
 
 register_job(

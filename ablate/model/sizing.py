@@ -66,6 +66,15 @@ def _counts(
     }
 
 
+def parameter_counts(model: ModelSpec, adapter: AdapterConfig | dict) -> dict[str, int]:
+    """Frozen and trainable parameter counts at real shapes (meta device).
+
+    What a FLOP or memory model needs: ``llm``, ``llm_linear``, ``vision``, ``vision_tokens``,
+    the widths and layer counts.
+    """
+    return dict(_counts(model, validate_adapter_config(adapter)))
+
+
 def count_trainable_parameters(model: ModelSpec, adapter: AdapterConfig | dict) -> int:
     """Trainable parameters (adapters + neck + u_m) at real shapes, on the meta device."""
     return _counts(model, validate_adapter_config(adapter))["trainable"]

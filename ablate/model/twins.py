@@ -16,6 +16,7 @@ import tempfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 TWIN_VERSION = "v3"  # v2: LLM final norm x8, vision twins seeded by name; v3: LLaMA-2 tokenizer
 TWIN_SEED = 1234
@@ -96,18 +97,24 @@ def register_vision_twin_config(model_name: str, config: dict) -> None:
     _MODEL_CONFIGS.setdefault(model_name, config)
 
 
-def write_vision_twin(model_name: str, file_name: str, key_prefix: str, out: Path) -> None:
+def write_vision_twin(
+    build_clip: Callable[[], Any], model_name: str, file_name: str, key_prefix: str, out: Path
+) -> None:
     """Write a random-init open_clip CLIP twin's full state dict (text tower included) to a file.
 
-    ``key_prefix`` mimics the real checkpoint's format (ALIP: ``module.``).
+    Args:
+        build_clip: makes the random open_clip model (the vision module's builder, passed in so
+            that this module needs nothing from it).
+        model_name: the twin's open_clip config name (seeds the init).
+        file_name: the file to write in ``out``.
+        key_prefix: mimics the real checkpoint's format (ALIP: ``module.``).
+        out: the twin's folder.
     """
     import torch
-
-    from ablate.model.vision import VisionPreset, _open_clip_model
 
     with torch.random.fork_rng(devices=[]):  # the caller's RNG stream is left untouched
         # seeded by name: twins of different towers (DIHT, ALIP) are different networks
         torch.manual_seed(TWIN_SEED + zlib.crc32(model_name.encode()) % 10_000)
-        clip = _open_clip_model(VisionPreset("twin", model_name, False, 0, "open_clip"))
+        clip = build_clip()
     state = {f"{key_prefix}{k}": v for k, v in clip.state_dict().items()}
     torch.save(state, out / file_name)

@@ -316,7 +316,13 @@ def twin_vision_file(name: str) -> Path:
     prefix = "module." if preset.checkpoint_format == "alip" else ""
     folder = twins.materialise(
         name,
-        lambda out: twins.write_vision_twin(preset.model_name, preset.file_name, prefix, out),
+        lambda out: twins.write_vision_twin(
+            lambda: open_clip_model(VisionPreset("twin", preset.model_name, False, 0, "open_clip")),
+            preset.model_name,
+            preset.file_name,
+            prefix,
+            out,
+        ),
     )
     return folder / preset.file_name
 
@@ -357,7 +363,7 @@ class _NoRandomInitWarning(logging.Filter):
         return "No pretrained weights loaded" not in record.getMessage()
 
 
-def _open_clip_model(preset: VisionPreset) -> nn.Module:
+def open_clip_model(preset: VisionPreset) -> nn.Module:
     """The full open_clip model of ``preset`` with random weights (a checkpoint is loaded next)."""
     import open_clip
 
@@ -388,7 +394,7 @@ def load_vision_tower(spec: ModelSpec) -> nn.Module:
     if source is None and preset.pretrained_tag is None:
         raise _missing_weights(spec, "<no vision_path set>", "the preset has no default weights")
     if source is not None and Path(source).expanduser().is_file():
-        clip = _open_clip_model(preset)
+        clip = open_clip_model(preset)
         state = read_state_dict(Path(source).expanduser())
         try:
             clip.load_state_dict(state, strict=True)

@@ -80,11 +80,11 @@ def write_llm(out: Path, layers: int = 2, seed: int = SEED) -> Path:
 
 def write_vision(path: Path, seed: int = SEED) -> Path:
     """The full open_clip ViT-L-14-336 (GELU) state dict, random init, saved as DIHT's file."""
-    from ablate.model.vision import _open_clip_model, get_vision_preset
+    from ablate.model.vision import get_vision_preset, open_clip_model
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
-        clip = _open_clip_model(get_vision_preset(VISION_PRESET))
+        clip = open_clip_model(get_vision_preset(VISION_PRESET))
     torch.save(clip.state_dict(), path)
     del clip
     return path

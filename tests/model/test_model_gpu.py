@@ -59,3 +59,34 @@ def test_real_shape_nf4_model_trains_one_step():
         "loss": round(float(out.loss), 3),
     }
     print(json.dumps(figures))
+
+
+def test_layouts_on_cuda_equal_and_the_training_forward_never_syncs(make_model, tiny_spec):
+    """On CUDA: packed = padded per-sample losses (SDPA fused causal vs block mask, or flash
+    varlen when installed), and forward + backward of a laid-out batch make no host sync
+    (``torch.cuda.set_sync_debug_mode`` turns any into an error)."""
+    import warnings
+
+    from ablate.model.batch_layout import SampleTokens, build_batch_layout
+
+    torch.manual_seed(0)
+    mm = make_model({"name": "router"}).cuda().train()
+    samples = [
+        SampleTokens(list(range(1, 40)), [-100] * 20 + list(range(21, 40)), 3, True),
+        SampleTokens(list(range(1, 25)), [-100] * 10 + list(range(11, 25)), 3, False),
+    ]
+    images = torch.randint(0, 256, (1, 3, 64, 64), dtype=torch.uint8, device="cuda")
+    losses = {}
+    for layout in ("pad", "pack"):
+        batch = build_batch_layout(samples, len(mm.taps), 0, layout).to("cuda")
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out = mm.forward_layout(batch, images)
+                out.sample_losses.sum().backward()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        losses[layout] = out.sample_losses.detach()
+    torch.testing.assert_close(losses["pack"], losses["pad"], rtol=1e-4, atol=1e-4)

@@ -328,11 +328,9 @@ class MultimodalModel(nn.Module):
         for layer in layers:
             layer.gradient_checkpointing = False
         try:
-            self.llm.model(
-                inputs_embeds=u_m,
-                position_ids=torch.zeros(2, 1, dtype=torch.long, device=device),
-                use_cache=False,
-            )
+            # positions default to 0 (one token a row); passing them would make transformers
+            # look for packed sequences with a host sync
+            self.llm.model(inputs_embeds=u_m, use_cache=False)
         finally:
             for layer in layers:
                 layer.gradient_checkpointing = True

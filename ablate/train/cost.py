@@ -4,15 +4,13 @@ A researcher picks ablation rows by what a table costs, so ``ablate plan`` shows
 run (``gpu_h``). Training: samples x LLM tokens x 4 N (frozen backbone: forward 2N, backward to
 the activations 2N) plus 4 x the ViT's parameters per image token, at an assumed model FLOP
 utilisation on the assumed GPU's dense 16-bit peak. Evaluation is decode-bound: every generated
-token re-reads the frozen weights once per batch step. The assumptions are named constants; a
-finished run's own ``speed/tflops_per_s`` (recorded by every run) replaces the assumed MFU via
-:func:`calibrated_mfu`.
+token re-reads the frozen weights once per batch step. The assumptions are named constants;
+every run records its own ``speed/tflops_per_s`` and ``speed/mfu`` to check them against.
 """
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ablate.train.throughput import PEAK_TFLOPS
@@ -43,7 +41,7 @@ def estimate_gpu_hours(cfg: Any, counts: Mapping[str, int], mfu: float = ASSUMED
         cfg: the run's :class:`~ablate.jobs.mmt.MmtConfig`.
         counts: parameter counts of the model (``ablate.model.sizing`` meta-device counts:
             ``llm_linear``, ``vision``, ``vision_tokens``, ``llm``).
-        mfu: the model FLOP utilisation to assume (see :func:`calibrated_mfu`).
+        mfu: the model FLOP utilisation to assume.
     """
     train, data, ev = cfg.train, cfg.data, cfg.eval
     peak = PEAK_TFLOPS[ASSUMED_GPU] * 1e12
@@ -60,13 +58,3 @@ def estimate_gpu_hours(cfg: Any, counts: Mapping[str, int], mfu: float = ASSUMED
     decode_s = questions / ev.batch_size * tokens * weight_bytes / (HBM_TB_PER_S * 1e12)
     prefill_s = questions * flops_per_sample / 2 / (peak * mfu)  # forward only, ~same length
     return (train_s + decode_s + prefill_s) / 3600
-
-
-def calibrated_mfu(records: Iterable[Mapping[str, Any]], gpu: str = ASSUMED_GPU) -> float:
-    """The median MFU of finished runs on ``gpu`` (their ``speed/mfu``), else the assumption."""
-    values = [
-        float(r["speed/mfu"])
-        for r in records
-        if r.get("speed/mfu") and gpu in str(r.get("gpu_name", ""))
-    ]
-    return statistics.median(values) if values else ASSUMED_MFU

@@ -135,7 +135,7 @@ def test_mmt_retry_after_oom_splits_the_micro_batch_and_resumes(tmp_path, monkey
     forward_backward = MmtRecipe._forward_backward
 
     def oom_in_second_epoch_above_two(self, batch, window):
-        if self.position.step > 0 and batch["input_ids"].shape[0] > 2:
+        if self.position.step > 0 and batch["layout"].n_samples > 2:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return forward_backward(self, batch, window)
 

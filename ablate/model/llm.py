@@ -1,6 +1,7 @@
-"""LLM presets (LLaMA v1, LLaMA-2, their tiny twins) and the builder that loads them.
+"""The builder that loads an LLM preset (LLaMA v1, LLaMA-2, their tiny twins).
 
-The real dimensions are written in (torchtune-style builders), so trainable-parameter counts and
+The presets are data in :mod:`ablate.model.presets`, with their real dimensions written in
+(torchtune-style builders), so trainable-parameter counts and
 memory estimates are computed on the meta device without any weights. Weights come from
 ``model.llm_path`` (a local transformers directory or a hub id) through ``from_pretrained``,
 optionally frozen in 4-bit NF4 (double quant) or 8-bit through bitsandbytes.
@@ -8,55 +9,17 @@ optionally frozen in 4-bit NF4 (double quant) or 8-bit through bitsandbytes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ablate.model import twins
+from ablate.model.presets import LLMPreset, llm_preset
 from ablate.model.spec import ModelSpec
 
 if TYPE_CHECKING:
     import torch
     from transformers import LlamaConfig, PreTrainedModel, PreTrainedTokenizerBase
 
-
-@dataclass(frozen=True)
-class LLMPreset:
-    """One LLM preset.
-
-    Attributes:
-        name: short name (``llama2-7b``).
-        config: ``LlamaConfig`` fields (dimensions written in).
-        default_path: hub id used when ``model.llm_path`` is not set (None for twins).
-        twin: whether this is a tiny twin materialised locally from a seed.
-    """
-
-    name: str
-    config: dict[str, Any] = field(default_factory=dict)
-    default_path: str | None = None
-    twin: bool = False
-
-
-_LLAMA_7B = dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32,
-                 num_key_value_heads=32, intermediate_size=11008, vocab_size=32000)  # fmt: skip
-_LLAMA_13B = dict(hidden_size=5120, num_hidden_layers=40, num_attention_heads=40,
-                  num_key_value_heads=40, intermediate_size=13824, vocab_size=32000)  # fmt: skip
-# widths are multiples of 64: bitsandbytes' CPU 4-bit kernels need out_features % 32 == 0
-_TINY = dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
-             num_key_value_heads=4, intermediate_size=384)  # fmt: skip
-_V1 = dict(max_position_embeddings=2048, rms_norm_eps=1e-6)
-_V2 = dict(max_position_embeddings=4096, rms_norm_eps=1e-5)
-
-LLM_PRESETS: dict[str, LLMPreset] = {
-    p.name: p
-    for p in (
-        LLMPreset("llama-7b", {**_LLAMA_7B, **_V1}, "huggyllama/llama-7b"),
-        LLMPreset("llama2-7b", {**_LLAMA_7B, **_V2}, "meta-llama/Llama-2-7b-hf"),
-        LLMPreset("llama2-13b", {**_LLAMA_13B, **_V2}, "meta-llama/Llama-2-13b-hf"),
-        LLMPreset("tiny-llama", {**_TINY, **_V1}, twin=True),
-        LLMPreset("tiny-llama2", {**_TINY, **_V2}, twin=True),
-    )
-}
 
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
@@ -70,9 +33,7 @@ def torch_dtype(precision: str) -> torch.dtype:
 
 def get_llm_preset(name: str) -> LLMPreset:
     """Look up an LLM preset; unknown names raise ValueError listing the allowed ones."""
-    if name not in LLM_PRESETS:
-        raise ValueError(f"unknown llm preset {name!r}; allowed: {', '.join(LLM_PRESETS)}")
-    return LLM_PRESETS[name]
+    return llm_preset(name)
 
 
 def llm_config(name: str) -> LlamaConfig:

@@ -1,8 +1,8 @@
 """The model section of a run spec: which backbones, at which precision, with which neck.
 
 This module must stay importable without torch: planning, run ids and ``ablate status`` read it.
-Preset names are plain data here; the builders that turn them into modules live in
-:mod:`ablate.model.llm` and :mod:`ablate.model.vision`.
+Preset names come from the tables of :mod:`ablate.model.presets`; the builders that turn them into
+modules live in :mod:`ablate.model.llm` and :mod:`ablate.model.vision`.
 """
 
 from __future__ import annotations
@@ -11,46 +11,10 @@ from typing import Literal
 
 from pydantic import field_validator
 
+from ablate.model.presets import LLM_PRESETS, VISION_PRESETS, is_twin, twin_of
 from ablate.spec.base import SpecModel, nonsemantic
 
-# real preset -> its tiny twin (same classes, a few layers, small width; for CPU tests, smoke runs)
-LLM_TWINS: dict[str, str] = {
-    "llama-7b": "tiny-llama",
-    "llama2-7b": "tiny-llama2",
-    "llama2-13b": "tiny-llama2",
-}
-VISION_TWINS: dict[str, str] = {
-    "clip-vit-l14": "tiny-clip",
-    "clip-vit-l14-336": "tiny-clip",
-    "diht-vit-l14-336": "tiny-diht",
-    "alip-vit-b32": "tiny-alip",
-}
-LLM_PRESETS: tuple[str, ...] = (*LLM_TWINS, *sorted(set(LLM_TWINS.values())))
-VISION_PRESETS: tuple[str, ...] = (*VISION_TWINS, *sorted(set(VISION_TWINS.values())))
-
-
-def _all_twins() -> dict[str, str]:
-    twins = {**LLM_TWINS, **VISION_TWINS}
-    for twin in list(twins.values()):
-        twins[twin] = twin
-    return twins
-
-
-def twin_of(preset: str) -> str:
-    """The tiny twin of a preset (twins map to themselves).
-
-    Raises:
-        ValueError: unknown preset; the message lists the allowed names.
-    """
-    twins = _all_twins()
-    if preset not in twins:
-        raise ValueError(f"unknown model preset {preset!r}; allowed: {', '.join(sorted(twins))}")
-    return twins[preset]
-
-
-def is_twin(preset: str) -> bool:
-    """Whether ``preset`` is a tiny twin (built locally from a seed, never downloaded)."""
-    return twin_of(preset) == preset
+__all__ = ["ModelSpec", "NeckSpec", "is_twin", "twin_of"]
 
 
 class NeckSpec(SpecModel):

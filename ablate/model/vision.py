@@ -1,4 +1,6 @@
-"""Vision presets (open_clip towers and tiny twins), their loading, and the [cls]-tap wrapper.
+"""Vision towers (open_clip presets and tiny twins): their loading and the [cls]-tap wrapper.
+
+The presets are data in :mod:`ablate.model.presets`.
 
 Image features are the [cls] token after every ``tap_every``-th block (ViT-L/14: blocks 4, 8, ...,
 24 give 6 tokens of width 1024); ``ln_post`` and the projection are not used. Only the vision
@@ -11,124 +13,25 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ablate.model import twins
+from ablate.model.presets import OPENAI_MEAN, OPENAI_STD, VisionPreset, vision_preset
 from ablate.model.spec import ModelSpec
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 # timm's IMAGENET_DEFAULT_MEAN/STD: what LaVIN's eval.py normalises with (its training used CLIP's)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-@dataclass(frozen=True)
-class VisionPreset:
-    """One vision preset.
-
-    Attributes:
-        name: short name (``diht-vit-l14-336``).
-        model_name: open_clip model config name.
-        quick_gelu: OpenAI CLIP weights use QuickGELU; DIHT and ALIP use GELU.
-        image_size: input resolution of the image transform.
-        checkpoint_format: ``open_clip`` (plain open_clip state dict), ``diht`` (plain state dict),
-            ``alip`` (state dict whose keys may carry a ``module.`` prefix).
-        pretrained_tag: open_clip pretrained tag used when no ``vision_path`` is given.
-        file_name: the checkpoint's usual file name (shown in errors, used by twins).
-        twin_config: open_clip model config of a tiny twin (None for real towers).
-        mean, std: normalisation of the image transform.
-    """
-
-    name: str
-    model_name: str
-    quick_gelu: bool
-    image_size: int
-    checkpoint_format: str
-    pretrained_tag: str | None = None
-    file_name: str = "open_clip_model.pt"
-    twin_config: dict[str, Any] | None = None
-    mean: tuple[float, float, float] = OPENAI_MEAN
-    std: tuple[float, float, float] = OPENAI_STD
-
-    @property
-    def twin(self) -> bool:
-        """Whether this is a tiny twin."""
-        return self.twin_config is not None
-
-
-def _tiny_config(layers: int, quick_gelu: bool) -> dict[str, Any]:
-    return {
-        "embed_dim": 32,
-        "quick_gelu": quick_gelu,
-        "vision_cfg": {
-            "image_size": 64,
-            "layers": layers,
-            "width": 64,
-            "head_width": 16,
-            "patch_size": 16,
-        },  # fmt: skip
-        "text_cfg": {"context_length": 16, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
-    }
-
-
-VISION_PRESETS: dict[str, VisionPreset] = {
-    p.name: p
-    for p in (
-        VisionPreset("clip-vit-l14", "ViT-L-14", True, 224, "open_clip", "openai"),
-        VisionPreset("clip-vit-l14-336", "ViT-L-14-336", True, 336, "open_clip", "openai"),
-        VisionPreset(
-            "diht-vit-l14-336",
-            "ViT-L-14-336",
-            False,
-            336,
-            "diht",
-            file_name="diht_vitl14_336px.pth",
-        ),  # fmt: skip
-        VisionPreset(
-            "alip-vit-b32", "ViT-B-32", False, 224, "alip", file_name="ALIP_YFCC15M_B32.pt"
-        ),
-        VisionPreset(
-            "tiny-clip",
-            "ablate-tiny-clip",
-            True,
-            64,
-            "open_clip",
-            twin_config=_tiny_config(8, True),
-        ),  # fmt: skip
-        VisionPreset(
-            "tiny-diht",
-            "ablate-tiny-diht",
-            False,
-            64,
-            "diht",
-            file_name="diht_tiny.pth",
-            twin_config=_tiny_config(12, False),
-        ),  # fmt: skip
-        VisionPreset(
-            "tiny-alip",
-            "ablate-tiny-alip",
-            False,
-            64,
-            "alip",
-            file_name="alip_tiny.pt",
-            twin_config=_tiny_config(8, False),  # fewer blocks, fewer taps, as ViT-B vs ViT-L
-        ),  # fmt: skip
-    )
-}
-
-
 def get_vision_preset(name: str) -> VisionPreset:
     """Look up a vision preset; unknown names raise ValueError listing the allowed ones."""
-    if name not in VISION_PRESETS:
-        raise ValueError(f"unknown vision preset {name!r}; allowed: {', '.join(VISION_PRESETS)}")
-    preset = VISION_PRESETS[name]
+    preset = vision_preset(name)
     if preset.twin_config is not None:
         twins.register_vision_twin_config(preset.model_name, preset.twin_config)
     return preset
@@ -317,7 +220,9 @@ def twin_vision_file(name: str) -> Path:
     folder = twins.materialise(
         name,
         lambda out: twins.write_vision_twin(
-            lambda: open_clip_model(VisionPreset("twin", preset.model_name, False, 0, "open_clip")),
+            lambda: open_clip_model(
+                VisionPreset("twin", preset.model_name, False, 0, "open_clip", preset.width)
+            ),
             preset.model_name,
             preset.file_name,
             prefix,

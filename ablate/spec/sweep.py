@@ -20,13 +20,19 @@ A sweep YAML has these top-level keys (all optional except that something must n
 Point semantics: points = runs x grid x zip (missing parts count as one empty point); a dotted key
 sets one leaf; a plain key (``adapter: {...}``) replaces that whole section, so switching an adapter
 kind never inherits the base adapter's fields. Later wins: runs < grid < zip.
+
+Each file is first validated as a :class:`~ablate.spec.sweep_document.SweepDocument` (the type of
+every section), then the number of points is counted before any is built: past
+``$ABLATE_MAX_POINTS`` (default :data:`DEFAULT_MAX_POINTS`) the sweep is refused with the count, so
+a 300-byte file cannot ask for a million runs.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
-import re
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,24 +41,14 @@ from ablate.errors import SpecError, did_you_mean
 from ablate.jobs.registry import get_job
 from ablate.spec.dotted import copy_tree, flatten, get_dotted, set_dotted
 from ablate.spec.run_spec import RunSpec, build_run_spec
+from ablate.spec.sweep_document import NAME_PATTERN, SweepDocument
+from ablate.spec.validation import error_at, source_locator, validate
 from ablate.spec.yaml_source import KeyPath, YamlSource, load_yaml
 
-SWEEP_KEYS = (
-    "name",
-    "description",
-    "extends",
-    "base",
-    "runs",
-    "grid",
-    "zip",
-    "exclude",
-    "include",
-    "seeds",
-    "scales",
-    "report",
-    "search",
-)
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+SWEEP_KEYS = tuple(SweepDocument.model_fields)
+#: Points a sweep may expand to unless ``$ABLATE_MAX_POINTS`` says otherwise.
+DEFAULT_MAX_POINTS = 20_000
+MAX_POINTS_ENV = "ABLATE_MAX_POINTS"
 POINT_META_KEYS = ("label",)
 Origin = tuple[str, int | None]
 
@@ -96,11 +92,6 @@ class _Layered:
     section_source: dict[str, YamlSource] = field(default_factory=dict)  # top key -> its file
 
 
-def _err(src: YamlSource, keypath: KeyPath, message: str, **kw: Any) -> SpecError:
-    key = ".".join(str(p) for p in keypath)
-    return SpecError(message, file=src.path, line=src.line_of(keypath), key=key or None, **kw)
-
-
 def _flatten_lines(src: YamlSource, tree: Any, root: KeyPath) -> dict[str, Origin]:
     out: dict[str, Origin] = {}
     if isinstance(tree, dict):
@@ -121,46 +112,20 @@ def _load_layers(path: Path, stack: tuple[Path, ...]) -> _Layered:
     src = load_yaml(path)
     data = src.data if src.data is not None else {}
     if not isinstance(data, dict):
-        raise SpecError(
-            "a sweep file must be a mapping of keys such as base, grid, runs",
-            file=path,
-            line=1,
-            allowed=SWEEP_KEYS,
-        )
-    for key in data:
-        if key not in SWEEP_KEYS:
-            raise _err(
-                src,
-                (key,),
-                f"unknown key {key!r}{did_you_mean(str(key), SWEEP_KEYS)}",
-                allowed=SWEEP_KEYS,
-            )
+        raise SpecError("a sweep file must be a mapping of keys such as base, grid, runs",
+                        file=path, line=1, allowed=SWEEP_KEYS)
+    document = validate(SweepDocument, data, file=path, locate=source_locator(src))
     merged = _Layered()
-    parents = data.get("extends") or []
-    if isinstance(parents, str):
-        parents = [parents]
-    if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
-        raise _err(
-            src,
-            ("extends",),
-            "extends must be a file path or a list of them",
-            value=data.get("extends"),
-        )
+    parents = document.extends
     for index, parent in enumerate(parents):
         parent_path = path.parent / parent
         if not parent_path.is_file():
-            raise _err(
-                src,
-                ("extends", index) if len(parents) > 1 else ("extends",),
-                f"extended file not found: {parent_path}",
-                show_value=False,
-            )
+            raise error_at(src, ("extends", index) if len(parents) > 1 else ("extends",),
+                           f"extended file not found: {parent_path}", show_value=False)
         layer = _load_layers(parent_path, (*stack, resolved))
         _merge_layer(merged, layer)
     own = _Layered(doc=copy.deepcopy(data), section_source={k: src for k in data})
     base = data.get("base", {}) or {}
-    if not isinstance(base, dict):
-        raise _err(src, ("base",), "base must be a mapping (a run spec)", value=base)
     own.base_origin = _flatten_lines(src, base, ("base",))
     _merge_layer(merged, own)
     return merged
@@ -193,23 +158,11 @@ def _point_list(layers: _Layered, key: str) -> list[tuple[dict[str, Any], dict[s
     if items is None:
         return []
     src = layers.section_source[key]
-    if not isinstance(items, list):
-        raise _err(src, (key,), f"{key} must be a list of mappings", value=items)
     out = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict) or not item:
-            raise _err(
-                src, (key, index), f"each {key} entry must be a non-empty mapping", value=item
-            )
+    for index, item in enumerate(items):  # a list of non-empty mappings (SweepDocument)
         origins = {str(k): (str(src.path), src.line_of((key, index, k))) for k in item}
         out.append((item, origins))
     return out
-
-
-def _axis_values(src: YamlSource, where: KeyPath, values: Any) -> list[Any]:
-    if not isinstance(values, list) or not values:
-        raise _err(src, where, "axis values must be a non-empty list", value=values)
-    return values
 
 
 def _grid_points(layers: _Layered) -> list[tuple[dict[str, Any], dict[str, Origin]]]:
@@ -217,12 +170,8 @@ def _grid_points(layers: _Layered) -> list[tuple[dict[str, Any], dict[str, Origi
     if grid is None:
         return [({}, {})]
     src = layers.section_source["grid"]
-    if not isinstance(grid, dict) or not grid:
-        raise _err(
-            src, ("grid",), "grid must be a mapping of dotted key -> list of values", value=grid
-        )
-    keys = list(grid)
-    value_lists = [_axis_values(src, ("grid", k), grid[k]) for k in keys]
+    keys = list(grid)  # dotted key -> non-empty list (SweepDocument)
+    value_lists = [grid[k] for k in keys]
     origins = {k: (str(src.path), src.line_of(("grid", k))) for k in keys}
     combos = itertools.product(*value_lists)
     return [(dict(zip(keys, combo, strict=True)), origins) for combo in combos]
@@ -235,24 +184,12 @@ def _zip_points(layers: _Layered) -> list[tuple[dict[str, Any], dict[str, Origin
     src = layers.section_source["zip"]
     if isinstance(groups, dict):
         groups = [groups]
-    if not isinstance(groups, list):
-        raise _err(
-            src,
-            ("zip",),
-            "zip must be a mapping (or list of mappings) of key -> list",
-            value=groups,
-        )
     per_group = []
-    for gi, group in enumerate(groups):
+    for gi, group in enumerate(groups):  # non-empty mappings of equal-length lists (SweepDocument)
         path: KeyPath = ("zip", gi) if isinstance(layers.doc["zip"], list) else ("zip",)
-        if not isinstance(group, dict) or not group:
-            raise _err(src, path, "each zip group must be a non-empty mapping", value=group)
-        lists = {k: _axis_values(src, (*path, k), v) for k, v in group.items()}
-        lengths = {k: len(v) for k, v in lists.items()}
-        if len(set(lengths.values())) > 1:
-            raise _err(src, path, f"zip lists must have equal lengths, got {lengths}")
+        lists = dict(group)
         origins = {k: (str(src.path), src.line_of((*path, k))) for k in lists}
-        n = next(iter(lengths.values()))
+        n = len(next(iter(lists.values())))
         per_group.append([({k: lists[k][i] for k in lists}, origins) for i in range(n)])
     out = []
     for combo in itertools.product(*per_group):
@@ -284,27 +221,10 @@ def _matches(spec: dict[str, Any], condition: dict[str, Any]) -> bool:
     return all(get_dotted(spec, k, object()) == v for k, v in condition.items())
 
 
-def _seeds(layers: _Layered) -> list[int] | None:
-    seeds = layers.doc.get("seeds")
-    if seeds is None:
-        return None
-    src = layers.section_source["seeds"]
-    if (
-        not isinstance(seeds, list)
-        or not seeds
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
-    ):
-        raise _err(
-            src, ("seeds",), "seeds must be a non-empty list of non-negative integers", value=seeds
-        )
-    if len(set(seeds)) != len(seeds):
-        raise _err(src, ("seeds",), "seeds must not repeat", value=seeds)
-    return seeds
-
-
 def _sweep_name(layers: _Layered, path: Path) -> str:
-    name = layers.doc.get("name", path.stem)
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    name = layers.doc.get("name")
+    name = path.stem if name is None else name
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         src = layers.section_source.get("name")
         raise SpecError(
             "sweep name must be 1-100 letters, digits, '_', '.', '-' (it names a "
@@ -330,34 +250,78 @@ def _scale_overrides(layers: _Layered, scale: str | None) -> tuple[dict[str, Any
             allowed=sorted(scales) or ["(none defined in this sweep)"],
         )
     src = layers.section_source["scales"]
-    overrides = scales[scale] or {}
-    if not isinstance(overrides, dict):
-        raise _err(
-            src, ("scales", scale), "a scale must be a mapping of overrides", value=overrides
-        )
+    overrides = scales[scale] or {}  # a mapping (SweepDocument)
     return overrides, (str(src.path), src.line_of(("scales", scale)))
 
 
-def load_sweep(path: str | Path, *, scale: str | None = None) -> Sweep:
+def max_points() -> int:
+    """The most points a sweep may expand to: ``$ABLATE_MAX_POINTS`` or the default."""
+    raw = os.environ.get(MAX_POINTS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_POINTS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SpecError(f"${MAX_POINTS_ENV} must be a positive integer", value=raw)
+    return value
+
+
+def _check_size(layers: _Layered, path: Path, limit: int) -> None:
+    """Count the points (an upper bound: before ``exclude``) and refuse past ``limit``.
+
+    The count is a product of list lengths, computed before any point is built, so a grid of a
+    million points fails in microseconds instead of filling memory.
+    """
+    doc = layers.doc
+    zips = doc.get("zip")
+    zips = [zips] if isinstance(zips, dict) else zips or []
+    factors = {
+        "runs": len(doc.get("runs") or [None]),
+        "grid": math.prod(len(v) for v in (doc.get("grid") or {}).values()),
+        "zip": math.prod(len(next(iter(g.values()))) for g in zips),
+    }
+    seeds = len(doc.get("seeds") or [None])
+    count = (math.prod(factors.values()) + len(doc.get("include") or [])) * seeds
+    if count <= limit:
+        return
+    biggest = max(factors, key=lambda k: factors[k])
+    src = layers.section_source.get(biggest)
+    terms = " x ".join(f"{n} {k}" for k, n in (*factors.items(), ("seeds", seeds)) if n > 1)
+    raise SpecError(
+        f"the sweep expands to {count} points ({terms}), more than the limit of {limit}: split "
+        f"it, or raise the limit with ${MAX_POINTS_ENV}",
+        file=src.path if src else path, line=src.line_of((biggest,)) if src else None,
+        key=biggest if src else None,
+    )
+
+
+def load_sweep(
+    path: str | Path, *, scale: str | None = None, limit: int | None = None
+) -> Sweep:
     """Load, expand and validate a sweep file.
 
     Args:
         path: the sweep YAML.
         scale: name of a ``scales:`` entry to apply (e.g. ``tiny``): the job kind's scale hook runs
             first (``mmt`` maps real backbones to their tiny twins), then the YAML overrides.
+        limit: the most points the sweep may expand to (default :func:`max_points`).
 
     Raises:
-        SpecError: anything malformed, with file, line, key, value and what is allowed.
+        SpecError: anything malformed, with file, line, key, value and what is allowed; or more
+            points than ``limit`` (the message gives the count).
     """
     path = Path(path)
     layers = _load_layers(path, ())
     name = _sweep_name(layers, path)
+    _check_size(layers, path, max_points() if limit is None else limit)
     base = layers.doc.get("base") or {}
     scale_over, scale_origin = _scale_overrides(layers, scale)
     runs = _point_list(layers, "runs") or [({}, {})]
     excludes = _point_list(layers, "exclude")
     includes = _point_list(layers, "include")
-    seeds = _seeds(layers)
+    seeds = layers.doc.get("seeds")  # distinct seeds in range (SweepDocument)
 
     points: list[tuple[dict[str, Any], dict[str, Origin]]] = []
     for (rp, ro), (gp, go), (zp, zo) in itertools.product(

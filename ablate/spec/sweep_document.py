@@ -1,0 +1,156 @@
+"""The schema of one sweep file: the type of every top-level section, checked before expansion.
+
+:class:`SweepDocument` validates each file of an ``extends`` chain as written, so that a wrong
+section type (``grid: 5``, ``scales: [1, a]``, ``report: [1, 2]``, a number as a grid key) is one
+:class:`~ablate.errors.SpecError` naming the file, the line, the key and what is allowed, never a
+traceback from the expansion code that would otherwise trust it. The contents of ``base`` and of
+every point are run specs, validated later by the job kind's schema; ``report`` and ``search`` are
+read by ``ablate report`` and ``ablate tune``, which validate their contents.
+
+Numbers have sane bounds here too: seeds fit every generator a run seeds (:data:`MAX_SEED`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, field_validator
+
+from ablate.spec.base import SpecModel
+
+#: A sweep name names a folder under ``runs/``: checked with ``fullmatch`` (``$`` would accept a
+#: trailing newline).
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+#: Seeds pass through Python's, NumPy's and torch's generators, and the recipe derives
+#: ``seed * 1_000_003 + epoch`` from them: 32 bits keep every derived seed inside int64.
+MAX_SEED = 2**32 - 1
+
+
+def _mapping_or_none(what: str) -> Any:
+    def check(value: Any) -> Any:
+        if value is not None and not isinstance(value, dict):
+            raise ValueError(f"must be a mapping ({what})")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _non_empty_list(value: Any) -> list[Any]:
+    if not isinstance(value, list) or not value:
+        raise ValueError("axis values must be a non-empty list")
+    return value
+
+
+def _point(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or not value:
+        raise ValueError("each entry must be a non-empty mapping of (dotted) key -> value")
+    return value
+
+
+AxisValues = Annotated[Any, AfterValidator(_non_empty_list)]
+"""The values one axis takes: a non-empty list."""
+Point = Annotated[dict[str, Any], BeforeValidator(_point)]
+"""One point (``runs``, ``include``, ``exclude`` entry): dotted key -> value."""
+Section = Annotated[dict[str, Any] | None, _mapping_or_none("of keys, e.g. {spec: ...}")]
+ZipGroup = Annotated[dict[str, AxisValues], BeforeValidator(_point)]
+
+
+def is_seed(value: Any) -> bool:
+    """Whether ``value`` is an integer seed in ``[0, MAX_SEED]`` (booleans are not)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEED
+
+
+class SweepDocument(SpecModel):
+    """One sweep YAML file as written (see :mod:`ablate.spec.sweep` for what each key means)."""
+
+    name: str | None = None
+    """Names the folder under ``runs/``; default: the file name without ``.yaml``."""
+    description: str = ""
+    """Free text."""
+    extends: list[str] = []
+    """Files whose sections this one extends (a path or a list; relative to this file)."""
+    base: Annotated[dict[str, Any] | None, _mapping_or_none("a run spec")] = None
+    """The run spec every point is merged onto."""
+    runs: list[Point] | None = None
+    """Explicit points (rows), each merged onto ``base``."""
+    grid: dict[str, AxisValues] | None = None
+    """Dotted key -> values; every combination is a point."""
+    zip: list[ZipGroup] | None = None
+    """Groups of keys whose value lists vary together (a mapping, or a list of them)."""
+    exclude: list[Point] | None = None
+    """Points to drop (every key matches)."""
+    include: list[Point] | None = None
+    """Extra points, added after ``exclude``."""
+    seeds: list[int] | None = None
+    """Repeat every point once per seed."""
+    scales: Annotated[dict[str, Section] | None, _mapping_or_none("name -> overrides")] = None
+    """Named overrides applied by ``--scale NAME`` (``tiny: {train.epochs: 2}``)."""
+    report: Annotated[Section, _mapping_or_none("read by ablate report, e.g. {spec: ...}")] = None
+    """Read by ``ablate report``."""
+    search: Annotated[Section, _mapping_or_none("read by ablate tune: space, objective, ...")] = (
+        None
+    )
+    """Read by ``ablate tune`` (the Optuna space)."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not NAME_PATTERN.fullmatch(value):
+            raise ValueError("sweep name must be 1-100 letters, digits, '_', '.', '-' (it names a "
+                             "folder under runs/)")
+        return value
+
+    @field_validator("extends", mode="before")
+    @classmethod
+    def _extends(cls, value: Any) -> list[str]:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+            raise ValueError("extends must be a file path or a list of them")
+        return value
+
+    @field_validator("runs", "include", "exclude", mode="before")
+    @classmethod
+    def _point_list(cls, value: Any, info: Any) -> Any:
+        if value is not None and not isinstance(value, list):
+            raise ValueError(f"{info.field_name} must be a list of mappings")
+        return value
+
+    @field_validator("grid", mode="before")
+    @classmethod
+    def _grid(cls, value: Any) -> Any:
+        if value is not None and (not isinstance(value, dict) or not value):
+            raise ValueError("grid must be a mapping of dotted key -> list of values")
+        return value
+
+    @field_validator("zip", mode="before")
+    @classmethod
+    def _zip(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return [value]
+        if value is not None and not isinstance(value, list):
+            raise ValueError("zip must be a mapping (or list of mappings) of key -> list")
+        return value
+
+    @field_validator("zip")
+    @classmethod
+    def _zip_lengths(cls, groups: list[dict[str, list[Any]]] | None) -> Any:
+        for group in groups or []:
+            lengths = {k: len(v) for k, v in group.items()}
+            if len(set(lengths.values())) > 1:
+                raise ValueError(f"zip lists must have equal lengths, got {lengths}")
+        return groups
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, list) or not value or not all(is_seed(s) for s in value):
+            raise ValueError(f"seeds must be a non-empty list of integers from 0 to {MAX_SEED}")
+        if len(set(value)) != len(value):
+            raise ValueError("seeds must not repeat")
+        return value

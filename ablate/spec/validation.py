@@ -1,0 +1,207 @@
+"""The one way a spec is validated: a pydantic model, and one converter of its errors.
+
+Every file a user writes (sweep, run spec, report spec, runner profile, ``search:`` section) is
+validated by a :class:`~ablate.spec.base.SpecModel`. Pydantic's errors name a location
+(``('train', 'lr')``) and a message; :func:`spec_error` turns the first one into a
+:class:`~ablate.errors.SpecError` that names the file, the line the key was written on, the dotted
+key, the bad value and what is allowed, so a typo reads the same whichever file it is in.
+:func:`error_at` is the same message for checks written by hand (a file that is not found, a row
+that names no sweep label).
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from ablate.errors import SpecError, did_you_mean
+from ablate.spec.yaml_source import KeyPath, YamlSource
+
+#: Maps a cleaned key path (``('grid', 'train.lr')``) to the file and line it was written on.
+Locator = Callable[[KeyPath], tuple[str | None, int | None]]
+
+_UNION_TYPES = (Union, types.UnionType)
+
+
+def error_at(src: YamlSource, keypath: KeyPath, message: str, **kw: Any) -> SpecError:
+    """A :class:`SpecError` at ``keypath`` of ``src``: its file, line and dotted key."""
+    key = ".".join(str(p) for p in keypath)
+    return SpecError(message, file=src.path, line=src.line_of(keypath), key=key or None, **kw)
+
+
+def source_locator(src: YamlSource, prefix: KeyPath = ()) -> Locator:
+    """A locator for a model validated from ``src.data`` at ``prefix`` (``('search',)``)."""
+    return lambda loc: (str(src.path), src.line_of((*prefix, *loc)))
+
+
+def validate(
+    model_cls: type[BaseModel],
+    data: Any,
+    *,
+    file: str | Path | None = None,
+    locate: Locator | None = None,
+    prefix: KeyPath = (),
+    hidden: Sequence[str] = (),
+) -> Any:
+    """``model_cls.model_validate(data)``, its first error raised as a :class:`SpecError`.
+
+    Args:
+        model_cls: the schema.
+        data: the parsed document (or section).
+        file: named in errors when ``locate`` does not know better.
+        locate: maps a key path to its file and line (see :func:`source_locator`).
+        prefix: keys above ``data`` in its file (``('search',)``), shown in the dotted key.
+        hidden: fields filled in by the program (a profile's ``name``), never listed as allowed.
+
+    Raises:
+        SpecError: the first validation error, naming file, line, key, value and what is allowed.
+    """
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as err:
+        raise spec_error(err, model_cls, file=file, locate=locate, prefix=prefix,
+                         hidden=hidden) from None
+
+
+def spec_error(
+    err: ValidationError,
+    model_cls: type[BaseModel],
+    *,
+    file: str | Path | None = None,
+    locate: Locator | None = None,
+    prefix: KeyPath = (),
+    hidden: Sequence[str] = (),
+) -> SpecError:
+    """Turn pydantic's first error into one :class:`SpecError` (see :func:`validate`)."""
+    errors = err.errors()
+    first = errors[0]
+    loc, at = _clean_loc(model_cls, tuple(first["loc"]))
+    keys = {_clean_loc(model_cls, tuple(e["loc"]))[0] for e in errors}
+    more = len(keys) - 1
+    suffix = f" ({more} more error{'s' if more > 1 else ''} after fixing this one)" if more else ""
+    default_file = str(file) if file is not None else None
+    where_file, line = locate(loc) if locate is not None else (default_file, None)
+    where = {"file": where_file or default_file, "line": line}
+    dotted = ".".join(str(p) for p in (*prefix, *loc)) or None
+    kind = first["type"]
+    ctx = first.get("ctx") or {}
+    value = first.get("input")
+    if kind == "extra_forbidden":
+        allowed = [f for f in _fields_of(at) if f not in hidden]
+        hint = did_you_mean(str(loc[-1]), allowed)
+        return SpecError(f"unknown key {loc[-1]!r}{hint}{suffix}", key=dotted, allowed=allowed,
+                         show_value=False, **where)
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tag = str(ctx.get("discriminator", "")).strip("'")
+        tags = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",")]
+        key = ".".join(str(p) for p in (*prefix, *loc, tag))
+        where_file, line = locate((*loc, tag)) if locate is not None else (default_file, None)
+        where = {"file": where_file or default_file, "line": line}
+        if kind == "union_tag_not_found":
+            return SpecError(f"missing key {tag!r}{suffix}", key=key, allowed=tags, **where)
+        return SpecError(f"Input should be {_one_of(tags)}{suffix}", key=key,
+                         value=ctx.get("tag"), **where)
+    if kind == "missing":
+        return SpecError(f"missing key {loc[-1]!r}{suffix}", key=dotted,
+                         allowed=[f for f in _fields_of(at) if f not in hidden] or None,
+                         show_value=False, **where)
+    message = first["msg"].removeprefix("Value error, ")
+    if "[key]" in first["loc"]:
+        message = f"a key must be text (a name or a dotted key), got {value!r}"
+    allowed = None
+    if kind == "literal_error" and ctx.get("expected"):
+        allowed = [ctx["expected"]]
+    if isinstance(value, Mapping):
+        value = None  # a whole section: the message says what is wrong with it
+    return SpecError(message + suffix, key=dotted, value=value, allowed=allowed, **where)
+
+
+def _clean_loc(model_cls: type[BaseModel], raw: tuple[Any, ...]) -> tuple[KeyPath, Any]:
+    """Pydantic's location without its internal parts, and the type found at its parent.
+
+    Pydantic adds parts the user never wrote: a union member's name (``'int'``,
+    ``"literal['auto','none']"``), a discriminated union's tag, ``function-after[...]`` and
+    ``[key]``. They are dropped by walking the schema along the location.
+    """
+    out: list[Any] = []
+    current: Any = model_cls
+    parent: Any = model_cls
+    for part in raw:
+        if isinstance(part, str) and (part.startswith("function-") or part == "[key]"):
+            continue
+        current = _strip_annotated(current)
+        members = _union_members(current)
+        if members is not None:  # pydantic names the member (or tag) it tried: not a key
+            current = _member_for(members, part)
+            continue
+        parent = current
+        out.append(part)
+        current = _child_type(current, part)
+    return tuple(out), parent
+
+
+def _one_of(choices: list[str]) -> str:
+    """``'a', 'b' or 'c'``, as pydantic words a literal's choices."""
+    quoted = [repr(c) for c in choices]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def _strip_annotated(tp: Any) -> Any:
+    while get_origin(tp) is Annotated:
+        tp = get_args(tp)[0]
+    return tp
+
+
+def _union_members(tp: Any) -> list[Any] | None:
+    if get_origin(tp) not in _UNION_TYPES:
+        return None
+    members = [m for m in get_args(tp) if m is not type(None)]
+    return members if len(members) > 1 else None
+
+
+def _member_for(members: list[Any], part: Any) -> Any:
+    """The union member pydantic named by ``part`` (a tag or a model's name), else ``None``."""
+    for member in members:
+        model = _strip_annotated(member)
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            if part == model.__name__:
+                return model
+            for info in model.model_fields.values():
+                if get_origin(info.annotation) is Literal and part in get_args(info.annotation):
+                    return model
+    return None
+
+
+def _child_type(tp: Any, part: Any) -> Any:
+    """The declared type one step below ``tp`` along ``part`` (``None`` when unknown)."""
+    tp = _strip_annotated(tp)
+    if tp is None:
+        return None
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        info = tp.model_fields.get(part) if isinstance(part, str) else None
+        return info.annotation if info is not None else None
+    members = _union_members(tp)
+    if members is None and get_origin(tp) in _UNION_TYPES:  # X | None
+        return _child_type(next(a for a in get_args(tp) if a is not type(None)), part)
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (dict, Mapping) and len(args) == 2:
+        return args[1]
+    if origin in (list, Sequence, set, frozenset) and args:
+        return args[0]
+    if origin is tuple and args:
+        return args[0]
+    return None
+
+
+def _fields_of(tp: Any) -> list[str]:
+    tp = _strip_annotated(tp)
+    if get_origin(tp) in _UNION_TYPES:
+        nested = [a for a in get_args(tp) if a is not type(None)]
+        tp = nested[0] if len(nested) == 1 else None
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return list(tp.model_fields)
+    return []

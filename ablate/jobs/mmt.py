@@ -24,14 +24,15 @@ from __future__ import annotations
 import copy
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, SerializeAsAny
+from pydantic import BeforeValidator, Field, SerializeAsAny, model_validator
 
 from ablate.data.spec import DataSpec
 from ablate.evaluation.spec import EvalSpec
 from ablate.jobs.registry import JobKind, register_job
 from ablate.model.adapters import AdapterConfig, BottleneckConfig, validate_adapter_config
+from ablate.model.presets import llm_preset, vision_preset
 from ablate.model.spec import ModelSpec, twin_of
-from ablate.spec.base import SpecModel, nonsemantic
+from ablate.spec.base import SpecModel, invalid_at, nonsemantic
 from ablate.train.spec import TrainSpec
 
 AdapterSection = Annotated[SerializeAsAny[AdapterConfig], BeforeValidator(validate_adapter_config)]
@@ -54,6 +55,28 @@ class MmtConfig(SpecModel):
     substitutions: tuple[str, ...] = nonsemantic(())
     """What a scale replaced because the machine cannot run it (``--scale tiny``: the paged
     optimiser), recorded with the run; the spec's other fields say what actually ran."""
+
+    @model_validator(mode="after")
+    def _groups_divide_widths(self) -> MmtConfig:
+        """Grouped projections split every width they touch into ``groups`` equal parts.
+
+        Checked here, at plan time, from the presets' widths: otherwise the worker's first model
+        build fails, and every retry with it.
+        """
+        adapter = self.adapter
+        groups = getattr(adapter, "groups", None)
+        if groups is None:
+            return self
+        widths = {"adapter.dim": getattr(adapter, "dim", groups)}
+        if adapter.placement.llm and adapter.llm_block_adapters:
+            widths[f"the width of {self.model.llm}"] = llm_preset(self.model.llm).width
+        if adapter.placement.vision:
+            widths[f"the width of {self.model.vision}"] = vision_preset(self.model.vision).width
+        bad = [f"{name} ({width})" for name, width in widths.items() if width % groups]
+        if bad:
+            raise invalid_at(self, ("adapter", "groups"),
+                             f"groups must divide {' and '.join(bad)}", groups)
+        return self
 
 
 SCALES = ("tiny",)

@@ -3,7 +3,11 @@
 A RunSpec is what a worker receives (as ``spec.json``) and all it reads. It holds the job kind,
 the seed and the job's typed sections (for ``mmt``: model, adapter, data, train, eval). Validation
 errors from pydantic are turned into one :class:`~ablate.errors.SpecError` that names the file,
-line, dotted key, bad value and what is allowed.
+line, dotted key, bad value and what is allowed (:func:`ablate.spec.validation.spec_error`).
+
+Numbers are bounded at plan time, so a typo never burns the retry budget at run time: the seed fits
+every generator it seeds (:data:`~ablate.spec.sweep_document.MAX_SEED`), floats are finite, and no
+number of a job's sections exceeds :data:`MAX_SPEC_NUMBER` (``steps: 1.0e35`` is refused).
 """
 
 from __future__ import annotations
@@ -13,20 +17,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, get_args, get_origin
-
-from pydantic import BaseModel, ValidationError
+from typing import Any
 
 from ablate.errors import SpecError, did_you_mean
 from ablate.jobs.registry import get_job, job_names
 from ablate.spec.base import SpecModel
 from ablate.spec.dotted import copy_tree, flatten, get_dotted
 from ablate.spec.identity import run_id_of, semantic_dict
+from ablate.spec.sweep_document import MAX_SEED, is_seed
+from ablate.spec.validation import validate
 
 #: Locates a dotted key in its source: ``locate("adapter.dim") -> (file, line)``.
 Locator = Callable[[str], tuple[str | None, int | None]]
 
 TOP_LEVEL_KEYS = ("job", "seed")
+#: No count, size, rate or seed inside a job's sections needs more than 32 bits.
+MAX_SPEC_NUMBER = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -71,51 +77,20 @@ class RunSpec:
         return flatten(self._dump)
 
 
-def _annotation_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation) if get_origin(annotation) is not None else ():
-        found = _annotation_model(arg)
+def _too_big(tree: Any, path: tuple[str, ...] = ()) -> tuple[str, Any] | None:
+    """The first number in ``tree`` beyond :data:`MAX_SPEC_NUMBER`: (dotted key, value)."""
+    if isinstance(tree, dict):
+        items: Any = tree.items()
+    elif isinstance(tree, list):
+        items = enumerate(tree)
+    else:
+        big = isinstance(tree, (int, float)) and not isinstance(tree, bool)
+        return (".".join(path), tree) if big and abs(tree) > MAX_SPEC_NUMBER else None
+    for key, value in items:
+        found = _too_big(value, (*path, str(key)))
         if found is not None:
             return found
     return None
-
-
-def _fields_at(model_cls: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str] | None:
-    """Field names of the model reached by following ``loc`` from ``model_cls``."""
-    for part in loc:
-        if model_cls is None or part not in model_cls.model_fields:
-            return None
-        model_cls = _annotation_model(model_cls.model_fields[part].annotation)
-    return list(model_cls.model_fields) if model_cls is not None else None
-
-
-def _error_from_validation(
-    err: ValidationError, config_cls: type[BaseModel], locate: Locator, default_file: str | None
-) -> SpecError:
-    first = err.errors()[0]
-    loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    dotted = ".".join(str(p) for p in loc)
-    file, line = locate(dotted)
-    file = file or default_file
-    more = len(err.errors()) - 1
-    suffix = f" ({more} more error{'s' if more > 1 else ''} after fixing this one)" if more else ""
-    if first["type"] == "extra_forbidden":
-        allowed = _fields_at(config_cls, loc[:-1])
-        hint = did_you_mean(str(loc[-1]), allowed or [])
-        return SpecError(
-            f"unknown key {loc[-1]!r}{hint}{suffix}",
-            file=file,
-            line=line,
-            key=dotted,
-            allowed=allowed,
-            show_value=False,
-        )
-    message = first["msg"].removeprefix("Value error, ")
-    value = first.get("input")
-    if isinstance(value, dict):
-        value = None  # a whole section: the message says what is wrong with it
-    return SpecError(message + suffix, file=file, line=line, key=dotted or None, value=value)
 
 
 def build_run_spec(
@@ -155,22 +130,22 @@ def build_run_spec(
             allowed=job_names(),
         )
     seed = data.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if not is_seed(seed):
         f, line = _locate("seed")
-        raise SpecError(
-            "seed must be a non-negative integer",
-            file=f or default_file,
-            line=line,
-            key="seed",
-            value=seed,
-        )
+        raise SpecError(f"seed must be an integer from 0 to {MAX_SEED}", file=f or default_file,
+                        line=line, key="seed", value=seed)
     kind = get_job(job)
     sections = {k: v for k, v in data.items() if k not in TOP_LEVEL_KEYS}
-    try:
-        config = kind.config_cls.model_validate(sections)
-    except ValidationError as err:
-        raise _error_from_validation(err, kind.config_cls, _locate, default_file) from None
-    return RunSpec(job=job, seed=seed, config=config)
+    config = validate(kind.config_cls, sections, file=default_file,
+                      locate=lambda loc: _locate(".".join(str(p) for p in loc)))
+    spec = RunSpec(job=job, seed=seed, config=config)
+    found = _too_big({k: v for k, v in spec._dump.items() if k not in TOP_LEVEL_KEYS})
+    if found is not None:
+        f, line = _locate(found[0])
+        raise SpecError(f"beyond the largest number a spec accepts ({MAX_SPEC_NUMBER}): no count, "
+                        "size or rate of a run needs more", file=f or default_file, line=line,
+                        key=found[0], value=found[1])
+    return spec
 
 
 def load_run_spec(path: str | Path) -> RunSpec:

@@ -277,18 +277,21 @@ def _check_size(layers: _Layered, path: Path, limit: int) -> None:
     doc = layers.doc
     zips = doc.get("zip")
     zips = [zips] if isinstance(zips, dict) else zips or []
-    factors = {
-        "runs": len(doc.get("runs") or [None]),
-        "grid": math.prod(len(v) for v in (doc.get("grid") or {}).values()),
-        "zip": math.prod(len(next(iter(g.values()))) for g in zips),
+    lengths = {
+        "runs": [len(doc.get("runs") or [None])],
+        "grid": [len(v) for v in (doc.get("grid") or {}).values()],
+        "zip": [len(next(iter(g.values()))) for g in zips],
+        "seeds": [len(doc.get("seeds") or [None])],
     }
-    seeds = len(doc.get("seeds") or [None])
-    count = (math.prod(factors.values()) + len(doc.get("include") or [])) * seeds
+    factors = {k: math.prod(v) for k, v in lengths.items()}
+    points = factors["runs"] * factors["grid"] * factors["zip"] + len(doc.get("include") or [])
+    count = points * factors["seeds"]
     if count <= limit:
         return
-    biggest = max(factors, key=lambda k: factors[k])
+    biggest = max(("runs", "grid", "zip"), key=lambda k: factors[k])
     src = layers.section_source.get(biggest)
-    terms = " x ".join(f"{n} {k}" for k, n in (*factors.items(), ("seeds", seeds)) if n > 1)
+    terms = ", ".join(f"{k} {' x '.join(map(str, v))}" for k, v in lengths.items() if v and
+                      factors[k] > 1)
     raise SpecError(
         f"the sweep expands to {count} points ({terms}), more than the limit of {limit}: split "
         f"it, or raise the limit with ${MAX_POINTS_ENV}",

@@ -52,7 +52,8 @@ AxisValues = Annotated[Any, AfterValidator(_non_empty_list)]
 """The values one axis takes: a non-empty list."""
 Point = Annotated[dict[str, Any], BeforeValidator(_point)]
 """One point (``runs``, ``include``, ``exclude`` entry): dotted key -> value."""
-Section = Annotated[dict[str, Any] | None, _mapping_or_none("of keys, e.g. {spec: ...}")]
+ScaleOverrides = Annotated[dict[str, Any] | None, _mapping_or_none("dotted key -> value")]
+"""One ``scales`` entry: the overrides ``--scale NAME`` applies."""
 ZipGroup = Annotated[dict[str, AxisValues], BeforeValidator(_point)]
 
 
@@ -84,13 +85,17 @@ class SweepDocument(SpecModel):
     """Extra points, added after ``exclude``."""
     seeds: list[int] | None = None
     """Repeat every point once per seed."""
-    scales: Annotated[dict[str, Section] | None, _mapping_or_none("name -> overrides")] = None
+    scales: Annotated[
+        dict[str, ScaleOverrides] | None, _mapping_or_none("scale name -> overrides")
+    ] = None
     """Named overrides applied by ``--scale NAME`` (``tiny: {train.epochs: 2}``)."""
-    report: Annotated[Section, _mapping_or_none("read by ablate report, e.g. {spec: ...}")] = None
+    report: Annotated[
+        dict[str, Any] | None, _mapping_or_none("read by ablate report, e.g. {spec: ...}")
+    ] = None
     """Read by ``ablate report``."""
-    search: Annotated[Section, _mapping_or_none("read by ablate tune: space, objective, ...")] = (
-        None
-    )
+    search: Annotated[
+        dict[str, Any] | None, _mapping_or_none("read by ablate tune: space, objective, ...")
+    ] = None
     """Read by ``ablate tune`` (the Optuna space)."""
 
     @field_validator("name")

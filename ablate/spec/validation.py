@@ -111,7 +111,7 @@ def spec_error(
                          show_value=False, **where)
     message = first["msg"].removeprefix("Value error, ")
     if "[key]" in first["loc"]:
-        message = f"a key must be text (a name or a dotted key), got {value!r}"
+        message = "a key must be text (a name or a dotted key)"
     allowed = None
     if kind == "literal_error" and ctx.get("expected"):
         allowed = [ctx["expected"]]

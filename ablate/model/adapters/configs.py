@@ -7,7 +7,7 @@ printing ``ablate status`` never imports torch; each method's module
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -54,6 +54,8 @@ class AdapterConfig(SpecModel):
     """Registry short name of the method."""
     placement: PlacementSpec = PlacementSpec()
     """Towers and sites the adapter is inserted at."""
+    llm_block_adapters: ClassVar[bool] = True
+    """Whether the LLM's blocks get this config's adapters (LoRA changes the LLM another way)."""
 
 
 class BottleneckConfig(AdapterConfig):
@@ -139,6 +141,7 @@ class LoraRepConfig(RoutedConfig):
     """
 
     name: Literal["lora_rep"] = "lora_rep"
+    llm_block_adapters: ClassVar[bool] = False
     lora_rank: int = Field(2, gt=0)
     """LoRA rank (2a04fd0: ``nn.Linear(dim, 2)`` then ``nn.Linear(2, out)``)."""
     lora_alpha: float = Field(2.0, gt=0)

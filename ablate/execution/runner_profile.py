@@ -1,7 +1,9 @@
 """Runner profiles (``runners/*.yaml``): WHERE runs execute, never what they compute.
 
 A profile picks an executor and its resources (GPUs, CPU slots, threads, timeouts). Profiles are
-validated like specs (frozen pydantic models, unknown keys are errors with a "did you mean").
+validated like specs (frozen pydantic models, unknown keys are errors with a "did you mean"): a
+profile is one of three models, chosen by its ``executor``, so SLURM's sbatch options live on the
+SLURM profile only (a ``local`` profile with ``partition:`` is an unknown key).
 ``--runner NAME`` looks for ``runners/NAME.yaml``; ``--runner path/to/file.yaml`` reads that file;
 ``local``, ``inline`` and ``cpu`` have built-in defaults, identical to the files shipped in
 ``runners/``, so an installed ``ablate`` works outside the repository.
@@ -11,14 +13,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from ablate.errors import SpecError, did_you_mean
 from ablate.execution.base import Executor
 from ablate.execution.slots import SlotPool, discover_gpus
 from ablate.spec.base import SpecModel
+from ablate.spec.validation import Locator, source_locator, validate
 from ablate.spec.yaml_source import load_yaml
 from ablate.store.results_store import ResultsStore
 
@@ -54,21 +57,11 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-class RunnerProfile(SpecModel):
-    """Where and how the runs of a sweep execute."""
+class ProfileBase(SpecModel):
+    """Fields every executor reads: how long an attempt may run, how it stops, its environment."""
 
-    executor: Literal["inline", "local", "slurm"]
-    """``inline`` (in-process, debugging), ``local`` (a worker subprocess per run) or ``slurm``
-    (job arrays through submitit; ``ablate sweep`` submits and returns)."""
     description: str = ""
     """One line for humans."""
-    gpus: Literal["auto", "none"] | list[str] | int = "auto"
-    """GPUs to lease, one per job: ``auto`` (``CUDA_VISIBLE_DEVICES`` or ``nvidia-smi``),
-    ``none``, a list of ids, or a count (the first N; ``slurm``: GPUs per job, ``auto`` = 1)."""
-    cpu_slots: int | Literal["auto"] = Field("auto")
-    """Parallel jobs when there is no GPU; ``auto`` = one per core, between 1 and 4."""
-    threads_per_job: int | Literal["auto"] | None = "auto"
-    """CPU threads per job in a CPU slot; ``auto`` = cores / slots; ``null`` = inherit."""
     max_parallel: int | None = Field(None, ge=1)
     """Upper bound on jobs at once (``--max-parallel`` overrides)."""
     timeout_s: float | None = Field(None, gt=0)
@@ -79,27 +72,27 @@ class RunnerProfile(SpecModel):
     """Extra environment for every job."""
     name: str = ""
     """The profile's name (filled in from the file name)."""
-    # --- slurm only (sbatch options of each task) ---
-    partition: str | None = None
-    """SLURM partition (default: the cluster's default partition)."""
-    cpus: int = Field(4, ge=1)
-    """CPUs per task (``--cpus-per-task``)."""
-    mem_gb: float | None = Field(None, gt=0)
-    """Memory per task in GB (``--mem``); default: the partition's."""
-    time_min: int = Field(60, ge=1)
-    """Time limit per task in minutes; a task that reaches it checkpoints and is requeued."""
-    qos: str | None = None
-    """SLURM quality of service (``--qos``)."""
-    account: str | None = None
-    """SLURM account (``--account``)."""
-    setup: list[str] = Field(default_factory=list)
-    """Shell lines run in each task before the worker (``module load``, ``source venv``)."""
-    array_parallelism: int = Field(64, ge=1)
-    """Tasks of one job array running at once (the array's ``%N``)."""
-    array_chunk: int = Field(1000, ge=1)
-    """Runs per job array (keep under the cluster's ``MaxArraySize``)."""
-    signal_delay_s: int = Field(120, ge=10)
-    """Seconds before the time limit at which SLURM signals the task to checkpoint."""
+
+
+class InlineProfile(ProfileBase):
+    """Runs in the orchestrator's process, one at a time (breakpoints and profilers work)."""
+
+    executor: Literal["inline"]
+    """``inline``: in-process, for debugging."""
+
+
+class LocalProfile(ProfileBase):
+    """This machine: a worker subprocess per run, one per GPU or per CPU slot."""
+
+    executor: Literal["local"]
+    """``local``: a worker subprocess per run."""
+    gpus: Literal["auto", "none"] | list[str] | int = "auto"
+    """GPUs to lease, one per job: ``auto`` (``CUDA_VISIBLE_DEVICES`` or ``nvidia-smi``),
+    ``none``, a list of ids, or a count (the first N)."""
+    cpu_slots: int | Literal["auto"] = Field("auto")
+    """Parallel jobs when there is no GPU; ``auto`` = one per core, between 1 and 4."""
+    threads_per_job: int | Literal["auto"] | None = "auto"
+    """CPU threads per job in a CPU slot; ``auto`` = cores / slots; ``null`` = inherit."""
 
     @field_validator("gpus", mode="before")
     @classmethod
@@ -141,35 +134,107 @@ class RunnerProfile(SpecModel):
         return int(self.threads_per_job)
 
 
-def _profile_error(err: ValidationError, source: str) -> SpecError:
-    first = err.errors()[0]
-    loc = [str(p) for p in first["loc"]]
-    key = ".".join(loc) or None
-    allowed_fields = [f for f in RunnerProfile.model_fields if f != "name"]
-    if first["type"] == "extra_forbidden":
-        return SpecError(
-            f"unknown key {loc[-1]!r}{did_you_mean(loc[-1], allowed_fields)}",
-            file=source,
-            key=key,
-            allowed=allowed_fields,
-            show_value=False,
-        )
-    message = first["msg"].removeprefix("Value error, ")
-    return SpecError(message, file=source, key=key, value=first.get("input"))
+class SlurmResources(SpecModel):
+    """What each SLURM task asks for: the sbatch options of a ``slurm`` profile, declared once."""
+
+    gpus: int = Field(0, ge=0)
+    """GPUs per task (``--gpus-per-node``)."""
+    partition: str | None = None
+    """SLURM partition (default: the cluster's default partition)."""
+    cpus: int = Field(4, ge=1)
+    """CPUs per task (``--cpus-per-task``)."""
+    mem_gb: float | None = Field(None, gt=0)
+    """Memory per task in GB (``--mem``); default: the partition's."""
+    time_min: int = Field(60, ge=1)
+    """Time limit per task in minutes; a task that reaches it checkpoints and is requeued."""
+    qos: str | None = None
+    """SLURM quality of service (``--qos``)."""
+    account: str | None = None
+    """SLURM account (``--account``)."""
+    setup: list[str] = Field(default_factory=list)
+    """Shell lines run in each task before the worker (``module load``, ``source venv``)."""
+    array_parallelism: int = Field(64, ge=1)
+    """Tasks of one job array running at once (the array's ``%N``)."""
+    array_chunk: int = Field(1000, ge=1)
+    """Runs per job array (keep under the cluster's ``MaxArraySize``)."""
+    signal_delay_s: int = Field(120, ge=10)
+    """Seconds before the time limit at which SLURM signals the task to checkpoint."""
+    max_requeues: int = Field(3, ge=0)
+    """Times a task that reached its time limit (or was preempted) is requeued."""
+
+    def describe(self) -> str:
+        """One line for error messages: what each task asks for."""
+        parts = [f"partition={self.partition or '<default>'}", f"gpus={self.gpus}"]
+        parts += [f"cpus={self.cpus}", f"mem_gb={self.mem_gb}", f"time_min={self.time_min}"]
+        parts += [f"{k}={v}" for k, v in (("qos", self.qos), ("account", self.account)) if v]
+        return ", ".join(parts)
+
+    def submitit_parameters(self, job_name: str) -> dict[str, Any]:
+        """Keyword arguments for ``submitit.SlurmExecutor.update_parameters``."""
+        params: dict[str, Any] = {
+            "job_name": job_name,
+            "time": self.time_min,
+            "cpus_per_task": self.cpus,
+            "ntasks_per_node": 1,
+            "array_parallelism": self.array_parallelism,
+            "signal_delay_s": self.signal_delay_s,
+            "setup": list(self.setup),
+            "stderr_to_stdout": True,
+        }
+        if self.gpus:
+            params["gpus_per_node"] = self.gpus
+        optional = {"partition": self.partition, "qos": self.qos, "account": self.account}
+        params.update({k: v for k, v in optional.items() if v})
+        if self.mem_gb:
+            params["mem"] = f"{int(self.mem_gb * 1024)}MB"
+        return params
 
 
-def parse_runner_profile(data: Any, *, name: str, source: str) -> RunnerProfile:
-    """Validate a profile mapping.
+class SlurmProfile(ProfileBase, SlurmResources):
+    """SLURM job arrays through submitit; ``ablate sweep`` submits and returns."""
+
+    executor: Literal["slurm"]
+    """``slurm``: job arrays through submitit."""
+    gpus: int | Literal["auto", "none"] = "auto"  # type: ignore[assignment]
+    """GPUs per task: a count, ``none`` (CPU nodes) or ``auto`` (one)."""
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpu_count(cls, value: Any) -> Any:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("must be >= 0 (or 'auto', 'none')")
+        return value
+
+    def resources(self, max_parallel: int | None = None) -> SlurmResources:
+        """The sbatch options of each task (``max_parallel`` caps the array's ``%N``)."""
+        gpus = {"auto": 1, "none": 0}.get(self.gpus, self.gpus)  # type: ignore[arg-type]
+        parallel = max_parallel or self.max_parallel or self.array_parallelism
+        fields = self.model_dump(include=set(SlurmResources.model_fields))
+        return SlurmResources(**{**fields, "gpus": gpus, "array_parallelism": parallel})
+
+
+RunnerProfile = Annotated[
+    InlineProfile | LocalProfile | SlurmProfile, Field(discriminator="executor")
+]
+"""A runner profile: its ``executor`` picks the model, so each executor's fields live on its own."""
+def parse_runner_profile(
+    data: Any, *, name: str, source: str, locate: Locator | None = None
+) -> InlineProfile | LocalProfile | SlurmProfile:
+    """Validate a profile mapping into the model its ``executor`` names.
+
+    Args:
+        data: the parsed profile.
+        name: the profile's name (its file name).
+        source: the file (or ``<builtin NAME>``), named in errors.
+        locate: maps a key to its line in ``source`` (when read from a file).
 
     Raises:
         SpecError: not a mapping, unknown key, or a bad value (names the file, key and value).
     """
     if not isinstance(data, dict):
         raise SpecError("a runner profile must be a mapping", file=source, value=data)
-    try:
-        return RunnerProfile.model_validate({**data, "name": name})
-    except ValidationError as err:
-        raise _profile_error(err, source) from None
+    return validate(RunnerProfile, {**data, "name": name}, file=source, locate=locate,
+                    hidden=("name",))
 
 
 def load_runner_profile(
@@ -198,12 +263,16 @@ def load_runner_profile(
             allowed=choices,
         )
     # the sweep files' loader: safe tags only, duplicate keys, encoding and depth errors named
-    data = load_yaml(path).data
-    return parse_runner_profile(data, name=name, source=str(path))
+    src = load_yaml(path)
+    return parse_runner_profile(src.data, name=name, source=str(path),
+                                locate=source_locator(src))
 
 
 def make_executor(
-    profile: RunnerProfile, store: ResultsStore, *, max_parallel: int | None = None
+    profile: InlineProfile | LocalProfile | SlurmProfile,
+    store: ResultsStore,
+    *,
+    max_parallel: int | None = None,
 ) -> Executor:
     """Build the executor a profile describes.
 

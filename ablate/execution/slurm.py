@@ -20,7 +20,6 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +29,7 @@ from submitit.core.utils import FailedJobError
 from ablate.errors import AblateError
 from ablate.execution.attempt import write_atomic, write_run_files
 from ablate.execution.base import AttemptRequest
+from ablate.execution.runner_profile import SlurmResources
 from ablate.execution.slurm_task import SLURM_JOB_FILE, SlurmAttempt
 from ablate.execution.slurm_watch import LIVE_STATES, slurm_available, slurm_run_states
 from ablate.store.layout import RunsLayout
@@ -38,7 +38,7 @@ from ablate.tracking.config import STREAM_ENV
 from ablate.tracking.detached import report_queued, tracking_of
 
 if TYPE_CHECKING:
-    from ablate.execution.runner_profile import RunnerProfile
+    from ablate.execution.runner_profile import SlurmProfile
     from ablate.execution.slurm_attached import AttachedSlurmExecutor
     from ablate.orchestrate.outcomes import SweepResult
     from ablate.orchestrate.plan import PlanEntry
@@ -51,51 +51,6 @@ SUBMITIT_DIR = "slurm"  # under runs/.store/: submitit's pickles and per-task lo
 
 class SlurmSubmitError(AblateError):
     """sbatch refused a job array (bad partition, account, QOS, or resources the cluster lacks)."""
-
-
-@dataclass
-class SlurmResources:
-    """What each task asks SLURM for (from the runner profile)."""
-
-    partition: str | None = None
-    gpus: int = 0
-    cpus: int = 1
-    mem_gb: float | None = None
-    time_min: int = 60
-    qos: str | None = None
-    account: str | None = None
-    setup: list[str] = field(default_factory=list)
-    array_parallelism: int = 64
-    chunk_size: int = 1000
-    signal_delay_s: int = 90
-    max_requeues: int = 3
-
-    def describe(self) -> str:
-        """One line for error messages: what each task asks for."""
-        parts = [f"partition={self.partition or '<default>'}", f"gpus={self.gpus}"]
-        parts += [f"cpus={self.cpus}", f"mem_gb={self.mem_gb}", f"time_min={self.time_min}"]
-        parts += [f"{k}={v}" for k, v in (("qos", self.qos), ("account", self.account)) if v]
-        return ", ".join(parts)
-
-    def submitit_parameters(self, job_name: str) -> dict[str, Any]:
-        """Keyword arguments for ``submitit.SlurmExecutor.update_parameters``."""
-        params: dict[str, Any] = {
-            "job_name": job_name,
-            "time": self.time_min,
-            "cpus_per_task": self.cpus,
-            "ntasks_per_node": 1,
-            "array_parallelism": self.array_parallelism,
-            "signal_delay_s": self.signal_delay_s,
-            "setup": list(self.setup),
-            "stderr_to_stdout": True,
-        }
-        if self.gpus:
-            params["gpus_per_node"] = self.gpus
-        optional = {"partition": self.partition, "qos": self.qos, "account": self.account}
-        params.update({k: v for k, v in optional.items() if v})
-        if self.mem_gb:
-            params["mem"] = f"{int(self.mem_gb * 1024)}MB"
-        return params
 
 
 class SlurmExecutor:
@@ -166,7 +121,7 @@ class SlurmExecutor:
         Writes ``slurm.json`` (job id, attempt) into each run folder.
         """
         job_ids: list[str] = []
-        size = max(1, self.resources.chunk_size)
+        size = max(1, self.resources.array_chunk)
         for start in range(0, len(requests), size):
             chunk = requests[start : start + size]
             executor = self.submitit_executor(chunk[0].sweep)
@@ -314,22 +269,9 @@ class SlurmExecutor:
 
 
 def slurm_executor(
-    profile: RunnerProfile, store: ResultsStore, *, max_parallel: int | None = None
+    profile: SlurmProfile, store: ResultsStore, *, max_parallel: int | None = None
 ) -> SlurmExecutor:
     """The executor a ``slurm`` runner profile describes (``max_parallel`` caps ``%N``)."""
-    gpus = profile.gpus if isinstance(profile.gpus, int) else (0 if profile.gpus == "none" else 1)
-    resources = SlurmResources(
-        partition=profile.partition,
-        gpus=gpus,
-        cpus=profile.cpus,
-        mem_gb=profile.mem_gb,
-        time_min=profile.time_min,
-        qos=profile.qos,
-        account=profile.account,
-        setup=list(profile.setup),
-        array_parallelism=max_parallel or profile.max_parallel or profile.array_parallelism,
-        chunk_size=profile.array_chunk,
-        signal_delay_s=profile.signal_delay_s,
-    )
+    resources = profile.resources(max_parallel)
     grace = min(profile.grace_s, max(5.0, profile.signal_delay_s - 10.0))
     return SlurmExecutor(resources, runs_root=store.root, env=profile.env, grace_s=grace)

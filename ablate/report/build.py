@@ -77,10 +77,10 @@ def plain_spec(sweep_path: Path) -> ReportSpec:
     return ReportSpec(
         name=sweep_path.stem,
         path=sweep_path,
-        sweep_path=sweep_path.resolve(),
+        sweep=sweep_path.name,
         layout="rows",
         title=f"{sweep_path.stem}: test accuracy",
-        plot=PlotSpec("bars"),
+        plot=PlotSpec(kind="bars"),
     )
 
 

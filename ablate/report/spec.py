@@ -33,45 +33,65 @@ paper value, so an extended sweep is never silently cut short.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from ablate.errors import SpecError, did_you_mean
-from ablate.spec.yaml_source import KeyPath, YamlSource, load_yaml
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-REPORT_KEYS = (
-    "name",
-    "title",
-    "sweep",
-    "layout",
-    "metric",
-    "columns",
-    "metric_prefix",
-    "reference",
-    "ours",
-    "paper",
-    "cells",
-    "rows",
-    "plot",
-    "notes",
-)
+from ablate.errors import SpecError
+from ablate.spec.base import SpecModel, invalid_at, spec_problem
+from ablate.spec.validation import error_at, source_locator, validate
+from ablate.spec.yaml_source import load_yaml
+
 LAYOUTS = ("columns", "rows")
 PLOT_KINDS = ("heatmap", "bars", "none")
-ROW_KEYS = ("label", "match", "cells", "paper")
-PAPER_ROW_KEYS = ("method", "values")
 
 
-@dataclass(frozen=True)
-class PaperRow:
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        raise ValueError(
+            'YAML read this item as a boolean (NO, yes, on, off ...): quote it, e.g. "NO"'
+        )
+    return "" if value is None else str(value)
+
+
+def _text_list(value: Any) -> Any:
+    if value is None:
+        return ()
+    if not isinstance(value, (list, tuple)):
+        raise ValueError("expected a list")
+    return value
+
+
+def _number(value: Any) -> float | None:
+    if value is None or value == "-":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("expected a number, null or '-'")
+    return float(value)
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+"""A table cell or header: YAML's booleans (``NO``, ``yes``) refused, numbers read as text."""
+TextList = Annotated[tuple[Text, ...], BeforeValidator(_text_list)]
+PaperNumber = Annotated[float | None, BeforeValidator(_number)]
+"""A paper value: a number, or ``null`` / ``-`` where the paper has none."""
+
+
+class ReportModel(SpecModel):
+    """Base of the report spec's parts: names and labels written as numbers are read as text."""
+
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
+
+class PaperRow(ReportModel):
     """A row of the paper's Table 1 (``None`` where the paper prints "-")."""
 
     method: str
-    values: tuple[float | None, ...]
+    values: tuple[PaperNumber, ...] = ()
 
 
-@dataclass(frozen=True)
-class RowSpec:
+class RowSpec(ReportModel):
     """One row of a rows-layout table.
 
     Attributes:
@@ -81,10 +101,23 @@ class RowSpec:
         paper: the paper's value of the metric, if it has one.
     """
 
-    label: str | None
-    match: dict[str, Any]
-    cells: tuple[str, ...]
-    paper: float | None
+    label: str | None = None
+    match: dict[str, Any] = Field(default_factory=dict)
+    cells: TextList = ()
+    paper: PaperNumber = None
+
+    @field_validator("match", mode="before")
+    @classmethod
+    def _match(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, dict):
+            raise ValueError("expected a mapping of axis keys")
+        return value or {}
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> RowSpec:
+        if (self.label is None) == (not self.match):
+            raise ValueError("a row needs exactly one of 'label' or 'match'")
+        return self
 
     @property
     def name(self) -> str:
@@ -94,74 +127,102 @@ class RowSpec:
         return ", ".join(f"{k}={v}" for k, v in self.match.items())
 
 
-@dataclass(frozen=True)
-class PlotSpec:
+class PlotSpec(ReportModel):
     """The figure drawn beside a table (``kind: none`` for no figure)."""
 
     kind: str = "none"
     x: str | None = None
     y: str | None = None
 
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        if value not in PLOT_KINDS:
+            raise spec_problem("unknown plot kind", PLOT_KINDS)
+        return value
 
-@dataclass(frozen=True)
-class ReportSpec:
+    @model_validator(mode="after")
+    def _axes(self) -> PlotSpec:
+        if self.kind == "heatmap" and not (self.x and self.y):
+            raise ValueError("a heatmap needs x and y axis keys (e.g. adapter.dim)")
+        return self
+
+
+class ReportSpec(ReportModel):
     """A validated report spec (see the module docstring for the file format)."""
 
-    name: str
     path: Path
-    sweep_path: Path
+    """The spec file (filled in by the loader; the table's sweep is found relative to it)."""
+    sweep: str
+    """The sweep file the table shows, relative to this file."""
     layout: str
-    title: str
+    """``columns`` (one column per accuracy class) or ``rows`` (one row per ablation)."""
+    name: str = ""
+    """Default: the file name without ``.yaml``."""
+    title: str = ""
+    """Default: the name."""
     metric: str = "test/Avg"
-    columns: tuple[str, ...] = ()
+    columns: TextList = ()
     metric_prefix: str = "test/"
     reference: str | None = None
+    """The paper row (columns) or row label (rows) the others are compared with."""
     ours: str = "ours"
     paper: tuple[PaperRow, ...] = ()
-    cells: tuple[str, ...] = ()
+    cells: TextList = ()
     rows: tuple[RowSpec, ...] = ()
-    plot: PlotSpec = field(default_factory=PlotSpec)
-    notes: tuple[str, ...] = ()
+    plot: PlotSpec = PlotSpec()
+    notes: TextList = ()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            name = data.get("name") or Path(str(data.get("path", ""))).stem
+            data = {**data, "name": name, "title": data.get("title") or name}
+            for key, what in (("plot", "a mapping such as {kind: bars}"),
+                              ("paper", "a list of {method, values}"),
+                              ("rows", "a list of rows")):
+                if data.get(key) is None:
+                    data.pop(key, None)
+                elif not isinstance(data[key], dict if key == "plot" else list):
+                    raise invalid_at(cls, (key,), f"expected {what}", data[key])
+        return data
 
-def _err(src: YamlSource, keypath: KeyPath, message: str, **kw: Any) -> SpecError:
-    key = ".".join(str(p) for p in keypath)
-    return SpecError(message, file=src.path, line=src.line_of(keypath), key=key or None, **kw)
+    @field_validator("layout")
+    @classmethod
+    def _layout(cls, value: str) -> str:
+        if value not in LAYOUTS:
+            raise spec_problem("unknown layout", LAYOUTS)
+        return value
 
+    @model_validator(mode="after")
+    def _consistent(self) -> ReportSpec:
+        if self.layout == "columns":
+            if not self.columns:
+                raise invalid_at(self, ("columns",), "a columns layout needs a non-empty columns "
+                                 "list", None)
+            width = len(self.columns)
+            for i, row in enumerate(self.paper):
+                if len(row.values) != width:
+                    raise invalid_at(self, ("paper", i, "values"),
+                                     f"expected a list of {width} values (one per column)", None)
+            names, what = [p.method for p in self.paper], "a paper row"
+        else:
+            for i, row in enumerate(self.rows):
+                if len(row.cells) != len(self.cells):
+                    raise invalid_at(self, ("rows", i, "cells"),
+                                     f"expected {len(self.cells)} cells (one per 'cells' header)",
+                                     None)
+            names, what = [r.name for r in self.rows], "a row's label"
+        if self.reference is not None and self.reference not in names:
+            raise invalid_at(self, ("reference",), f"reference must name {what}", self.reference,
+                             allowed=names)
+        return self
 
-def _number(src: YamlSource, keypath: KeyPath, value: Any) -> float | None:
-    if value is None or value == "-":
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _err(src, keypath, "expected a number, null or '-'", value=value)
-    return float(value)
-
-
-def _str_list(src: YamlSource, keypath: KeyPath, value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise _err(src, keypath, "expected a list", value=value)
-    for index, item in enumerate(value):
-        if isinstance(item, bool):
-            raise _err(
-                src,
-                (*keypath, index),
-                'YAML read this item as a boolean (NO, yes, on, off ...): quote it, e.g. "NO"',
-                value=item,
-            )
-    return tuple("" if v is None else str(v) for v in value)
-
-
-def _check_keys(src: YamlSource, keypath: KeyPath, data: dict[str, Any], allowed: tuple) -> None:
-    for key in data:
-        if key not in allowed:
-            raise _err(
-                src,
-                (*keypath, key),
-                f"unknown key {key!r}{did_you_mean(str(key), allowed)}",
-                allowed=allowed,
-            )
+    @property
+    def sweep_path(self) -> Path:
+        """The sweep file, resolved against this spec's folder."""
+        return (self.path.parent / self.sweep).resolve()
 
 
 def load_report_spec(path: Path | str) -> ReportSpec:
@@ -174,118 +235,14 @@ def load_report_spec(path: Path | str) -> ReportSpec:
     src = load_yaml(path)
     data = src.data
     if not isinstance(data, dict):
-        raise SpecError("a report spec must be a mapping", file=path, line=1, allowed=REPORT_KEYS)
-    _check_keys(src, (), data, REPORT_KEYS)
-    for required in ("sweep", "layout"):
-        if required not in data:
-            raise SpecError(f"missing key {required!r}", file=path, line=1)
-    layout = data["layout"]
-    if layout not in LAYOUTS:
-        raise _err(src, ("layout",), "unknown layout", value=layout, allowed=LAYOUTS)
-    sweep_path = (path.parent / str(data["sweep"])).resolve()
-    if not sweep_path.is_file():
-        raise _err(src, ("sweep",), f"sweep file not found: {sweep_path}", show_value=False)
-    name = str(data.get("name") or path.stem)
-    spec: dict[str, Any] = {
-        "name": name,
-        "path": path,
-        "sweep_path": sweep_path,
-        "layout": layout,
-        "title": str(data.get("title") or name),
-        "metric": str(data.get("metric") or "test/Avg"),
-        "metric_prefix": str(data.get("metric_prefix") or "test/"),
-        "reference": None if data.get("reference") is None else str(data["reference"]),
-        "ours": str(data.get("ours") or "ours"),
-        "notes": _str_list(src, ("notes",), data.get("notes")),
-        "cells": _str_list(src, ("cells",), data.get("cells")),
-        "plot": _plot(src, data.get("plot")),
-    }
-    if layout == "columns":
-        spec["columns"] = _str_list(src, ("columns",), data.get("columns"))
-        if not spec["columns"]:
-            raise _err(src, ("columns",), "a columns layout needs a non-empty columns list")
-        spec["paper"] = _paper_rows(src, data.get("paper"), len(spec["columns"]))
-        methods = [p.method for p in spec["paper"]]
-        if spec["reference"] is not None and spec["reference"] not in methods:
-            raise _err(
-                src,
-                ("reference",),
-                "reference must name a paper row",
-                value=spec["reference"],
-                allowed=methods,
-            )
-    else:
-        spec["rows"] = _rows(src, data.get("rows"), len(spec["cells"]))
-        names = [r.name for r in spec["rows"]]
-        if spec["reference"] is not None and spec["reference"] not in names:
-            raise _err(
-                src,
-                ("reference",),
-                "reference must name a row's label",
-                value=spec["reference"],
-                allowed=names,
-            )
-    return ReportSpec(**spec)
-
-
-def _plot(src: YamlSource, value: Any) -> PlotSpec:
-    if value is None:
-        return PlotSpec()
-    if not isinstance(value, dict):
-        raise _err(src, ("plot",), "expected a mapping such as {kind: bars}", value=value)
-    _check_keys(src, ("plot",), value, ("kind", "x", "y"))
-    kind = value.get("kind", "none")
-    if kind not in PLOT_KINDS:
-        raise _err(src, ("plot", "kind"), "unknown plot kind", value=kind, allowed=PLOT_KINDS)
-    if kind == "heatmap" and not (value.get("x") and value.get("y")):
-        raise _err(src, ("plot",), "a heatmap needs x and y axis keys (e.g. adapter.dim)")
-    return PlotSpec(kind, value.get("x"), value.get("y"))
-
-
-def _paper_rows(src: YamlSource, value: Any, width: int) -> tuple[PaperRow, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise _err(src, ("paper",), "expected a list of {method, values}", value=value)
-    rows = []
-    for i, item in enumerate(value):
-        if not isinstance(item, dict) or "method" not in item:
-            raise _err(src, ("paper", i), "expected a mapping with 'method' and 'values'")
-        _check_keys(src, ("paper", i), item, PAPER_ROW_KEYS)
-        values = item.get("values") or []
-        if not isinstance(values, list) or len(values) != width:
-            raise _err(
-                src, ("paper", i, "values"), f"expected a list of {width} values (one per column)"
-            )
-        nums = tuple(_number(src, ("paper", i, "values", j), v) for j, v in enumerate(values))
-        rows.append(PaperRow(str(item["method"]), nums))
-    return tuple(rows)
-
-
-def _rows(src: YamlSource, value: Any, width: int) -> tuple[RowSpec, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise _err(src, ("rows",), "expected a list of rows", value=value)
-    rows = []
-    for i, item in enumerate(value):
-        if not isinstance(item, dict):
-            raise _err(src, ("rows", i), "expected a mapping with 'label' or 'match'", value=item)
-        _check_keys(src, ("rows", i), item, ROW_KEYS)
-        label = item.get("label")
-        match = item.get("match") or {}
-        if (label is None) == (not match):
-            raise _err(src, ("rows", i), "a row needs exactly one of 'label' or 'match'")
-        if not isinstance(match, dict):
-            raise _err(src, ("rows", i, "match"), "expected a mapping of axis keys", value=match)
-        cells = _str_list(src, ("rows", i, "cells"), item.get("cells"))
-        if len(cells) != width:
-            raise _err(
-                src, ("rows", i, "cells"), f"expected {width} cells (one per 'cells' header)"
-            )
-        paper = _number(src, ("rows", i, "paper"), item.get("paper"))
-        rows.append(RowSpec(None if label is None else str(label), dict(match), cells, paper))
-    return tuple(rows)
+        raise SpecError("a report spec must be a mapping", file=path, line=1,
+                        allowed=[f for f in ReportSpec.model_fields if f != "path"])
+    spec = validate(ReportSpec, {**data, "path": path}, file=path, locate=source_locator(src),
+                    hidden=("path",))
+    if not spec.sweep_path.is_file():
+        raise error_at(src, ("sweep",), f"sweep file not found: {spec.sweep_path}",
+                       show_value=False)
+    return spec
 
 
 def find_report_spec(sweep_path: Path | str, reports_dir: Path | str) -> Path | None:

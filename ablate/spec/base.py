@@ -9,6 +9,7 @@ machine, with its weights in another folder, keeps its id.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -48,13 +49,29 @@ def is_nonsemantic(model_cls: type[BaseModel], field_name: str) -> bool:
     return isinstance(extra, dict) and bool(extra.get(NONSEMANTIC_KEY))
 
 
-def invalid_at(model: BaseModel, loc: tuple[str, ...], message: str, value: Any) -> ValidationError:
+def spec_problem(message: str, allowed: Iterable[Any] | None = None) -> PydanticCustomError:
+    """An error a validator raises: ``message``, and the values allowed instead (listed after).
+
+    Raise it from a field validator where a ``ValueError`` would lose the allowed values; the
+    converter (:func:`ablate.spec.validation.spec_error`) lists them after the message.
+    """
+    context = {"allowed": [str(a) for a in allowed]} if allowed is not None else None
+    return PydanticCustomError("value_error", message, context)  # only {allowed} is replaced
+
+
+def invalid_at(
+    model: BaseModel | type[BaseModel],
+    loc: tuple[Any, ...],
+    message: str,
+    value: Any,
+    allowed: Iterable[Any] | None = None,
+) -> ValidationError:
     """A validation error at ``loc`` raised by a check across fields (a ``model_validator``).
 
     A model validator's own errors sit at the model, not at a key; a check such as "groups must
     divide the widths" belongs to ``adapter.groups``, so it raises this error there and the file's
     line of that key is named.
     """
-    detail = InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc,
-                              input=value)
-    return ValidationError.from_exception_data(type(model).__name__, [detail])
+    detail = InitErrorDetails(type=spec_problem(message, allowed), loc=loc, input=value)
+    title = model.__name__ if isinstance(model, type) else type(model).__name__
+    return ValidationError.from_exception_data(title, [detail])

@@ -4,8 +4,8 @@
 section type (``grid: 5``, ``scales: [1, a]``, ``report: [1, 2]``, a number as a grid key) is one
 :class:`~ablate.errors.SpecError` naming the file, the line, the key and what is allowed, never a
 traceback from the expansion code that would otherwise trust it. The contents of ``base`` and of
-every point are run specs, validated later by the job kind's schema; ``report`` and ``search`` are
-read by ``ablate report`` and ``ablate tune``, which validate their contents.
+every point are run specs, validated later by the job kind's schema; ``search`` is validated by
+``ablate tune`` (:class:`~ablate.tune.search_spec.SearchSpec`).
 
 Numbers have sane bounds here too: seeds fit every generator a run seeds (:data:`MAX_SEED`).
 """
@@ -62,6 +62,13 @@ def is_seed(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEED
 
 
+class ReportLink(SpecModel):
+    """The ``report:`` section: which report spec ``ablate report SWEEP`` renders."""
+
+    spec: str
+    """The report spec file, relative to the sweep file (``../reports/table3.yaml``)."""
+
+
 class SweepDocument(SpecModel):
     """One sweep YAML file as written (see :mod:`ablate.spec.sweep` for what each key means)."""
 
@@ -90,7 +97,7 @@ class SweepDocument(SpecModel):
     ] = None
     """Named overrides applied by ``--scale NAME`` (``tiny: {train.epochs: 2}``)."""
     report: Annotated[
-        dict[str, Any] | None, _mapping_or_none("read by ablate report, e.g. {spec: ...}")
+        ReportLink | None, _mapping_or_none("read by ablate report, e.g. {spec: ...}")
     ] = None
     """Read by ``ablate report``."""
     search: Annotated[

@@ -11,12 +11,14 @@ that names no sweep label).
 
 from __future__ import annotations
 
+import functools
 import types
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ablate.errors import SpecError, did_you_mean
 from ablate.spec.yaml_source import KeyPath, YamlSource
@@ -39,7 +41,7 @@ def source_locator(src: YamlSource, prefix: KeyPath = ()) -> Locator:
 
 
 def validate(
-    model_cls: type[BaseModel],
+    model_cls: Any,
     data: Any,
     *,
     file: str | Path | None = None,
@@ -50,7 +52,7 @@ def validate(
     """``model_cls.model_validate(data)``, its first error raised as a :class:`SpecError`.
 
     Args:
-        model_cls: the schema.
+        model_cls: the schema: a model, or a type such as a discriminated union of models.
         data: the parsed document (or section).
         file: named in errors when ``locate`` does not know better.
         locate: maps a key path to its file and line (see :func:`source_locator`).
@@ -61,15 +63,22 @@ def validate(
         SpecError: the first validation error, naming file, line, key, value and what is allowed.
     """
     try:
-        return model_cls.model_validate(data)
+        if isinstance(model_cls, type) and issubclass(model_cls, BaseModel):
+            return model_cls.model_validate(data)
+        return _adapter(model_cls).validate_python(data)
     except ValidationError as err:
         raise spec_error(err, model_cls, file=file, locate=locate, prefix=prefix,
                          hidden=hidden) from None
 
 
+@functools.cache
+def _adapter(schema: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(schema)
+
+
 def spec_error(
     err: ValidationError,
-    model_cls: type[BaseModel],
+    model_cls: Any,
     *,
     file: str | Path | None = None,
     locate: Locator | None = None,
@@ -79,8 +88,9 @@ def spec_error(
     """Turn pydantic's first error into one :class:`SpecError` (see :func:`validate`)."""
     errors = err.errors()
     first = errors[0]
-    loc, at = _clean_loc(model_cls, tuple(first["loc"]))
-    keys = {_clean_loc(model_cls, tuple(e["loc"]))[0] for e in errors}
+    walk = _clean_loc(model_cls, tuple(first["loc"]))
+    loc, at = walk.loc, walk.parent
+    keys = {_clean_loc(model_cls, tuple(e["loc"])).loc for e in errors}
     more = len(keys) - 1
     suffix = f" ({more} more error{'s' if more > 1 else ''} after fixing this one)" if more else ""
     default_file = str(file) if file is not None else None
@@ -93,11 +103,15 @@ def spec_error(
     if kind == "extra_forbidden":
         allowed = [f for f in _fields_of(at) if f not in hidden]
         hint = did_you_mean(str(loc[-1]), allowed)
+        owners = [tag for tag, member in walk.siblings.items() if loc[-1] in _fields_of(member)]
+        if owners:
+            tag_key = _tag_field(walk.siblings[owners[0]], owners[0])
+            hint = f" (only for {tag_key}: {' or '.join(owners)})"
         return SpecError(f"unknown key {loc[-1]!r}{hint}{suffix}", key=dotted, allowed=allowed,
                          show_value=False, **where)
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         tag = str(ctx.get("discriminator", "")).strip("'")
-        tags = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",")]
+        tags = list(_union_tags(walk.current))
         key = ".".join(str(p) for p in (*prefix, *loc, tag))
         where_file, line = locate((*loc, tag)) if locate is not None else (default_file, None)
         where = {"file": where_file or default_file, "line": line}
@@ -106,42 +120,78 @@ def spec_error(
         return SpecError(f"Input should be {_one_of(tags)}{suffix}", key=key,
                          value=ctx.get("tag"), **where)
     if kind == "missing":
-        return SpecError(f"missing key {loc[-1]!r}{suffix}", key=dotted,
-                         allowed=[f for f in _fields_of(at) if f not in hidden] or None,
-                         show_value=False, **where)
+        return SpecError(f"missing key {loc[-1]!r}{suffix}", key=dotted, show_value=False,
+                         **where)
     message = first["msg"].removeprefix("Value error, ")
     if "[key]" in first["loc"]:
         message = "a key must be text (a name or a dotted key)"
-    allowed = None
-    if kind == "literal_error" and ctx.get("expected"):
-        allowed = [ctx["expected"]]
+    allowed = ctx.get("allowed") if isinstance(ctx.get("allowed"), list) else None
     if isinstance(value, Mapping):
         value = None  # a whole section: the message says what is wrong with it
     return SpecError(message + suffix, key=dotted, value=value, allowed=allowed, **where)
 
 
-def _clean_loc(model_cls: type[BaseModel], raw: tuple[Any, ...]) -> tuple[KeyPath, Any]:
-    """Pydantic's location without its internal parts, and the type found at its parent.
+@dataclass
+class _Walk:
+    """Where pydantic's location leads in the schema.
+
+    Attributes:
+        loc: the keys the user wrote (pydantic's internal parts dropped).
+        parent: the type holding the last key (for the allowed keys of an unknown one).
+        current: the type at the last key.
+        siblings: tag -> the other members of the last discriminated union passed through.
+    """
+
+    loc: KeyPath
+    parent: Any
+    current: Any
+    siblings: dict[str, Any] = field(default_factory=dict)
+
+
+def _clean_loc(model_cls: Any, raw: tuple[Any, ...]) -> _Walk:
+    """Pydantic's location without its internal parts, walking the schema along it.
 
     Pydantic adds parts the user never wrote: a union member's name (``'int'``,
     ``"literal['auto','none']"``), a discriminated union's tag, ``function-after[...]`` and
     ``[key]``. They are dropped by walking the schema along the location.
     """
+    walk = _Walk((), model_cls, model_cls)
     out: list[Any] = []
-    current: Any = model_cls
-    parent: Any = model_cls
     for part in raw:
         if isinstance(part, str) and (part.startswith("function-") or part == "[key]"):
             continue
-        current = _strip_annotated(current)
+        current = _strip_annotated(walk.current)
         members = _union_members(current)
         if members is not None:  # pydantic names the member (or tag) it tried: not a key
-            current = _member_for(members, part)
+            walk.current = _member_for(members, part)
+            walk.siblings = {t: m for t, m in _union_tags(current).items() if t != part}
             continue
-        parent = current
+        walk.parent = current
         out.append(part)
-        current = _child_type(current, part)
-    return tuple(out), parent
+        walk.current = _child_type(current, part)
+    walk.loc = tuple(out)
+    return walk
+
+
+def _tag_field(model: Any, tag: str) -> str:
+    """The field of ``model`` whose single literal value is ``tag`` (its discriminator)."""
+    for name, info in model.model_fields.items():
+        if get_origin(info.annotation) is Literal and get_args(info.annotation) == (tag,):
+            return name
+    return "its kind"
+
+
+def _union_tags(tp: Any) -> dict[str, Any]:
+    """Tag -> member of a discriminated union of models (empty for anything else)."""
+    tags: dict[str, Any] = {}
+    for member in _union_members(_strip_annotated(tp)) or []:
+        model = _strip_annotated(member)
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            for info in model.model_fields.values():
+                if get_origin(info.annotation) is Literal and len(get_args(info.annotation)) == 1:
+                    tags[str(get_args(info.annotation)[0])] = model
+                    break
+    return tags
 
 
 def _one_of(choices: list[str]) -> str:

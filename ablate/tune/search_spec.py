@@ -26,10 +26,11 @@ import itertools
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from ablate.errors import SpecError, did_you_mean
+from ablate.errors import SpecError
 from ablate.spec.base import SpecModel
+from ablate.spec.validation import validate
 
 Scalar = int | float | str | bool | None
 
@@ -181,37 +182,4 @@ def parse_search(raw: dict[str, Any], *, file: str | Path) -> SearchSpec:
             key="search",
             allowed=list(SearchSpec.model_fields),
         )
-    try:
-        return SearchSpec.model_validate(raw)
-    except ValidationError as err:
-        first = err.errors()[0]
-        loc = [str(p) for p in first["loc"]]
-        if len(loc) >= 3 and loc[0] == "space" and loc[2] in ("float", "int", "categorical"):
-            del loc[2]  # the union's tag, not a key the user wrote
-        key = ".".join(["search", *loc])
-        if first["type"] == "extra_forbidden":
-            return _raise_unknown(file, key, loc)
-        allowed = None
-        if first["type"] in ("literal_error", "union_tag_invalid"):
-            allowed = first.get("ctx", {}).get("expected")
-            allowed = [allowed] if allowed else None
-        value = first.get("input")
-        raise SpecError(
-            first["msg"].removeprefix("Value error, "),
-            file=file,
-            key=key,
-            value=None if isinstance(value, dict) else value,
-            allowed=allowed,
-        ) from None
-
-
-def _raise_unknown(file: str | Path, key: str, loc: list[str]) -> SpecError:
-    model: Any = SearchSpec
-    for part in loc[:-1]:
-        fields = getattr(model, "model_fields", None)
-        model = fields[part].annotation if fields and part in fields else None
-    allowed = list(getattr(model, "model_fields", {})) or None
-    hint = did_you_mean(loc[-1], allowed or [])
-    raise SpecError(
-        f"unknown key {loc[-1]!r}{hint}", file=file, key=key, allowed=allowed, show_value=False
-    )
+    return validate(SearchSpec, raw, file=file, prefix=("search",))

@@ -62,7 +62,19 @@ class JobKind:
 
 
 def register_job(kind: JobKind) -> JobKind:
-    """Register ``kind`` under its name (re-registering the same name replaces it)."""
+    """Register ``kind`` under its name.
+
+    Registering the same kind again (its module imported twice: same ``run`` path) replaces it;
+    another kind under a taken name is refused, so a project's job can never silently replace a
+    built-in one.
+
+    Raises:
+        ValueError: the name is taken by a different kind.
+    """
+    taken = _JOBS.get(kind.name)
+    if taken is not None and taken.run != kind.run:
+        raise ValueError(f"job kind {kind.name!r} is already registered (by {taken.run}); "
+                         "choose another name")
     _JOBS[kind.name] = kind
     return kind
 

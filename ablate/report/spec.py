@@ -179,12 +179,12 @@ class ReportSpec(ReportModel):
         if isinstance(data, dict):
             name = data.get("name") or Path(str(data.get("path", ""))).stem
             data = {**data, "name": name, "title": data.get("title") or name}
-            for key, what in (("plot", "a mapping such as {kind: bars}"),
-                              ("paper", "a list of {method, values}"),
-                              ("rows", "a list of rows")):
+            for key, what, types in (("plot", "a mapping such as {kind: bars}", (dict, PlotSpec)),
+                                     ("paper", "a list of {method, values}", (list, tuple)),
+                                     ("rows", "a list of rows", (list, tuple))):
                 if data.get(key) is None:
                     data.pop(key, None)
-                elif not isinstance(data[key], dict if key == "plot" else list):
+                elif not isinstance(data[key], types):
                     raise invalid_at(cls, (key,), f"expected {what}", data[key])
         return data
 

@@ -13,7 +13,7 @@ import torch
 
 from ablate.model.adapters import validate_adapter_config
 from ablate.model.adapters.base import AdaptedInput
-from ablate.model.adapters.router import RouterAdapter
+from ablate.model.adapters.router.layers import RouterAdapter
 from ablate.model.sizing import count_trainable_parameters
 from ablate.model.spec import ModelSpec
 

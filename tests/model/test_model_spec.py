@@ -3,8 +3,12 @@ import sys
 
 import pytest
 
-from ablate.model.adapters import adapter_names, validate_adapter_config
-from ablate.model.adapters.configs import BottleneckConfig, PlacementSpec
+from ablate.model.adapters import (
+    BottleneckConfig,
+    PlacementSpec,
+    adapter_names,
+    validate_adapter_config,
+)
 from ablate.model.spec import ModelSpec, is_twin, twin_of
 
 
@@ -43,13 +47,13 @@ def test_model_spec_defaults_and_paths_are_nonsemantic():
 
 
 def test_adapter_registry_names_and_dispatch():
-    assert adapter_names() == [
+    assert adapter_names() == [  # sorted: one package per method, found by listing them
         "bottleneck",
-        "router",
+        "bottleneck_scaled",
         "concat_router",
         "loha",
         "lora_rep",
-        "bottleneck_scaled",
+        "router",
     ]
     cfg = validate_adapter_config({"name": "bottleneck", "dim": 8, "groups": 4})
     assert isinstance(cfg, BottleneckConfig) and (cfg.dim, cfg.groups) == (8, 4)
@@ -59,7 +63,7 @@ def test_adapter_registry_names_and_dispatch():
 @pytest.mark.parametrize(
     "data, match",
     [
-        ({"name": "prefix"}, "allowed: bottleneck, router"),
+        ({"name": "prefix"}, "allowed: bottleneck, bottleneck_scaled, concat_router"),
         ({"dim": 8}, "needs a 'name'"),
         ({"name": "bottleneck", "dims": 8}, "dims"),
         ({"name": "loha", "variant": 4}, "variant"),

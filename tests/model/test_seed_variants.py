@@ -15,7 +15,7 @@ from torch import nn
 
 from ablate.model.adapters import validate_adapter_config
 from ablate.model.adapters.base import RoutingState
-from ablate.model.adapters.loha import FedParaConv1x1, FedParaLowRank
+from ablate.model.adapters.loha.layers import FedParaConv1x1, FedParaLowRank
 from ablate.model.adapters.registry import get_method
 
 D = 16

@@ -22,8 +22,7 @@ from ablate.model.adapters.base import (
     routing_head,
     zero_,
 )
-from ablate.model.adapters.configs import BottleneckScaledConfig
-from ablate.model.adapters.registry import AdapterMethod, register_method
+from ablate.model.adapters.bottleneck_scaled import BottleneckScaledConfig
 
 
 class ScaledBottleneckAdapter(Adapter):
@@ -48,14 +47,8 @@ class ScaledBottleneckAdapter(Adapter):
         return mixed * self.scale
 
 
-def _build(config: BottleneckScaledConfig, width: int, tower: str, state: RoutingState | None):
+def block_adapter(
+    config: BottleneckScaledConfig, width: int, tower: str, state: RoutingState | None
+) -> Adapter:
+    """The adapter of one block input of ``tower`` (``"llm"`` or ``"vision"``)."""
     return ScaledBottleneckAdapter(width, config, tower, state)
-
-
-METHOD = register_method(
-    AdapterMethod(
-        name="bottleneck_scaled",
-        citation="arXiv 2407.17813 Table 3 row 11 (BA with dynamic weight factors)",
-        block_adapter=_build,
-    )
-)

@@ -10,8 +10,7 @@ from __future__ import annotations
 import torch
 
 from ablate.model.adapters.base import Adapter, Conv1x1, RoutingState, init_down_, zero_
-from ablate.model.adapters.configs import BottleneckConfig
-from ablate.model.adapters.registry import AdapterMethod, register_method
+from ablate.model.adapters.bottleneck import BottleneckConfig
 
 
 class BottleneckAdapter(Adapter):
@@ -29,14 +28,8 @@ class BottleneckAdapter(Adapter):
         return self.up(self.down(x)) * self.scale  # (B, T, dim) -> (B, T, d)
 
 
-def _build(config: BottleneckConfig, width: int, tower: str, state: RoutingState | None):
+def block_adapter(
+    config: BottleneckConfig, width: int, tower: str, state: RoutingState | None
+) -> Adapter:
+    """The adapter of one block input of ``tower`` (``"llm"`` or ``"vision"``)."""
     return BottleneckAdapter(width, config)
-
-
-METHOD = register_method(
-    AdapterMethod(
-        name="bottleneck",
-        citation="arXiv 2407.17813 eq. 1-2 (Bottleneck Adapter)",
-        block_adapter=_build,
-    )
-)

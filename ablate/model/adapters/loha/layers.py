@@ -33,8 +33,7 @@ import torch
 from torch import nn
 
 from ablate.model.adapters.base import Adapter, RoutingState, routing_head
-from ablate.model.adapters.configs import LohaConfig
-from ablate.model.adapters.registry import AdapterMethod, register_method
+from ablate.model.adapters.loha import LohaConfig
 
 
 class LohaConv1x1(nn.Module):
@@ -165,18 +164,12 @@ class LohaSiLU(Adapter):
         return self.phi_L1(torch.nn.functional.silu(self.phi_L2(x))) * self.scale
 
 
-def _build(config: LohaConfig, width: int, tower: str, state: RoutingState | None) -> Adapter:
+def block_adapter(
+    config: LohaConfig, width: int, tower: str, state: RoutingState | None
+) -> Adapter:
+    """The adapter of one block input of ``tower`` (``"llm"`` or ``"vision"``)."""
     if config.variant == 1:
         return LohaRoutedPair(width, config, tower, state)
     if config.variant == 2:
         return LohaRouter(width, config, tower, state)
     return LohaSiLU(width, config)
-
-
-METHOD = register_method(
-    AdapterMethod(
-        name="loha",
-        citation="arXiv 2407.17813 Table 3 rows 7-9, eq. 6-7; LoHa from FedPara (ICLR 2022)",
-        block_adapter=_build,
-    )
-)

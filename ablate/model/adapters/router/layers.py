@@ -30,8 +30,7 @@ from ablate.model.adapters.base import (
     routing_head,
     zero_,
 )
-from ablate.model.adapters.configs import RouterConfig
-from ablate.model.adapters.registry import AdapterMethod, register_method
+from ablate.model.adapters.router import RouterConfig
 
 
 class RouterAdapter(Adapter):
@@ -77,15 +76,9 @@ class RepAdapter(Adapter):
         return self.conv_B(self.dropout(self.conv_A(x))) * self.scale
 
 
-def _build(config: RouterConfig, width: int, tower: str, state: RoutingState | None):
+def block_adapter(
+    config: RouterConfig, width: int, tower: str, state: RoutingState | None
+) -> Adapter:
+    """The adapter of one block input of ``tower`` (``"llm"`` or ``"vision"``)."""
     router = routing_head(width, config.temperature, config.vision_routing, tower, state)
     return RouterAdapter(width, config.dim, config.groups, config.dropout, config.scale, router)
-
-
-METHOD = register_method(
-    AdapterMethod(
-        name="router",
-        citation="LaVIN (Luo et al., NeurIPS 2023), Mixture-of-Modality adapter RepAdapter_Router",
-        block_adapter=_build,
-    )
-)

@@ -17,21 +17,21 @@ from __future__ import annotations
 from torch import nn
 
 from ablate.model.adapters.base import Adapter, RoutingState, routing_head
-from ablate.model.adapters.configs import LoraRepConfig
-from ablate.model.adapters.registry import AdapterMethod, register_method
-from ablate.model.adapters.router import RepAdapter, RouterAdapter
+from ablate.model.adapters.lora_rep import LoraRepConfig
+from ablate.model.adapters.router.layers import RepAdapter, RouterAdapter
 
 
-def _vision_adapter(
+def block_adapter(
     config: LoraRepConfig, width: int, tower: str, state: RoutingState | None
 ) -> Adapter:
+    """The adapter of one block input of ``tower`` (``"llm"`` or ``"vision"``)."""
     if config.vision_adapter == "plain":
         return RepAdapter(width, config.dim, config.groups, config.dropout, config.scale)
     router = routing_head(width, config.temperature, config.vision_routing, tower, state)
     return RouterAdapter(width, config.dim, config.groups, config.dropout, config.scale, router)
 
 
-def _inject_lora(config: LoraRepConfig, llm: nn.Module) -> list[nn.Parameter]:
+def adapt_llm(config: LoraRepConfig, llm: nn.Module) -> list[nn.Parameter]:
     """Add LoRA to ``config.target_modules`` of every decoder layer; return the LoRA parameters."""
     from peft import LoraConfig, inject_adapter_in_model
     from peft.tuners.lora import LoraLayer
@@ -53,14 +53,3 @@ def _inject_lora(config: LoraRepConfig, llm: nn.Module) -> list[nn.Parameter]:
             f"lora_rep: target_modules {list(config.target_modules)} match no layer of the LLM"
         )
     return params
-
-
-METHOD = register_method(
-    AdapterMethod(
-        name="lora_rep",
-        citation="arXiv 2407.17813 Table 3 row 10 (LoRA in the LLM + RepAdapter in the ViT); "
-        "seed 2a04fd0",
-        block_adapter=_vision_adapter,
-        adapt_llm=_inject_lora,
-    )
-)

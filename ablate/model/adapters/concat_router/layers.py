@@ -24,8 +24,7 @@ from ablate.model.adapters.base import (
     routing_head,
     zero_,
 )
-from ablate.model.adapters.configs import ConcatRouterConfig
-from ablate.model.adapters.registry import AdapterMethod, register_method
+from ablate.model.adapters.concat_router import ConcatRouterConfig
 
 
 class ConcatRouterAdapter(Adapter):
@@ -56,14 +55,8 @@ class ConcatRouterAdapter(Adapter):
         return self.up(h) * self.scale  # (B, T, d)
 
 
-def _build(config: ConcatRouterConfig, width: int, tower: str, state: RoutingState | None):
+def block_adapter(
+    config: ConcatRouterConfig, width: int, tower: str, state: RoutingState | None
+) -> Adapter:
+    """The adapter of one block input of ``tower`` (``"llm"`` or ``"vision"``)."""
     return ConcatRouterAdapter(width, config, tower, state)
-
-
-METHOD = register_method(
-    AdapterMethod(
-        name="concat_router",
-        citation="arXiv 2407.17813 Table 3 rows 5-6 (concatenation, after CSPNet)",
-        block_adapter=_build,
-    )
-)

@@ -18,6 +18,7 @@ Planning reads the plain-text summary index and never imports pyarrow or pandas.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import subprocess
@@ -127,6 +128,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=10_000)
     parser.add_argument("--keep", type=Path, default=None, help="work in DIR (kept)")
     args = parser.parse_args()
+    os.environ.setdefault("ABLATE_MAX_POINTS", str(max(20_000, 2 * args.points)))  # the cap
     work = args.keep or Path(tempfile.mkdtemp(prefix="ablate-bench-plan-"))
     work.mkdir(parents=True, exist_ok=True)
     path = write_sweep(work, args.points)

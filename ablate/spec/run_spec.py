@@ -6,8 +6,8 @@ errors from pydantic are turned into one :class:`~ablate.errors.SpecError` that 
 line, dotted key, bad value and what is allowed (:func:`ablate.spec.validation.spec_error`).
 
 Numbers are bounded at plan time, so a typo never burns the retry budget at run time: the seed fits
-every generator it seeds (:data:`~ablate.spec.sweep_document.MAX_SEED`), floats are finite, and no
-number of a job's sections exceeds :data:`MAX_SPEC_NUMBER` (``steps: 1.0e35`` is refused).
+every generator it seeds (:data:`~ablate.spec.sweep_document.MAX_SEED`) and floats are finite (a
+sweep file's numbers are bounded too: :class:`~ablate.spec.sweep_document.SweepDocument`).
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ from ablate.spec.validation import validate
 Locator = Callable[[str], tuple[str | None, int | None]]
 
 TOP_LEVEL_KEYS = ("job", "seed")
-#: No count, size, rate or seed inside a job's sections needs more than 32 bits.
-MAX_SPEC_NUMBER = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -75,22 +73,6 @@ class RunSpec:
     def flat(self) -> dict[str, Any]:
         """Dotted keys -> values (``{"adapter.dim": 16, ...}``), for params and tables."""
         return flatten(self._dump)
-
-
-def _too_big(tree: Any, path: tuple[str, ...] = ()) -> tuple[str, Any] | None:
-    """The first number in ``tree`` beyond :data:`MAX_SPEC_NUMBER`: (dotted key, value)."""
-    if isinstance(tree, dict):
-        items: Any = tree.items()
-    elif isinstance(tree, list):
-        items = enumerate(tree)
-    else:
-        big = isinstance(tree, (int, float)) and not isinstance(tree, bool)
-        return (".".join(path), tree) if big and abs(tree) > MAX_SPEC_NUMBER else None
-    for key, value in items:
-        found = _too_big(value, (*path, str(key)))
-        if found is not None:
-            return found
-    return None
 
 
 def build_run_spec(
@@ -138,14 +120,7 @@ def build_run_spec(
     sections = {k: v for k, v in data.items() if k not in TOP_LEVEL_KEYS}
     config = validate(kind.config_cls, sections, file=default_file,
                       locate=lambda loc: _locate(".".join(str(p) for p in loc)))
-    spec = RunSpec(job=job, seed=seed, config=config)
-    found = _too_big({k: v for k, v in spec._dump.items() if k not in TOP_LEVEL_KEYS})
-    if found is not None:
-        f, line = _locate(found[0])
-        raise SpecError(f"beyond the largest number a spec accepts ({MAX_SPEC_NUMBER}): no count, "
-                        "size or rate of a run needs more", file=f or default_file, line=line,
-                        key=found[0], value=found[1])
-    return spec
+    return RunSpec(job=job, seed=seed, config=config)
 
 
 def load_run_spec(path: str | Path) -> RunSpec:

@@ -7,17 +7,21 @@ traceback from the expansion code that would otherwise trust it. The contents of
 every point are run specs, validated later by the job kind's schema; ``search`` is validated by
 ``ablate tune`` (:class:`~ablate.tune.search_spec.SearchSpec`).
 
-Numbers have sane bounds here too: seeds fit every generator a run seeds (:data:`MAX_SEED`).
+Numbers have sane bounds here too: seeds fit every generator a run seeds (:data:`MAX_SEED`), and
+no number written in a run spec's sections (``base``, points, ``scales``) exceeds
+:data:`MAX_SPEC_NUMBER` (``steps: 1.0e35`` is refused naming its line). The check runs once per
+file, not once per point.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, field_validator
+from pydantic import AfterValidator, BeforeValidator, field_validator, model_validator
 
-from ablate.spec.base import SpecModel
+from ablate.spec.base import SpecModel, invalid_at
 
 #: A sweep name names a folder under ``runs/``: checked with ``fullmatch`` (``$`` would accept a
 #: trailing newline).
@@ -25,6 +29,10 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 #: Seeds pass through Python's, NumPy's and torch's generators, and the recipe derives
 #: ``seed * 1_000_003 + epoch`` from them: 32 bits keep every derived seed inside int64.
 MAX_SEED = 2**32 - 1
+#: No count, size, rate or seed of a run needs more than 32 bits.
+MAX_SPEC_NUMBER = 2**32 - 1
+#: The sections that hold run-spec values.
+SPEC_SECTIONS = ("base", "runs", "grid", "zip", "exclude", "include", "scales")
 
 
 def _mapping_or_none(what: str) -> Any:
@@ -55,6 +63,21 @@ Point = Annotated[dict[str, Any], BeforeValidator(_point)]
 ScaleOverrides = Annotated[dict[str, Any] | None, _mapping_or_none("dotted key -> value")]
 """One ``scales`` entry: the overrides ``--scale NAME`` applies."""
 ZipGroup = Annotated[dict[str, AxisValues], BeforeValidator(_point)]
+
+
+def too_big(tree: Any) -> tuple[tuple[Any, ...], Any] | None:
+    """The first number in ``tree`` beyond :data:`MAX_SPEC_NUMBER` (or infinite): (path, value)."""
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), tree)]
+    while stack:
+        path, node = stack.pop()
+        for key, value in node.items() if type(node) is dict else enumerate(node):
+            kind = type(value)
+            if kind is int or kind is float:
+                if not -MAX_SPEC_NUMBER <= value <= MAX_SPEC_NUMBER:
+                    return (*path, key), value
+            elif kind is dict or kind is list:
+                stack.append(((*path, key), value))
+    return None
 
 
 def is_seed(value: Any) -> bool:
@@ -166,3 +189,16 @@ class SweepDocument(SpecModel):
         if len(set(value)) != len(value):
             raise ValueError("seeds must not repeat")
         return value
+
+    @model_validator(mode="after")
+    def _numbers_in_range(self) -> SweepDocument:
+        for section in SPEC_SECTIONS:
+            value = getattr(self, section)
+            found = too_big(value) if isinstance(value, (dict, list)) else None
+            if found is not None:
+                message = (f"beyond the largest number a spec accepts ({MAX_SPEC_NUMBER}): no "
+                           "count, size, rate or seed of a run needs more")
+                if not math.isfinite(found[1]):
+                    message = "must be a finite number"
+                raise invalid_at(self, (section, *found[0]), message, found[1])
+        return self

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from ablate.errors import SpecError
+from ablate.spec.run_spec import build_run_spec
 from ablate.spec.sweep import DEFAULT_MAX_POINTS, MAX_POINTS_ENV, load_sweep
 from ablate.spec.sweep_document import MAX_SEED
 from ablate.spec.yaml_source import load_yaml
@@ -130,22 +131,23 @@ def test_groups_that_divide_every_width_plan(write):
     assert load_sweep(tiny, scale="tiny").runs[0].spec.get("model.llm") == "tiny-llama2"
 
 
+BEYOND = "beyond the largest number a spec accepts"
+
+
 @pytest.mark.parametrize(
     "text, key, fragment",
     [
-        ("base: {job: linear-fit, seed: 100000000000000000000000}\n", "seed",
-         f"from 0 to {MAX_SEED}"),
+        ("base: {job: linear-fit, seed: 100000000000000000000000}\n", "base.seed", BEYOND),
+        ("base: {job: linear-fit, seed: -1}\n", "seed", f"from 0 to {MAX_SEED}"),
         ("seeds: [0, 100000000000000000000000]\n" + BASE, "seeds", f"from 0 to {MAX_SEED}"),
-        ("base: {job: linear-fit, train: {steps: 1.0e+35}}\n", "train.steps", "integer"),
+        ("base: {job: linear-fit, train: {steps: 1.0e+35}}\n", "base.train.steps", BEYOND),
         ("base: {job: linear-fit, train: {steps: 100000000000000000000000000000000000}}\n",
-         "train.steps", "beyond the largest number a spec accepts"),
-        ("base: {job: linear-fit, train: {lr: 1.0e+35}}\n", "train.lr",
-         "beyond the largest number a spec accepts"),
-        ("base: {job: linear-fit, train: {lr: .inf}}\n", "train.lr", "finite number"),
+         "base.train.steps", BEYOND),
+        ("base: {job: linear-fit, train: {lr: .inf}}\n", "base.train.lr", "finite number"),
         ('name: "x\\n"\n' + BASE, "name", "sweep name must be"),
     ],
-    ids=["seed-1e23", "seeds-1e23", "steps-1e35-float", "steps-1e35-int", "lr-1e35", "lr-inf",
-         "name-trailing-newline"],
+    ids=["seed-1e23", "seed-negative", "seeds-1e23", "steps-1e35-float", "steps-1e35-int",
+         "lr-inf", "name-trailing-newline"],
 )
 def test_numbers_and_names_out_of_range_are_refused_at_plan_time(write, text, key, fragment):
     err = _refused(write("range.yaml", text))
@@ -156,3 +158,22 @@ def test_numbers_and_names_out_of_range_are_refused_at_plan_time(write, text, ke
 def test_largest_seed_is_accepted(write):
     path = write("seed.yaml", BASE + f"seeds: [0, {MAX_SEED}]\n")
     assert [r.spec.seed for r in load_sweep(path).runs] == [0, MAX_SEED]
+
+
+@pytest.mark.parametrize(
+    "line, key",
+    [("grid: {train.steps: [1, 10000000000000]}", "grid.train.steps.1"),
+     ("runs: [{train.lr: 1.0e+300}]", "runs.0.train.lr"),
+     ("scales: {tiny: {train.steps: 1.0e+12}}", "scales.tiny.train.steps")],
+)
+def test_numbers_of_points_and_scales_are_bounded_naming_their_line(write, line, key):
+    err = _refused(write("points.yaml", BASE + line + "\n"))
+    assert err.key == key and err.line == 2 and BEYOND in str(err), str(err)
+
+
+def test_a_job_section_float_that_is_not_finite_is_refused(write):
+    err = _refused(write("nan.yaml", "base: {job: linear-fit, train: {lr: .nan}}\n"))
+    assert err.key == "base.train.lr" and "finite number" in str(err), str(err)
+    # a run spec read from JSON (spec.json) is held to the same rule by its schema
+    with pytest.raises(SpecError, match="train.lr: Input should be a finite number"):
+        build_run_spec({"job": "linear-fit", "train": {"lr": float("inf")}})

@@ -111,7 +111,9 @@ def spec_error(
                          show_value=False, **where)
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         tag = str(ctx.get("discriminator", "")).strip("'")
-        tags = list(_union_tags(walk.current))
+        tags = list(_union_tags(walk.current)) or [
+            t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",") if t.strip()
+        ]
         key = ".".join(str(p) for p in (*prefix, *loc, tag))
         where_file, line = locate((*loc, tag)) if locate is not None else (default_file, None)
         where = {"file": where_file or default_file, "line": line}
@@ -139,7 +141,7 @@ class _Walk:
         loc: the keys the user wrote (pydantic's internal parts dropped).
         parent: the type holding the last key (for the allowed keys of an unknown one).
         current: the type at the last key.
-        siblings: tag -> the other members of the last discriminated union passed through.
+        siblings: tag -> the other members of the discriminated union ``parent`` was chosen from.
     """
 
     loc: KeyPath
@@ -157,15 +159,18 @@ def _clean_loc(model_cls: Any, raw: tuple[Any, ...]) -> _Walk:
     """
     walk = _Walk((), model_cls, model_cls)
     out: list[Any] = []
+    chosen: Any = None  # the union member the siblings are siblings of
     for part in raw:
         if isinstance(part, str) and (part.startswith("function-") or part == "[key]"):
             continue
         current = _strip_annotated(walk.current)
         members = _union_members(current)
         if members is not None:  # pydantic names the member (or tag) it tried: not a key
-            walk.current = _member_for(members, part)
+            walk.current = chosen = _member_for(members, part)
             walk.siblings = {t: m for t, m in _union_tags(current).items() if t != part}
             continue
+        if current is not chosen:
+            walk.siblings = {}
         walk.parent = current
         out.append(part)
         walk.current = _child_type(current, part)
@@ -197,6 +202,8 @@ def _union_tags(tp: Any) -> dict[str, Any]:
 def _one_of(choices: list[str]) -> str:
     """``'a', 'b' or 'c'``, as pydantic words a literal's choices."""
     quoted = [repr(c) for c in choices]
+    if not quoted:
+        return "one of the allowed kinds"
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 

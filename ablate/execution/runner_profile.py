@@ -141,8 +141,8 @@ class SlurmResources(SpecModel):
     """GPUs per task (``--gpus-per-node``)."""
     partition: str | None = None
     """SLURM partition (default: the cluster's default partition)."""
-    cpus: int = Field(4, ge=1)
-    """CPUs per task (``--cpus-per-task``)."""
+    cpus: int = Field(1, ge=1)
+    """CPUs per task (``--cpus-per-task``; SLURM's own default, 1)."""
     mem_gb: float | None = Field(None, gt=0)
     """Memory per task in GB (``--mem``); default: the partition's."""
     time_min: int = Field(60, ge=1)

@@ -66,7 +66,7 @@ ZipGroup = Annotated[dict[str, AxisValues], BeforeValidator(_point)]
 
 
 def too_big(tree: Any) -> tuple[tuple[Any, ...], Any] | None:
-    """The first number in ``tree`` beyond :data:`MAX_SPEC_NUMBER` (or infinite): (path, value)."""
+    """The first number in ``tree`` beyond :data:`MAX_SPEC_NUMBER` or not finite: (path, value)."""
     stack: list[tuple[tuple[Any, ...], Any]] = [((), tree)]
     while stack:
         path, node = stack.pop()

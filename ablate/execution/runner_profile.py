@@ -217,6 +217,8 @@ RunnerProfile = Annotated[
     InlineProfile | LocalProfile | SlurmProfile, Field(discriminator="executor")
 ]
 """A runner profile: its ``executor`` picks the model, so each executor's fields live on its own."""
+
+
 def parse_runner_profile(
     data: Any, *, name: str, source: str, locate: Locator | None = None
 ) -> InlineProfile | LocalProfile | SlurmProfile:
@@ -233,8 +235,9 @@ def parse_runner_profile(
     """
     if not isinstance(data, dict):
         raise SpecError("a runner profile must be a mapping", file=source, value=data)
-    return validate(RunnerProfile, {**data, "name": name}, file=source, locate=locate,
-                    hidden=("name",))
+    return validate(
+        RunnerProfile, {**data, "name": name}, file=source, locate=locate, hidden=("name",)
+    )
 
 
 def load_runner_profile(
@@ -264,8 +267,7 @@ def load_runner_profile(
         )
     # the sweep files' loader: safe tags only, duplicate keys, encoding and depth errors named
     src = load_yaml(path)
-    return parse_runner_profile(src.data, name=name, source=str(path),
-                                locate=source_locator(src))
+    return parse_runner_profile(src.data, name=name, source=str(path), locate=source_locator(src))
 
 
 def make_executor(

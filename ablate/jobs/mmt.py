@@ -74,8 +74,9 @@ class MmtConfig(SpecModel):
             widths[f"the width of {self.model.vision}"] = vision_preset(self.model.vision).width
         bad = [f"{name} ({width})" for name, width in widths.items() if width % groups]
         if bad:
-            raise invalid_at(self, ("adapter", "groups"),
-                             f"groups must divide {' and '.join(bad)}", groups)
+            raise invalid_at(
+                self, ("adapter", "groups"), f"groups must divide {' and '.join(bad)}", groups
+            )
         return self
 
 

@@ -73,8 +73,9 @@ def register_job(kind: JobKind) -> JobKind:
     """
     taken = _JOBS.get(kind.name)
     if taken is not None and taken.run != kind.run:
-        raise ValueError(f"job kind {kind.name!r} is already registered (by {taken.run}); "
-                         "choose another name")
+        raise ValueError(
+            f"job kind {kind.name!r} is already registered (by {taken.run}); choose another name"
+        )
     _JOBS[kind.name] = kind
     return kind
 

@@ -179,9 +179,11 @@ class ReportSpec(ReportModel):
         if isinstance(data, dict):
             name = data.get("name") or Path(str(data.get("path", ""))).stem
             data = {**data, "name": name, "title": data.get("title") or name}
-            for key, what, types in (("plot", "a mapping such as {kind: bars}", (dict, PlotSpec)),
-                                     ("paper", "a list of {method, values}", (list, tuple)),
-                                     ("rows", "a list of rows", (list, tuple))):
+            for key, what, types in (
+                ("plot", "a mapping such as {kind: bars}", (dict, PlotSpec)),
+                ("paper", "a list of {method, values}", (list, tuple)),
+                ("rows", "a list of rows", (list, tuple)),
+            ):
                 if data.get(key) is None:
                     data.pop(key, None)
                 elif not isinstance(data[key], types):
@@ -199,24 +201,33 @@ class ReportSpec(ReportModel):
     def _consistent(self) -> ReportSpec:
         if self.layout == "columns":
             if not self.columns:
-                raise invalid_at(self, ("columns",), "a columns layout needs a non-empty columns "
-                                 "list", None)
+                raise invalid_at(
+                    self, ("columns",), "a columns layout needs a non-empty columns list", None
+                )
             width = len(self.columns)
             for i, row in enumerate(self.paper):
                 if len(row.values) != width:
-                    raise invalid_at(self, ("paper", i, "values"),
-                                     f"expected a list of {width} values (one per column)", None)
+                    raise invalid_at(
+                        self,
+                        ("paper", i, "values"),
+                        f"expected a list of {width} values (one per column)",
+                        None,
+                    )
             names, what = [p.method for p in self.paper], "a paper row"
         else:
             for i, row in enumerate(self.rows):
                 if len(row.cells) != len(self.cells):
-                    raise invalid_at(self, ("rows", i, "cells"),
-                                     f"expected {len(self.cells)} cells (one per 'cells' header)",
-                                     None)
+                    raise invalid_at(
+                        self,
+                        ("rows", i, "cells"),
+                        f"expected {len(self.cells)} cells (one per 'cells' header)",
+                        None,
+                    )
             names, what = [r.name for r in self.rows], "a row's label"
         if self.reference is not None and self.reference not in names:
-            raise invalid_at(self, ("reference",), f"reference must name {what}", self.reference,
-                             allowed=names)
+            raise invalid_at(
+                self, ("reference",), f"reference must name {what}", self.reference, allowed=names
+            )
         return self
 
     @property
@@ -235,13 +246,19 @@ def load_report_spec(path: Path | str) -> ReportSpec:
     src = load_yaml(path)
     data = src.data
     if not isinstance(data, dict):
-        raise SpecError("a report spec must be a mapping", file=path, line=1,
-                        allowed=[f for f in ReportSpec.model_fields if f != "path"])
-    spec = validate(ReportSpec, {**data, "path": path}, file=path, locate=source_locator(src),
-                    hidden=("path",))
+        raise SpecError(
+            "a report spec must be a mapping",
+            file=path,
+            line=1,
+            allowed=[f for f in ReportSpec.model_fields if f != "path"],
+        )
+    spec = validate(
+        ReportSpec, {**data, "path": path}, file=path, locate=source_locator(src), hidden=("path",)
+    )
     if not spec.sweep_path.is_file():
-        raise error_at(src, ("sweep",), f"sweep file not found: {spec.sweep_path}",
-                       show_value=False)
+        raise error_at(
+            src, ("sweep",), f"sweep file not found: {spec.sweep_path}", show_value=False
+        )
     return spec
 
 

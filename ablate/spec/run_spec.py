@@ -114,12 +114,21 @@ def build_run_spec(
     seed = data.get("seed", 0)
     if not is_seed(seed):
         f, line = _locate("seed")
-        raise SpecError(f"seed must be an integer from 0 to {MAX_SEED}", file=f or default_file,
-                        line=line, key="seed", value=seed)
+        raise SpecError(
+            f"seed must be an integer from 0 to {MAX_SEED}",
+            file=f or default_file,
+            line=line,
+            key="seed",
+            value=seed,
+        )
     kind = get_job(job)
     sections = {k: v for k, v in data.items() if k not in TOP_LEVEL_KEYS}
-    config = validate(kind.config_cls, sections, file=default_file,
-                      locate=lambda loc: _locate(".".join(str(p) for p in loc)))
+    config = validate(
+        kind.config_cls,
+        sections,
+        file=default_file,
+        locate=lambda loc: _locate(".".join(str(p) for p in loc)),
+    )
     return RunSpec(job=job, seed=seed, config=config)
 
 

@@ -112,16 +112,24 @@ def _load_layers(path: Path, stack: tuple[Path, ...]) -> _Layered:
     src = load_yaml(path)
     data = src.data if src.data is not None else {}
     if not isinstance(data, dict):
-        raise SpecError("a sweep file must be a mapping of keys such as base, grid, runs",
-                        file=path, line=1, allowed=SWEEP_KEYS)
+        raise SpecError(
+            "a sweep file must be a mapping of keys such as base, grid, runs",
+            file=path,
+            line=1,
+            allowed=SWEEP_KEYS,
+        )
     document = validate(SweepDocument, data, file=path, locate=source_locator(src))
     merged = _Layered()
     parents = document.extends
     for index, parent in enumerate(parents):
         parent_path = path.parent / parent
         if not parent_path.is_file():
-            raise error_at(src, ("extends", index) if len(parents) > 1 else ("extends",),
-                           f"extended file not found: {parent_path}", show_value=False)
+            raise error_at(
+                src,
+                ("extends", index) if len(parents) > 1 else ("extends",),
+                f"extended file not found: {parent_path}",
+                show_value=False,
+            )
         layer = _load_layers(parent_path, (*stack, resolved))
         _merge_layer(merged, layer)
     own = _Layered(doc=copy.deepcopy(data), section_source={k: src for k in data})
@@ -290,19 +298,19 @@ def _check_size(layers: _Layered, path: Path, limit: int) -> None:
         return
     biggest = max(("runs", "grid", "zip"), key=lambda k: factors[k])
     src = layers.section_source.get(biggest)
-    terms = ", ".join(f"{k} {' x '.join(map(str, v))}" for k, v in lengths.items() if v and
-                      factors[k] > 1)
+    terms = ", ".join(
+        f"{k} {' x '.join(map(str, v))}" for k, v in lengths.items() if v and factors[k] > 1
+    )
     raise SpecError(
         f"the sweep expands to {count} points ({terms}), more than the limit of {limit}: split "
         f"it, or raise the limit with ${MAX_POINTS_ENV}",
-        file=src.path if src else path, line=src.line_of((biggest,)) if src else None,
+        file=src.path if src else path,
+        line=src.line_of((biggest,)) if src else None,
         key=biggest if src else None,
     )
 
 
-def load_sweep(
-    path: str | Path, *, scale: str | None = None, limit: int | None = None
-) -> Sweep:
+def load_sweep(path: str | Path, *, scale: str | None = None, limit: int | None = None) -> Sweep:
     """Load, expand and validate a sweep file.
 
     Args:

@@ -132,8 +132,10 @@ class SweepDocument(SpecModel):
     @classmethod
     def _name(cls, value: str | None) -> str | None:
         if value is not None and not NAME_PATTERN.fullmatch(value):
-            raise ValueError("sweep name must be 1-100 letters, digits, '_', '.', '-' (it names a "
-                             "folder under runs/)")
+            raise ValueError(
+                "sweep name must be 1-100 letters, digits, '_', '.', '-' (it names a "
+                "folder under runs/)"
+            )
         return value
 
     @field_validator("extends", mode="before")
@@ -196,8 +198,10 @@ class SweepDocument(SpecModel):
             value = getattr(self, section)
             found = too_big(value) if isinstance(value, (dict, list)) else None
             if found is not None:
-                message = (f"beyond the largest number a spec accepts ({MAX_SPEC_NUMBER}): no "
-                           "count, size, rate or seed of a run needs more")
+                message = (
+                    f"beyond the largest number a spec accepts ({MAX_SPEC_NUMBER}): no "
+                    "count, size, rate or seed of a run needs more"
+                )
                 if not math.isfinite(found[1]):
                     message = "must be a finite number"
                 raise invalid_at(self, (section, *found[0]), message, found[1])

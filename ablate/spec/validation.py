@@ -67,8 +67,9 @@ def validate(
             return model_cls.model_validate(data)
         return _adapter(model_cls).validate_python(data)
     except ValidationError as err:
-        raise spec_error(err, model_cls, file=file, locate=locate, prefix=prefix,
-                         hidden=hidden) from None
+        raise spec_error(
+            err, model_cls, file=file, locate=locate, prefix=prefix, hidden=hidden
+        ) from None
 
 
 @functools.cache
@@ -107,8 +108,13 @@ def spec_error(
         if owners:
             tag_key = _tag_field(walk.siblings[owners[0]], owners[0])
             hint = f" (only for {tag_key}: {' or '.join(owners)})"
-        return SpecError(f"unknown key {loc[-1]!r}{hint}{suffix}", key=dotted, allowed=allowed,
-                         show_value=False, **where)
+        return SpecError(
+            f"unknown key {loc[-1]!r}{hint}{suffix}",
+            key=dotted,
+            allowed=allowed,
+            show_value=False,
+            **where,
+        )
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         tag = str(ctx.get("discriminator", "")).strip("'")
         tags = list(_union_tags(walk.current)) or [
@@ -119,11 +125,11 @@ def spec_error(
         where = {"file": where_file or default_file, "line": line}
         if kind == "union_tag_not_found":
             return SpecError(f"missing key {tag!r}{suffix}", key=key, allowed=tags, **where)
-        return SpecError(f"Input should be {_one_of(tags)}{suffix}", key=key,
-                         value=ctx.get("tag"), **where)
+        return SpecError(
+            f"Input should be {_one_of(tags)}{suffix}", key=key, value=ctx.get("tag"), **where
+        )
     if kind == "missing":
-        return SpecError(f"missing key {loc[-1]!r}{suffix}", key=dotted, show_value=False,
-                         **where)
+        return SpecError(f"missing key {loc[-1]!r}{suffix}", key=dotted, show_value=False, **where)
     message = first["msg"].removeprefix("Value error, ")
     if "[key]" in first["loc"]:
         message = "a key must be text (a name or a dotted key)"

@@ -79,19 +79,28 @@ def _check_aliases(root: yaml.Node, alias_lines: list[int], file: Path) -> None:
                 child_depth += 1
                 line = alias_lines[min(aliases, len(alias_lines)) - 1]
                 if aliases > MAX_ALIASES:
-                    raise SpecError(f"more than {MAX_ALIASES} YAML aliases (*name): refused",
-                                    file=file, line=line)
+                    raise SpecError(
+                        f"more than {MAX_ALIASES} YAML aliases (*name): refused",
+                        file=file,
+                        line=line,
+                    )
                 if child_depth > MAX_ALIAS_DEPTH:
-                    raise SpecError(f"YAML aliases nested more than {MAX_ALIAS_DEPTH} deep "
-                                    "(an alias of an anchor that holds aliases): refused",
-                                    file=file, line=line)
+                    raise SpecError(
+                        f"YAML aliases nested more than {MAX_ALIAS_DEPTH} deep "
+                        "(an alias of an anchor that holds aliases): refused",
+                        file=file,
+                        line=line,
+                    )
             else:
                 child_size, child_depth = visit(child)
             size += child_size
             depth = max(depth, child_depth)
             if size > MAX_EXPANDED_NODES:
-                raise SpecError(f"YAML aliases expand the document past {MAX_EXPANDED_NODES} "
-                                "values: refused", file=file, line=child.start_mark.line + 1)
+                raise SpecError(
+                    f"YAML aliases expand the document past {MAX_EXPANDED_NODES} values: refused",
+                    file=file,
+                    line=child.start_mark.line + 1,
+                )
         sizes[id(node)] = (size, depth)
         return size, depth
 

@@ -20,8 +20,14 @@ from ablate.model.presets import LLM_PRESETS, VISION_PRESETS, llm_preset, twin_o
 def test_every_adapter_package_registers_its_config_citation_and_layers():
     names = adapter_names()
     assert names == sorted(names)
-    assert {"bottleneck", "router", "concat_router", "loha", "lora_rep",
-            "bottleneck_scaled"} <= set(names)
+    assert {
+        "bottleneck",
+        "router",
+        "concat_router",
+        "loha",
+        "lora_rep",
+        "bottleneck_scaled",
+    } <= set(names)
     for name in names:
         method = get_method(name)
         assert method.name == name and method.citation

@@ -30,15 +30,27 @@ def test_the_executor_picks_the_profile_model(tmp_path):
 @pytest.mark.parametrize(
     "text, line, fragment",
     [
-        ("executor: local\npartition: gpu\n", 2,
-         "partition: unknown key 'partition' (only for executor: slurm)"),
-        ("executor: slurm\ncpu_slots: 2\n", 2,
-         "cpu_slots: unknown key 'cpu_slots' (only for executor: local)"),
+        (
+            "executor: local\npartition: gpu\n",
+            2,
+            "partition: unknown key 'partition' (only for executor: slurm)",
+        ),
+        (
+            "executor: slurm\ncpu_slots: 2\n",
+            2,
+            "cpu_slots: unknown key 'cpu_slots' (only for executor: local)",
+        ),
         ("executor: inline\narray_chunk: 5\n", 2, "(only for executor: slurm)"),
-        ("description: x\n", None, "executor: missing key 'executor'; allowed: inline, local, "
-         "slurm"),
-        ("description: x\nexecutor: slurmm\n", 2,
-         "executor: Input should be 'inline', 'local' or 'slurm' (got 'slurmm')"),
+        (
+            "description: x\n",
+            None,
+            "executor: missing key 'executor'; allowed: inline, local, slurm",
+        ),
+        (
+            "description: x\nexecutor: slurmm\n",
+            2,
+            "executor: Input should be 'inline', 'local' or 'slurm' (got 'slurmm')",
+        ),
         ("executor: slurm\ngpus: -1\n", 2, "gpus: must be >= 0"),
     ],
 )
@@ -55,8 +67,17 @@ def test_slurm_options_are_declared_once_and_become_the_task_resources():
     assert set(SlurmResources.model_fields) <= set(SlurmProfile.model_fields)
     assert not set(SlurmResources.model_fields) - {"gpus"} & set(LocalProfile.model_fields)
     profile = parse_runner_profile(
-        {"executor": "slurm", "gpus": "none", "cpus": 2, "array_parallelism": 8,
-         "array_chunk": 10, "max_requeues": 1}, name="s", source="s.yaml")
+        {
+            "executor": "slurm",
+            "gpus": "none",
+            "cpus": 2,
+            "array_parallelism": 8,
+            "array_chunk": 10,
+            "max_requeues": 1,
+        },
+        name="s",
+        source="s.yaml",
+    )
     resources = profile.resources()
     assert (resources.gpus, resources.cpus, resources.array_parallelism) == (0, 2, 8)
     assert (resources.array_chunk, resources.max_requeues) == (10, 1)

@@ -58,16 +58,21 @@ def test_wide_alias_fan_out_is_refused(write):
 
 
 def test_ordinary_anchors_still_load(write):
-    path = write("anchors.yaml", "name: anchors\nbase: &b {job: linear-fit, train: {steps: 3}}\n"
-                 "runs:\n  - {label: a, train.lr: 0.1}\n  - {label: b, train.lr: 0.2}\n"
-                 "scales: {tiny: *b}\n")
+    path = write(
+        "anchors.yaml",
+        "name: anchors\nbase: &b {job: linear-fit, train: {steps: 3}}\n"
+        "runs:\n  - {label: a, train.lr: 0.1}\n  - {label: b, train.lr: 0.2}\n"
+        "scales: {tiny: *b}\n",
+    )
     assert len(load_sweep(path).runs) == 2
 
 
 def test_a_million_point_grid_is_refused_with_its_count(write, monkeypatch):
     values = ", ".join(str(i) for i in range(1, 101))
-    text = BASE + f"grid: {{train.steps: [{values}], data.n_features: [{values}], " \
-                  f"train.batch_size: [{values}]}}\n"
+    text = (
+        BASE + f"grid: {{train.steps: [{values}], data.n_features: [{values}], "
+        f"train.batch_size: [{values}]}}\n"
+    )
     path = write("huge.yaml", text)
     assert len(text.encode()) < 1500
     err = _refused(path)
@@ -115,8 +120,10 @@ MMT = "base:\n  job: mmt\n  adapter: {name: bottleneck, dim: 16, groups: %s}\n"
 
 @pytest.mark.parametrize(
     "groups, fragment",
-    [(3, "adapter.dim (16) and the width of llama2-7b (4096) and the width of diht"),
-     (32, "adapter.dim (16)")],
+    [
+        (3, "adapter.dim (16) and the width of llama2-7b (4096) and the width of diht"),
+        (32, "adapter.dim (16)"),
+    ],
 )
 def test_adapter_groups_must_divide_the_adapter_and_model_widths(write, groups, fragment):
     err = _refused(write("groups.yaml", MMT % groups))
@@ -141,13 +148,23 @@ BEYOND = "beyond the largest number a spec accepts"
         ("base: {job: linear-fit, seed: -1}\n", "seed", f"from 0 to {MAX_SEED}"),
         ("seeds: [0, 100000000000000000000000]\n" + BASE, "seeds", f"from 0 to {MAX_SEED}"),
         ("base: {job: linear-fit, train: {steps: 1.0e+35}}\n", "base.train.steps", BEYOND),
-        ("base: {job: linear-fit, train: {steps: 100000000000000000000000000000000000}}\n",
-         "base.train.steps", BEYOND),
+        (
+            "base: {job: linear-fit, train: {steps: 100000000000000000000000000000000000}}\n",
+            "base.train.steps",
+            BEYOND,
+        ),
         ("base: {job: linear-fit, train: {lr: .inf}}\n", "base.train.lr", "finite number"),
         ('name: "x\\n"\n' + BASE, "name", "sweep name must be"),
     ],
-    ids=["seed-1e23", "seed-negative", "seeds-1e23", "steps-1e35-float", "steps-1e35-int",
-         "lr-inf", "name-trailing-newline"],
+    ids=[
+        "seed-1e23",
+        "seed-negative",
+        "seeds-1e23",
+        "steps-1e35-float",
+        "steps-1e35-int",
+        "lr-inf",
+        "name-trailing-newline",
+    ],
 )
 def test_numbers_and_names_out_of_range_are_refused_at_plan_time(write, text, key, fragment):
     err = _refused(write("range.yaml", text))
@@ -162,9 +179,11 @@ def test_largest_seed_is_accepted(write):
 
 @pytest.mark.parametrize(
     "line, key",
-    [("grid: {train.steps: [1, 10000000000000]}", "grid.train.steps.1"),
-     ("runs: [{train.lr: 1.0e+300}]", "runs.0.train.lr"),
-     ("scales: {tiny: {train.steps: 1.0e+12}}", "scales.tiny.train.steps")],
+    [
+        ("grid: {train.steps: [1, 10000000000000]}", "grid.train.steps.1"),
+        ("runs: [{train.lr: 1.0e+300}]", "runs.0.train.lr"),
+        ("scales: {tiny: {train.steps: 1.0e+12}}", "scales.tiny.train.steps"),
+    ],
 )
 def test_numbers_of_points_and_scales_are_bounded_naming_their_line(write, line, key):
     err = _refused(write("points.yaml", BASE + line + "\n"))

@@ -69,11 +69,15 @@ def register_method(method: AdapterMethod) -> AdapterMethod:
     """
     taken = _METHODS.get(method.name)
     if taken is not None and taken.layers != method.layers:
-        raise ValueError(f"adapter {method.name!r} is already registered (by {taken.layers}); "
-                         "choose another name")
+        raise ValueError(
+            f"adapter {method.name!r} is already registered (by {taken.layers}); "
+            "choose another name"
+        )
     if method.config_cls.model_fields["name"].default != method.name:
-        raise ValueError(f"adapter {method.name!r}: its config's name defaults to "
-                         f"{method.config_cls.model_fields['name'].default!r}")
+        raise ValueError(
+            f"adapter {method.name!r}: its config's name defaults to "
+            f"{method.config_cls.model_fields['name'].default!r}"
+        )
     _METHODS[method.name] = method
     return method
 

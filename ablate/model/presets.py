@@ -93,20 +93,15 @@ _TINY = dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
 _V1 = dict(max_position_embeddings=2048, rms_norm_eps=1e-6)
 _V2 = dict(max_position_embeddings=4096, rms_norm_eps=1e-5)
 
-LLM_PRESETS: dict[str, LLMPreset] = {
-    p.name: p
-    for p in (
-        LLMPreset("llama-7b", {**_LLAMA_7B, **_V1}, "huggyllama/llama-7b", tiny="tiny-llama"),
-        LLMPreset(
-            "llama2-7b", {**_LLAMA_7B, **_V2}, "meta-llama/Llama-2-7b-hf", tiny="tiny-llama2"
-        ),
-        LLMPreset(
-            "llama2-13b", {**_LLAMA_13B, **_V2}, "meta-llama/Llama-2-13b-hf", tiny="tiny-llama2"
-        ),
-        LLMPreset("tiny-llama", {**_TINY, **_V1}),
-        LLMPreset("tiny-llama2", {**_TINY, **_V2}),
-    )
-}
+# fmt: off
+LLM_PRESETS: dict[str, LLMPreset] = {p.name: p for p in (
+    LLMPreset("llama-7b", {**_LLAMA_7B, **_V1}, "huggyllama/llama-7b", tiny="tiny-llama"),
+    LLMPreset("llama2-7b", {**_LLAMA_7B, **_V2}, "meta-llama/Llama-2-7b-hf", tiny="tiny-llama2"),
+    LLMPreset("llama2-13b", {**_LLAMA_13B, **_V2}, "meta-llama/Llama-2-13b-hf", tiny="tiny-llama2"),
+    LLMPreset("tiny-llama", {**_TINY, **_V1}),
+    LLMPreset("tiny-llama2", {**_TINY, **_V2}),
+)}
+# fmt: on
 
 _TINY_WIDTH = 64
 
@@ -126,81 +121,26 @@ def _tiny_config(layers: int, quick_gelu: bool) -> dict[str, Any]:
     }
 
 
-VISION_PRESETS: dict[str, VisionPreset] = {
-    p.name: p
-    for p in (
-        VisionPreset(
-            "clip-vit-l14",
-            "ViT-L-14",
-            True,
-            224,
-            "open_clip",
-            1024,
-            tiny="tiny-clip",
-            pretrained_tag="openai",
-        ),
-        VisionPreset(
-            "clip-vit-l14-336",
-            "ViT-L-14-336",
-            True,
-            336,
-            "open_clip",
-            1024,
-            tiny="tiny-clip",
-            pretrained_tag="openai",
-        ),
-        VisionPreset(
-            "diht-vit-l14-336",
-            "ViT-L-14-336",
-            False,
-            336,
-            "diht",
-            1024,
-            tiny="tiny-diht",
-            file_name="diht_vitl14_336px.pth",
-        ),
-        VisionPreset(
-            "alip-vit-b32",
-            "ViT-B-32",
-            False,
-            224,
-            "alip",
-            768,
-            tiny="tiny-alip",
-            file_name="ALIP_YFCC15M_B32.pt",
-        ),
-        VisionPreset(
-            "tiny-clip",
-            "ablate-tiny-clip",
-            True,
-            64,
-            "open_clip",
-            _TINY_WIDTH,
-            twin_config=_tiny_config(8, True),
-        ),
-        VisionPreset(
-            "tiny-diht",
-            "ablate-tiny-diht",
-            False,
-            64,
-            "diht",
-            _TINY_WIDTH,
-            file_name="diht_tiny.pth",
-            twin_config=_tiny_config(12, False),
-        ),
-        # fewer blocks, fewer taps, as ViT-B vs ViT-L
-        VisionPreset(
-            "tiny-alip",
-            "ablate-tiny-alip",
-            False,
-            64,
-            "alip",
-            _TINY_WIDTH,
-            file_name="alip_tiny.pt",
-            twin_config=_tiny_config(8, False),
-        ),
-    )
-}
+# fmt: off
+VISION_PRESETS: dict[str, VisionPreset] = {p.name: p for p in (
+    #            name                model_name          gelu  size  checkpoint   width
+    VisionPreset("clip-vit-l14",     "ViT-L-14",         True,  224, "open_clip", 1024,
+                 tiny="tiny-clip", pretrained_tag="openai"),
+    VisionPreset("clip-vit-l14-336", "ViT-L-14-336",     True,  336, "open_clip", 1024,
+                 tiny="tiny-clip", pretrained_tag="openai"),
+    VisionPreset("diht-vit-l14-336", "ViT-L-14-336",     False, 336, "diht",      1024,
+                 tiny="tiny-diht", file_name="diht_vitl14_336px.pth"),
+    VisionPreset("alip-vit-b32",     "ViT-B-32",         False, 224, "alip",      768,
+                 tiny="tiny-alip", file_name="ALIP_YFCC15M_B32.pt"),
+    VisionPreset("tiny-clip",        "ablate-tiny-clip", True,  64,  "open_clip", _TINY_WIDTH,
+                 twin_config=_tiny_config(8, True)),
+    VisionPreset("tiny-diht",        "ablate-tiny-diht", False, 64,  "diht",      _TINY_WIDTH,
+                 file_name="diht_tiny.pth", twin_config=_tiny_config(12, False)),
+    # fewer blocks, fewer taps, as ViT-B vs ViT-L
+    VisionPreset("tiny-alip",        "ablate-tiny-alip", False, 64,  "alip",      _TINY_WIDTH,
+                 file_name="alip_tiny.pt", twin_config=_tiny_config(8, False)),
+)}
+# fmt: on
 
 
 def llm_preset(name: str) -> LLMPreset:

@@ -25,6 +25,10 @@ from ablate.store.layout import RunsLayout
 from ablate.store.results_store import ResultsStore
 
 PREDICTIONS_TEMPLATE = "predictions_{split}.jsonl"
+INDEX_COLUMNS = [
+    *("run_id", "sweep", "attempt", "status", "seed", "run_dir", "metrics", "spec"),
+    *("versions", "device"),  # the environment fingerprint of the protocol footer
+]
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,9 @@ class RunResult:
         run_dir: the run folder (for per-question predictions), if it exists.
         tiny: whether it ran on tiny twins or synthetic data.
         test_split: the split its ``test/*`` metrics were computed on.
+        spec: the nested run spec as recorded (for the report's protocol footer).
+        versions: Python and package versions recorded with the attempt.
+        device: the GPU name (or ``cpu``) recorded with the attempt.
     """
 
     run_id: str
@@ -48,6 +55,9 @@ class RunResult:
     run_dir: Path | None
     tiny: bool
     test_split: str = "test"
+    spec: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    device: str | None = None
 
     def correctness(self) -> dict[str, bool] | None:
         """Pid -> correct from ``predictions_<test split>.jsonl``; ``None`` if there is none."""
@@ -197,9 +207,7 @@ def _latest_attempts(store: ResultsStore, run_ids: set[str]) -> dict[str, dict[s
     if table.num_rows == 0:
         return {}
     mask = pc.and_(table.column("valid"), pc.is_in(table.column("run_id"), pa.array(list(run_ids))))
-    rows = table.filter(mask).select(
-        ["run_id", "sweep", "attempt", "status", "seed", "run_dir", "metrics", "spec"]
-    )
+    rows = table.filter(mask).select(INDEX_COLUMNS)
     out: dict[str, dict[str, Any]] = {}
     for row in rows.to_pylist():
         entry = out.setdefault(row["run_id"], {"success": None, "failed": False})
@@ -236,6 +244,9 @@ def _attach(sweep: Sweep, found: dict[str, dict[str, Any]], layout: RunsLayout) 
                 run_dir=_run_dir(layout, success),
                 tiny=is_tiny_spec(spec),
                 test_split=str((spec.get("data") or {}).get("test_split") or "test"),
+                spec=spec,
+                versions=json.loads(success["versions"]) if success.get("versions") else {},
+                device=success.get("device"),
             )
         )
     return SweepResults(sweep, list(rows.values()))

@@ -2,7 +2,10 @@
 
 Each writer is a pure function of the table, so the outputs are byte-stable for a fixed results
 store (the golden tests rely on that). LaTeX uses ``booktabs`` rules and escapes every cell; CSV
-carries the numbers (not the formatted text) so a notebook can re-plot without parsing "±".
+carries the numbers (not the formatted text) so a notebook can re-plot without parsing "±". The
+protocol footer (:mod:`ablate.report.protocol`) follows the notes in markdown, LaTeX and HTML,
+under a "Protocol" heading; in CSV its lines are records of ``source`` ``protocol`` (the text in
+``row``), after the numbers.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ if TYPE_CHECKING:  # the CLI imports this module for its option defaults: keep i
 DEFAULT_REPORTS_DIR = Path("reports")  # report specs
 DEFAULT_OUT_DIR = DEFAULT_REPORTS_DIR / "out"  # tables and figures
 FORMATS = ("md", "latex", "csv", "html")
+PROTOCOL_HEADING = "Protocol"
 EXTENSIONS = {"md": "md", "latex": "tex", "csv": "csv", "html": "html"}
 
 
@@ -45,6 +49,9 @@ def to_markdown(table: Table) -> str:
     if table.notes:
         out.append("")
         out += [f"- {_md_escape(note)}" for note in table.notes]
+    if table.footer:
+        out += ["", f"*{PROTOCOL_HEADING}*", ""]
+        out += [f"- {_md_escape(line)}" for line in table.footer]
     return "\n".join(out) + "\n"
 
 
@@ -66,6 +73,7 @@ _LATEX_SPECIAL = {
     "±": r"$\pm$",
     "Δ": r"$\Delta$",
     "—": "--",
+    "∞": r"$\infty$",
     "<": r"$<$",
     "[": "{[}",  # a cell starting with "[" after "\\" would be read as "\\[length]"
     "]": "{]}",
@@ -99,10 +107,14 @@ def to_latex(table: Table) -> str:
             out.append("\\midrule")
     out.append("\\bottomrule")
     out.append("\\end{tabular}")
-    if table.notes:
+    lines = [latex_escape(note) for note in table.notes]
+    if table.footer:
+        lines.append(f"\\textit{{{PROTOCOL_HEADING}:}}")
+        lines += [latex_escape(line) for line in table.footer]
+    if lines:
         out.append("\\par\\smallskip\\footnotesize")
-        out += [latex_escape(note) + "\\\\" for note in table.notes[:-1]]
-        out.append(latex_escape(table.notes[-1]))
+        out += [line + "\\\\" for line in lines[:-1]]
+        out.append(lines[-1])
     out.append("\\end{table}")
     return "\n".join(out) + "\n"
 
@@ -117,14 +129,22 @@ def latex_document(body: str) -> str:
 
 
 def to_csv(table: Table) -> str:
-    """One line per (row, metric) with the numbers: paper, mean, std, n, delta, CI, p, tiny."""
+    """One line per (row, metric) with the numbers, then the protocol footer's lines.
+
+    The numbers: paper, mean, std, n, delta, CI, p, MDD, seeds needed, tiny. The footer's lines
+    are records of ``source`` ``protocol`` with the text in ``row``.
+    """
+    records = table.records + [
+        {"table": table.name, "row": line, "source": "protocol", "tiny": table.tiny}
+        for line in table.footer
+    ]
     keys: list[str] = []
-    for record in table.records:
+    for record in records:
         keys += [k for k in record if k not in keys]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
     writer.writeheader()
-    for record in table.records:
+    for record in records:
         writer.writerow({k: _csv_value(record.get(k)) for k in keys})
     return buf.getvalue()
 
@@ -151,17 +171,29 @@ def to_html(table: Table) -> str:
         f'<li class="tiny">{esc(n)}</li>' if table.tiny and i == 0 else f"<li>{esc(n)}</li>"
         for i, n in enumerate(table.notes)
     )
+    footer = "".join(
+        f'<li class="warn">{esc(line)}</li>'
+        if line.startswith("WARNING")
+        else f"<li>{esc(line)}</li>"
+        for line in table.footer
+    )
+    protocol = (
+        f'<p class="protocol">{PROTOCOL_HEADING}</p>\n<ul class="protocol">{footer}</ul>\n'
+        if footer
+        else ""
+    )
     style = (
         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
         "th,td{padding:2px 8px;border-bottom:1px solid #ddd}td.num{text-align:right}"
-        "tr.rule td{border-bottom:2px solid #444}.tiny{color:#b00;font-weight:bold}"
+        "tr.rule td{border-bottom:2px solid #444}.tiny,.warn{color:#b00;font-weight:bold}"
+        "p.protocol{font-style:italic;margin-bottom:0}ul.protocol{font-size:90%}"
     )
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{esc(table.title)}</title><style>{style}</style></head><body>\n"
         f"<table>\n<caption>{esc(table.title)}</caption>\n<thead><tr>{head}</tr></thead>\n"
         "<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>\n"
-        f"<ul>{notes}</ul>\n</body></html>\n"
+        f"<ul>{notes}</ul>\n{protocol}</body></html>\n"
     )
 
 

@@ -8,7 +8,12 @@ HTML, and :mod:`ablate.report.plots` draws it. Every statistic is computed here 
 * 95% CI: bootstrap over questions when per-question predictions exist (averaged over seeds),
   else over seeds (two or more), else none;
 * p vs the reference row: exact McNemar when both rows have one run, a paired bootstrap over
-  questions when either has several seeds.
+  questions when either has several seeds;
+* MDD and seeds needed: the smallest difference the comparison could detect at its seeds and the
+  table's observed noise, and the seeds per row that would resolve the observed one
+  (:mod:`ablate.report.power`).
+
+Under the notes, every table carries a protocol footer (:mod:`ablate.report.protocol`).
 
 A table holding any tiny-twin or synthetic-data result carries :data:`TINY_LABEL` in its title and
 as its first note, and shows no delta against the paper, so such numbers are never presented as
@@ -23,6 +28,15 @@ from typing import Any
 import numpy as np
 
 from ablate.report.collect import RowRuns, SweepResults
+from ablate.report.power import (
+    Power,
+    SeedNoise,
+    fmt_seeds,
+    paired_power,
+    paper_power,
+    pool_seed_noise,
+)
+from ablate.report.protocol import protocol_lines
 from ablate.report.spec import ReportSpec, RowSpec
 from ablate.report.stats import (
     Interval,
@@ -52,6 +66,7 @@ class Table:
         numeric_columns: indices of columns aligned right.
         rule_after: row indices after which a horizontal rule is drawn.
         notes: lines printed under the table (the tiny label first when it applies).
+        footer: the protocol lines printed after the notes (settings, environment, warnings).
         tiny: whether any result shown comes from tiny twins or synthetic data.
         records: one flat dict of numbers per (row, metric), for CSV and plots.
     """
@@ -63,6 +78,7 @@ class Table:
     numeric_columns: set[int] = field(default_factory=set)
     rule_after: set[int] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
+    footer: list[str] = field(default_factory=list)
     tiny: bool = False
     records: list[dict[str, Any]] = field(default_factory=list)
 
@@ -94,6 +110,7 @@ class RowStats:
     interval: Interval | None = None
     test: PairedTest | None = None
     correctness: tuple[list[str], np.ndarray] | None = None
+    power: Power | None = None
 
 
 def row_stats(row: RowRuns | None, metric: str, *, with_questions: bool = True) -> RowStats:
@@ -114,8 +131,8 @@ def row_stats(row: RowRuns | None, metric: str, *, with_questions: bool = True) 
     return stats
 
 
-def paired_test(row: RowStats, reference: RowStats) -> PairedTest | None:
-    """Test a row against the reference row on the questions both answered."""
+def paired_arrays(row: RowStats, reference: RowStats) -> tuple[np.ndarray, np.ndarray] | None:
+    """The two rows' correctness on the questions both answered, in the same order."""
     if row.correctness is None or reference.correctness is None:
         return None
     pids_a, mat_a = row.correctness
@@ -127,15 +144,58 @@ def paired_test(row: RowStats, reference: RowStats) -> PairedTest | None:
     pos_b = {p: i for i, p in enumerate(pids_b)}
     a = mat_a[:, [pos_a[p] for p in common]]  # (seeds_a, Q)
     b = mat_b[:, [pos_b[p] for p in common]]  # (seeds_b, Q)
+    return a, b
+
+
+def paired_test(row: RowStats, reference: RowStats) -> PairedTest | None:
+    """Test a row against the reference row on the questions both answered."""
+    pair = paired_arrays(row, reference)
+    if pair is None:
+        return None
+    a, b = pair
     if a.shape[0] == 1 and b.shape[0] == 1:
         return mcnemar_exact(a[0], b[0])
     return paired_bootstrap_p(a, b)
+
+
+def row_power(row: RowStats, reference: RowStats, noise: SeedNoise | None) -> Power | None:
+    """MDD and seeds needed of a row against the reference (needs its paired test first)."""
+    pair = paired_arrays(row, reference)
+    if pair is None or row.test is None or pair[0].shape[1] < 2:
+        return None
+    return paired_power(pair[0], pair[1], row.test.diff, noise)
+
+
+def table_noise(stats: list[RowStats]) -> SeedNoise | None:
+    """Seed noise pooled over the rows with per-question predictions and two or more seeds."""
+    return pool_seed_noise([st.correctness[1] for st in stats if st.correctness is not None])
 
 
 def _ci_text(interval: Interval | None) -> str:
     if interval is None:
         return DASH
     return f"[{fmt(interval.low)}, {fmt(interval.high)}] ({CI_MARK[interval.method]})"
+
+
+def _power_note(noise: SeedNoise | None, against: str, *, paired: bool = True) -> str:
+    if noise is None and not paired:
+        seen = "noise: every row has one seed, so seed noise is not observable and neither is shown"
+    elif noise is None:
+        seen = (
+            "noise: every row has one seed, so seed noise is not observable: MDD from the "
+            "per-question variance alone (McNemar's), seeds needed unknown (?)"
+        )
+    else:
+        seen = (
+            f"noise: run-to-run std {noise.run_std_pp:.2f} points, pooled over the rows with "
+            f"two or more seeds ({noise.dof} degrees of freedom)"
+        )
+    return (
+        f"MDD: at the row's seeds and the observed noise, the smallest true difference {against} "
+        "that a two-sided test at alpha 0.05 finds with power 0.8; seeds: seeds per row that "
+        "would resolve the observed difference (∞: none would, the noise that seeds do not "
+        f"average out is already larger). {seen}."
+    )
 
 
 def _stat_notes(ref_name: str | None) -> list[str]:
@@ -188,7 +248,7 @@ def build_rows_table(spec: ReportSpec, results: SweepResults) -> Table:
         None,
     )
     ours_head = "ours, tiny (mean ± std)" if tiny else "ours (mean ± std)"
-    header = [*spec.cells, "paper", ours_head, "n", "Δ", "95% CI", "p vs ref"]
+    header = [*spec.cells, "paper", ours_head, "n", "Δ", "95% CI", "p vs ref", "MDD", "seeds"]
     unparsed_metric = _unparsed_metric(spec.metric)
     show_unparsed = any(row.values(unparsed_metric) for _, row in pairs)
     if show_unparsed:
@@ -205,9 +265,11 @@ def build_rows_table(spec: ReportSpec, results: SweepResults) -> Table:
         tiny=tiny,
     )
     notes: list[str] = []
+    noise = table_noise(stats)
     for i, ((row_spec, row), st) in enumerate(zip(pairs, stats, strict=False)):
         if ref_index is not None and i != ref_index and st.n:
             st.test = paired_test(st, stats[ref_index])
+            st.power = row_power(st, stats[ref_index], noise)
         paper = row_spec.paper if row_spec is not None else None
         delta = None if (tiny or paper is None or st.mean is None) else st.mean - paper
         cells = list(row_spec.cells) if row_spec is not None and spec.cells else [row.key]
@@ -229,6 +291,8 @@ def build_rows_table(spec: ReportSpec, results: SweepResults) -> Table:
             delta_text,
             _ci_text(st.interval),
             p_text,
+            "ref" if i == ref_index else fmt(st.power.mdd if st.power else None),
+            "ref" if i == ref_index else (fmt_seeds(st.power) if st.power else DASH),
         ]
         if show_unparsed:
             unparsed = row.values(unparsed_metric)
@@ -241,6 +305,12 @@ def build_rows_table(spec: ReportSpec, results: SweepResults) -> Table:
         table.records.append(_record(spec, row, row_spec, st, paper, delta, tiny, spec.metric))
     ref_name = pairs[ref_index][0].name if ref_index is not None else None  # type: ignore[union-attr]
     table.notes = _head_notes(tiny) + _stat_notes(ref_name) + list(spec.notes) + notes
+    if ref_name is not None:
+        table.notes.insert(
+            len(_head_notes(tiny)) + 2,
+            _power_note(noise, "from the reference row (paired per question)"),
+        )
+    table.footer = protocol_lines([row for _, row in pairs], unparsed_metric)
     if tiny:
         table.notes.insert(
             1, "Δ is not computed (n/c) for tiny runs: they do not estimate the paper's numbers."
@@ -253,7 +323,8 @@ def build_columns_table(spec: ReportSpec, results: SweepResults) -> Table:
     tiny = results.tiny
     columns = list(spec.columns)
     avg_col = "Avg" if "Avg" in columns else columns[-1]
-    header = ["method", *columns, "n", f"Δ {avg_col}", f"95% CI {avg_col}"]
+    header = ["method", *columns, "n", f"Δ {avg_col}", f"95% CI {avg_col}", f"MDD {avg_col}"]
+    header.append("seeds")
     unparsed_metric = _unparsed_metric(spec.metric_prefix + avg_col)
     show_unparsed = any(row.values(unparsed_metric) for row in results.rows)
     if show_unparsed:
@@ -269,7 +340,7 @@ def build_columns_table(spec: ReportSpec, results: SweepResults) -> Table:
     reference = next((p for p in spec.paper if p.method == spec.reference), None)
     ref_avg = reference.values[columns.index(avg_col)] if reference is not None else None
     for paper_row in spec.paper:
-        blanks = ["", "", ""] + ([""] if show_unparsed else [])
+        blanks = [""] * (len(header) - 1 - len(columns))
         table.rows.append([paper_row.method, *(fmt(v) for v in paper_row.values), *blanks])
         for column, value in zip(columns, paper_row.values, strict=False):
             table.records.append(
@@ -288,6 +359,8 @@ def build_columns_table(spec: ReportSpec, results: SweepResults) -> Table:
                     "ci_method": None,
                     "p_value": None,
                     "test": None,
+                    "mdd": None,
+                    "seeds_needed": None,
                     "tiny": False,
                 }
             )
@@ -295,7 +368,9 @@ def build_columns_table(spec: ReportSpec, results: SweepResults) -> Table:
         table.rule_after.add(len(table.rows) - 1)
     rows = results.rows or [RowRuns(key="", label=None, axes={})]
     notes: list[str] = []
-    for row in rows:
+    avgs = [row_stats(row, spec.metric_prefix + avg_col) for row in rows]
+    noise = table_noise(avgs)
+    for row, avg in zip(rows, avgs, strict=True):
         name = spec.ours if len(rows) == 1 or not row.key else f"{spec.ours}: {row.key}"
         if row.tiny:
             name += " [tiny]"
@@ -303,12 +378,14 @@ def build_columns_table(spec: ReportSpec, results: SweepResults) -> Table:
         per_col = [row_stats(row, spec.metric_prefix + c, with_questions=False) for c in columns]
         for st in per_col:
             cells.append(fmt_mean(st.mean, st.std))
-        avg = row_stats(row, spec.metric_prefix + avg_col)
         delta = None if (tiny or ref_avg is None or avg.mean is None) else avg.mean - ref_avg
+        avg.power = paper_power(avg.n, delta if delta is not None else 0.0, noise)
         delta_text = "n/c" if tiny and avg.mean is not None else fmt(delta)
         if delta is not None and delta > 0:
             delta_text = "+" + delta_text
         cells += [str(avg.n), delta_text, _ci_text(avg.interval)]
+        cells.append(fmt(avg.power.mdd) if avg.power else DASH)
+        cells.append(fmt_seeds(avg.power) if avg.power and delta is not None else DASH)
         if show_unparsed:
             unparsed = row.values(unparsed_metric)
             cells.append(fmt(sum(unparsed) / len(unparsed)) if unparsed else DASH)
@@ -325,7 +402,10 @@ def build_columns_table(spec: ReportSpec, results: SweepResults) -> Table:
             notes.append(
                 f"{name}: {len(row.failed)} run(s) failed or were cancelled, none succeeded."
             )
-    table.notes = _head_notes(tiny) + _stat_notes(None) + list(spec.notes) + notes
+    against = "from the paper's single run on the same questions (its seed noise taken as ours)"
+    power_note = _power_note(noise, against, paired=False)
+    table.notes = _head_notes(tiny) + _stat_notes(None) + [power_note] + list(spec.notes) + notes
+    table.footer = protocol_lines(rows, unparsed_metric)
     return table
 
 
@@ -377,6 +457,8 @@ def _record(
         "ci_method": st.interval.method if st.interval else None,
         "p_value": st.test.p_value if st.test else None,
         "test": st.test.method if st.test else None,
+        "mdd": st.power.mdd if st.power else None,
+        "seeds_needed": st.power.seeds_needed if st.power else None,
         "tiny": tiny,
     }
     for key, value in row.axes.items():

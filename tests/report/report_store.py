@@ -14,6 +14,7 @@ from ablate.store.results_store import ResultsStore
 REPO = Path(__file__).resolve().parents[2]
 SWEEPS = REPO / "sweeps"
 REPORTS = REPO / "reports"
+VERSIONS = {"python": "3.11.9", "torch": "2.14.1", "transformers": "5.0.0"}
 COLUMNS = ("NAT", "SOC", "LAN", "TXT", "IMG", "NO", "G1-6", "G7-12", "Avg")
 
 
@@ -26,12 +27,15 @@ def fill_store(
     predictions: bool = True,
     skip: tuple[int, ...] = (),
     fail: tuple[int, ...] = (),
+    device: str = "cpu",
+    versions: dict[int, dict[str, str]] | None = None,
 ) -> list:
     """Write one success record per planned run, accuracy fixed by its position.
 
     Run ``i`` answers question ``q`` correctly when ``(q * 7 + i * 3) % 10 < 8 - (i % 3)``, so rows
     differ in a known, paired way. ``skip`` leaves runs without records; ``fail`` gives them only
-    a failed attempt.
+    a failed attempt. Every run records ``device`` and :data:`VERSIONS`, except the runs
+    ``versions`` gives their own.
     """
     sweep = load_sweep(SWEEPS / sweep_file, scale=scale)
     store = ResultsStore(root)
@@ -53,7 +57,8 @@ def fill_store(
             git_sha="abc",
             git_dirty=False,
             host="h",
-            device="cpu",
+            device=device,
+            versions=(versions or {}).get(i, VERSIONS),
             executor="inline",
             run_dir=str(run_dir),
             record_id=f"{i:08x}",
@@ -74,6 +79,8 @@ def fill_store(
         metrics = {f"test/{c}": acc + 0.1 * k for k, c in enumerate(COLUMNS[:-1])}
         metrics["test/Avg"] = acc
         metrics["test/unparseable_pct"] = 0.5 * i
+        metrics["train/effective_batch"] = float(run.spec.config.train.effective_batch)
+        metrics["train/effective_lr"] = run.spec.config.train.effective_lr
         if predictions:
             with (run_dir / "predictions_test.jsonl").open("w") as fh:
                 for q, ok in enumerate(correct):

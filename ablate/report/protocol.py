@@ -157,8 +157,12 @@ def fingerprint(result: RunResult) -> str:
     versions = result.versions
     torch = versions.get("torch", NOT_RECORDED)
     cuda = versions.get("cuda", NOT_RECORDED)
-    device = result.device or NOT_RECORDED
-    hardware = "CPU" if device == "cpu" else f"{device} x{versions.get('gpu_count', 1)}"
+    if result.device is None:
+        hardware = f"device {NOT_RECORDED}"
+    elif result.device == "cpu":
+        hardware = "CPU"
+    else:
+        hardware = f"{result.device} x{versions.get('gpu_count', 1)}"
     return f"torch {torch}, CUDA {cuda}, {hardware}"
 
 

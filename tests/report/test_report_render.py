@@ -1,5 +1,6 @@
 import csv
 import io
+import math
 import os
 import re
 import shutil
@@ -313,3 +314,66 @@ def test_report_command_prints_and_writes(full_store, tmp_path):
     assert result.exit_code == 0, result.output
     assert "7B-lite-diht-BA (ours)" in result.output and "wrote" in result.output
     assert (tmp_path / "o/table1.csv").is_file() and (tmp_path / "o/table1.md").is_file()
+
+
+def test_multi_seed_mdd_and_seeds_match_a_hand_computation(tmp_path, runs_root, monkeypatch):
+    from statistics import NormalDist
+
+    from ablate.spec.sweep import load_sweep
+
+    n_q = 300
+    out = render_seeds_sweep(tmp_path, runs_root, monkeypatch, report_spec=True, n_questions=n_q)
+    # the store's runs: run i answers q right when (q * 7 + i * 3) % 10 < 8 - i % 3
+    rows: dict[str, list[list[int]]] = {}
+    for i, run in enumerate(load_sweep(tmp_path / "sweeps/seeds.yaml").runs):
+        answers = [int((q * 7 + i * 3) % 10 < 8 - (i % 3)) for q in range(n_q)]
+        rows.setdefault(run.label, []).append(answers)
+    small, ref = rows["small"], rows["ref"]
+
+    def var1(xs):
+        mean = sum(xs) / len(xs)
+        return sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)
+
+    def acc(run):
+        return sum(run) / n_q
+
+    # pooled over both rows (one degree of freedom each)
+    run_var = (var1([acc(r) for r in small]) + var1([acc(r) for r in ref])) / 2
+    flip = sum(var1([r[q] for r in m]) for m in (small, ref) for q in range(n_q)) / (2 * n_q)
+    paired = [sum(r[q] for r in small) / 2 - sum(r[q] for r in ref) / 2 for q in range(n_q)]
+    questions = max(0.0, var1(paired) - flip / 2 - flip / 2) / n_q
+    z = NormalDist().inv_cdf(0.975) + NormalDist().inv_cdf(0.8)
+    mdd = 100 * z * (questions + run_var / 2 + run_var / 2) ** 0.5
+    delta = 100 * sum(paired) / n_q
+    budget = (delta / 100 / z) ** 2 - questions
+    seeds = str(math.ceil(2 * run_var / budget)) if budget > 0 else "∞"
+
+    ref_row, small_row = out.table.rows
+    assert col(out, small_row, "MDD") == f"{mdd:.2f}"
+    assert col(out, small_row, "seeds") == seeds
+    assert col(out, ref_row, "MDD") == col(out, ref_row, "seeds") == "ref"
+    assert any(f"run-to-run std {100 * run_var**0.5:.2f} points" in n for n in out.table.notes)
+    [record] = [r for r in out.table.records if r["row"] == "small"]
+    assert record["mdd"] == pytest.approx(mdd)
+
+
+def test_single_seed_rows_show_mcnemar_mdd_and_unknown_seeds(tiny_store, tmp_path):
+    from ablate.report.power import Z_SUM
+
+    out = render_one("table2", tiny_store, tmp_path / "out", fmt="md")
+    ref = next(r for r in out.table.rows if col(out, r, "p vs ref") == "ref")
+    assert col(out, ref, "MDD") == "ref"
+    for row in out.table.rows:
+        if row is ref:
+            continue
+        assert col(out, row, "seeds") == "?"
+    # dim 8 (run 0, 80% right) against dim 16 (run 1, 70%), 200 questions: count b and c
+    n_q = 200
+    run0 = [(q * 7) % 10 < 8 for q in range(n_q)]
+    run1 = [(q * 7 + 3) % 10 < 7 for q in range(n_q)]
+    b = sum(x and not y for x, y in zip(run0, run1, strict=True))
+    c = sum(y and not x for x, y in zip(run0, run1, strict=True))
+    assert (b, c) == (60, 40)
+    mean = (b - c) / n_q
+    var = (b + c - n_q * mean**2) / (n_q - 1)
+    assert col(out, out.table.rows[0], "MDD") == f"{100 * Z_SUM * (var / n_q) ** 0.5:.2f}"

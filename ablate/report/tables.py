@@ -274,6 +274,7 @@ def build_columns_table(spec: ReportSpec, results: SweepResults) -> Table:
                     "test": None,
                     "mdd": None,
                     "seeds_needed": None,
+                    "seeds_reason": None,
                     "tiny": False,
                 }
             )
@@ -372,6 +373,7 @@ def _record(
         "test": st.test.method if st.test else None,
         "mdd": st.power.mdd if st.power else None,
         "seeds_needed": st.power.seeds_needed if st.power else None,
+        "seeds_reason": st.power.reason if st.power else None,
         "tiny": tiny,
     }
     for key, value in row.axes.items():

@@ -73,6 +73,10 @@ def test_golden_table1_full_scale(full_store, tmp_path):
     # predictions and 3 seeds: the interval covers questions and seeds
     assert col(out, ours, "95% CI Avg").endswith("(q+s)")
     assert col(out, ours, "unparsed %") == "0.50"
+    # seeds at 80, 70, 60%: run variance 0.01; against the paper's one run, Var = 0.01 / 3 + 0.01
+    z = 1.959964 + 0.841621
+    assert col(out, ours, "MDD Avg") == f"{100 * z * (0.01 / 3 + 0.01) ** 0.5:.2f}" == "32.35"
+    assert col(out, ours, "seeds") == "∞"  # 20 points is within the paper's own run's noise
 
 
 def test_golden_table3_tiny(tiny_store, tmp_path):

@@ -47,12 +47,13 @@ class SeedNoise:
 
     Attributes:
         run_var: variance of one run's accuracy across seeds on the fixed test set (fraction^2).
-        flip_var: mean over questions of one answer's variance across seeds (fraction^2).
+        flip_var: mean over questions of one answer's variance across seeds (fraction^2);
+            ``None`` when pooled from run accuracies alone (no per-question predictions).
         dof: degrees of freedom pooled (sum of seeds - 1 over the rows).
     """
 
     run_var: float
-    flip_var: float
+    flip_var: float | None
     dof: int
 
     @property
@@ -103,6 +104,22 @@ def pool_seed_noise(matrices: list[np.ndarray]) -> SeedNoise | None:
     return SeedNoise(run_sum / dof, flip_sum / dof, dof)
 
 
+def pool_run_noise(accuracies: list[list[float]]) -> SeedNoise | None:
+    """Pool the run-to-run variance of accuracy (percent per run) over rows with two or more runs.
+
+    For comparisons where question sampling cancels (ours against the paper on the same test
+    set), run accuracies are all that is needed, so per-question predictions are not.
+    """
+    run_sum = 0.0
+    dof = 0
+    for values in accuracies:
+        if len(values) < 2:
+            continue
+        run_sum += (len(values) - 1) * float(np.var(np.asarray(values) / 100.0, ddof=1))
+        dof += len(values) - 1
+    return SeedNoise(run_sum / dof, None, dof) if dof else None
+
+
 def question_variance(
     row: np.ndarray, reference: np.ndarray, noise: SeedNoise | None
 ) -> tuple[float, float]:
@@ -129,6 +146,8 @@ def question_variance(
     s, t = row.shape[0], reference.shape[0]
     if noise is None:
         return var_d / n_questions, var_d / n_questions
+    if noise.flip_var is None:
+        raise ValueError("a paired variance needs the per-answer flip variance (predictions)")
     sigma2 = max(0.0, var_d - noise.flip_var / s - noise.flip_var / t)
     questions = sigma2 / n_questions
     return questions, questions + noise.run_var / s + noise.run_var / t

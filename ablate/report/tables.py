@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ablate.report.collect import RowRuns, SweepResults
-from ablate.report.power import SeedNoise, fmt_seeds, paper_power
+from ablate.report.power import SeedNoise, fmt_seeds, paper_power, pool_run_noise
 from ablate.report.protocol import protocol_lines
 from ablate.report.row_stats import RowStats, paired_test, row_power, row_stats, table_noise
 from ablate.report.spec import ReportSpec, RowSpec
@@ -283,7 +283,7 @@ def build_columns_table(spec: ReportSpec, results: SweepResults) -> Table:
     rows = results.rows or [RowRuns(key="", label=None, axes={})]
     notes: list[str] = []
     avgs = [row_stats(row, spec.metric_prefix + avg_col) for row in rows]
-    noise = table_noise(avgs)
+    noise = pool_run_noise([row.values(spec.metric_prefix + avg_col) for row in rows])
     for row, avg in zip(rows, avgs, strict=True):
         name = spec.ours if len(rows) == 1 or not row.key else f"{spec.ours}: {row.key}"
         if row.tiny:

@@ -13,6 +13,7 @@ from ablate.report.power import (
     fmt_seeds,
     paired_power,
     paper_power,
+    pool_run_noise,
     pool_seed_noise,
     seeds_to_resolve,
 )
@@ -114,6 +115,16 @@ def test_paper_power_by_hand():
     assert paper_power(3, 3.0, noise).seeds_needed == 7
     assert paper_power(3, 2.0, noise).reason == "never"  # the paper's own run is noisier
     assert paper_power(3, 2.0, None) is None
+
+
+def test_run_noise_from_accuracies_alone():
+    noise = pool_run_noise([[80.0, 70.0, 60.0], [50.0], [90.0, 92.0]])
+    # (2 * var(0.8, 0.7, 0.6) + 1 * var(0.9, 0.92)) / 3 = (2 * 0.01 + 0.0002) / 3
+    assert noise.run_var == pytest.approx((2 * 0.01 + 0.0002) / 3)
+    assert noise.dof == 3 and noise.flip_var is None
+    assert pool_run_noise([[70.0], []]) is None
+    with pytest.raises(ValueError, match="flip variance"):
+        paired_power(np.ones((2, 3)), np.zeros((2, 3)), 100.0, noise)
 
 
 def test_fmt_seeds():

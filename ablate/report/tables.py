@@ -1,7 +1,8 @@
 """Build a report's table (text cells plus numbers) from a spec and the sweep's results.
 
 The table is format-neutral: :mod:`ablate.report.render` writes it as markdown, LaTeX, CSV or
-HTML, and :mod:`ablate.report.plots` draws it. Every statistic is computed here once:
+HTML, and :mod:`ablate.report.plots` draws it. Every statistic is computed once per row
+(:mod:`ablate.report.row_stats`):
 
 * ours: mean ± sample std over seeds, and ``n`` (successful runs);
 * delta: ours minus the paper's value;

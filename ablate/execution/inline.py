@@ -16,9 +16,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ablate.execution.attempt import PROGRESS_FILE, STOP_REASON_FILE, run_attempt, write_atomic
+from ablate.execution.attempt import run_attempt
 from ablate.execution.base import AttemptRequest, JobOutcome
+from ablate.store.files import write_atomic
 from ablate.store.results_store import ResultsStore
+from ablate.store.run_folder import PROGRESS_FILE, STOP_REASON_FILE
 
 
 class InlineHandle:

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import IO
 
 import ablate
-from ablate.execution.attempt import LOG_FILE, PROGRESS_FILE
 from ablate.execution.base import AttemptRequest, JobOutcome
 from ablate.execution.slots import Slot, SlotPool
 from ablate.execution.worker import PARENT_PID_ENV
+from ablate.store.run_folder import LOG_FILE, PROGRESS_FILE
 
 LOG_TAIL_BYTES = 4000
 

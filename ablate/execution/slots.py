@@ -154,3 +154,15 @@ class SlotPool:
         if slot not in self._leased:
             raise ValueError(f"slot {slot.label} is not leased")
         self._leased.remove(slot)
+
+
+def resolve_device() -> str:
+    """``cuda`` or ``cpu`` for a job here, without importing torch.
+
+    The local executor sets ``ABLATE_DEVICE`` per slot; elsewhere (inline, a SLURM step) a visible
+    GPU means ``cuda``.
+    """
+    chosen = os.environ.get("ABLATE_DEVICE")
+    if chosen:
+        return chosen
+    return "cuda" if discover_gpus() else "cpu"

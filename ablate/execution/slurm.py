@@ -27,14 +27,14 @@ import submitit
 from submitit.core.utils import FailedJobError
 
 from ablate.errors import AblateError
-from ablate.execution.attempt import write_atomic, write_run_files
 from ablate.execution.base import AttemptRequest
 from ablate.execution.runner_profile import SlurmResources
 from ablate.execution.slurm_task import SLURM_JOB_FILE, SlurmAttempt
 from ablate.execution.slurm_watch import LIVE_STATES, slurm_available, slurm_run_states
+from ablate.store.files import write_atomic
 from ablate.store.layout import RunsLayout
 from ablate.store.results_store import ResultsStore
-from ablate.tracking.config import STREAM_ENV
+from ablate.store.run_folder import write_run_files
 from ablate.tracking.detached import report_queued, tracking_of
 
 if TYPE_CHECKING:
@@ -231,8 +231,6 @@ class SlurmExecutor:
                 run_dir, entry.run.spec.to_json(), sweep=sweep.name, axes=entry.run.axes
             )
             env = {**base_env, **(tracker.on_attempt_start(entry.run, attempt) or {})}
-            if STREAM_ENV in env:
-                env[STREAM_ENV] = "worker"  # no orchestrator stays to forward step metrics
             requests.append(
                 AttemptRequest(
                     run_id=entry.run_id,

@@ -27,10 +27,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
-from ablate.execution.attempt import LOG_FILE, PROGRESS_FILE, write_atomic
 from ablate.execution.base import AttemptRequest, JobOutcome
 from ablate.execution.slurm_task import SLURM_JOB_FILE
 from ablate.execution.slurm_watch import LIVE_STATES, UNREACHABLE, query_job_states
+from ablate.store.files import write_atomic
+from ablate.store.run_folder import LOG_FILE, PROGRESS_FILE
 
 if TYPE_CHECKING:
     from ablate.execution.slurm import SlurmExecutor

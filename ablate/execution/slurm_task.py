@@ -32,17 +32,12 @@ from typing import Any
 from submitit.helpers import Checkpointable, DelayedSubmission
 
 import ablate
-from ablate.execution.attempt import (
-    LOG_FILE,
-    STOP_REASON_FILE,
-    read_run_meta,
-    run_from_dir,
-    write_atomic,
-)
 from ablate.execution.worker import EXIT_CANCELLED, PARENT_PID_ENV
+from ablate.store.files import write_atomic
 from ablate.store.layout import RunsLayout
 from ablate.store.record import AttemptStatus
 from ablate.store.results_store import ResultsStore
+from ablate.store.run_folder import LOG_FILE, STOP_REASON_FILE, planned_run_of, read_run_meta
 from ablate.tracking.detached import tracking_of
 
 SLURM_JOB_FILE = "slurm.json"  # in each run folder: the SLURM job running its latest attempt
@@ -258,7 +253,7 @@ class SlurmAttempt(Checkpointable):
         from ablate.orchestrate.outcomes import lost_attempt_record
 
         record = lost_attempt_record(
-            run_from_dir(self.run_dir),
+            planned_run_of(self.run_dir),
             sweep=str(read_run_meta(self.run_dir)["sweep"]),
             attempt=attempt,
             stopped_for=None,

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ablate.execution.attempt import run_from_dir
 from ablate.execution.slurm_task import SLURM_JOB_FILE
 from ablate.store.results_store import ResultsStore
+from ablate.store.run_folder import planned_run_of
 
 if TYPE_CHECKING:
     from ablate.store.record import AttemptRecord
@@ -164,7 +164,7 @@ def record_lost_slurm_attempts(
             continue
         run_dir = Path(info["run_dir"])
         record = lost_attempt_record(
-            run_from_dir(run_dir),
+            planned_run_of(run_dir),
             sweep=sweep,
             attempt=int(info["attempt"]),
             stopped_for=None,

@@ -3,7 +3,7 @@
     python -m ablate.execution.worker RUN_DIR --attempt N [--runs-root DIR] [--executor NAME]
 
 It reads ``RUN_DIR/spec.json`` (never the sweep YAML), runs the job and writes its own attempt
-record, so the same entry point serves the local executor and, later, SLURM jobs that have no
+record, so the same entry point serves the local executor and SLURM tasks that have no
 orchestrator around. SIGTERM or SIGINT ask the job to stop: it checkpoints, raises
 ``JobCancelled`` and the attempt is recorded cancelled.
 
@@ -17,24 +17,20 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ctypes.util
-import importlib
 import os
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-from ablate.execution.attempt import resolve_device, run_attempt
+from ablate.execution.attempt import run_attempt
+from ablate.execution.slots import resolve_device
 from ablate.store.layout import RunsLayout
 from ablate.store.record import AttemptStatus
 from ablate.store.results_store import ResultsStore
 
 PARENT_PID_ENV = "ABLATE_PARENT_PID"
-# "module:function": function(run_dir, attempt) -> callable(step, metrics) (optionally .close()),
-# set by a tracker's on_attempt_start so per-step metrics reach it from the worker.
-METRIC_SINK_ENV = "ABLATE_METRIC_SINK"
 EXIT_SUCCESS = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -57,23 +53,6 @@ def parent_already_gone() -> bool:
     """Whether the parent that started us died before ``die_with_parent`` took effect."""
     expected = os.environ.get(PARENT_PID_ENV)
     return bool(expected) and os.getppid() != int(expected)
-
-
-def load_metric_sink(run_dir: Path, attempt: int) -> Any:
-    """The tracker's per-step metric sink named by ``$ABLATE_METRIC_SINK``, if any.
-
-    A sink that cannot be built is reported in the log and skipped: tracking never stops a job.
-    """
-    target = os.environ.get(METRIC_SINK_ENV, "").strip()
-    if not target:
-        return None
-    module_name, _, func = target.partition(":")
-    try:
-        factory = getattr(importlib.import_module(module_name), func)
-        return factory(run_dir, attempt)
-    except Exception as exc:  # noqa: BLE001 - tracking must never stop a job
-        print(f"[ablate worker] metric sink {target!r} unavailable: {exc!r}", flush=True)
-        return None
 
 
 class StopRequest:
@@ -136,24 +115,14 @@ def main(argv: list[str] | None = None) -> int:
         f"device {device} CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')}",
         flush=True,
     )
-    sink = load_metric_sink(run_dir, args.attempt)
-    try:
-        record = run_attempt(
-            run_dir,
-            args.attempt,
-            store=ResultsStore(root),
-            executor=args.executor,
-            stop_flag=stop,
-            device=device,
-            metric_sink=sink,
-        )
-    finally:
-        close = getattr(sink, "close", None)
-        if close is not None:
-            try:
-                close()
-            except Exception as exc:  # noqa: BLE001 - the record is what matters
-                print(f"[ablate worker] metric sink close failed: {exc!r}", flush=True)
+    record = run_attempt(
+        run_dir,
+        args.attempt,
+        store=ResultsStore(root),
+        executor=args.executor,
+        stop_flag=stop,
+        device=device,
+    )
     took = f"{record.duration_s:.2f}s" if record.duration_s is not None else "?"
     print(f"[ablate worker] attempt {args.attempt}: {record.status.value} in {took}", flush=True)
     if record.status is not AttemptStatus.SUCCESS:

@@ -9,12 +9,12 @@ Ctrl-C, preemption) so it can checkpoint and leave cleanly.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ablate.store.run_folder import write_progress
 
 
 class JobCancelled(Exception):
@@ -87,6 +87,4 @@ class JobContext:
             return
         self._last_progress_write = now
         payload = {"step": step, "total": total, "phase": phase, "time": time.time(), **info}
-        tmp = self.run_dir / f".progress.json.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(payload))
-        os.replace(tmp, self.run_dir / "progress.json")
+        write_progress(self.run_dir, payload)

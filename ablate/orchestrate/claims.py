@@ -12,15 +12,13 @@ Run ids are global, so claims are too: two sweeps sharing a run never run it twi
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ablate.orchestrate.lock import lock_holder
+from ablate.store.files import holds_file, lock_holder, note_in_lock, try_lock
 from ablate.store.layout import RunsLayout
 from ablate.store.provenance import host_name
 
@@ -36,9 +34,7 @@ class RunClaim:
     def note(self, **info: Any) -> None:
         """Rewrite the human-readable holder info (pid, host, sweep, attempt, ...)."""
         payload = {"run_id": self.run_id, "pid": os.getpid(), "host": host_name(), **info}
-        data = json.dumps(payload, sort_keys=True, default=str).encode()
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, data, 0)
+        note_in_lock(self.fd, payload)
 
     def release(self) -> None:
         """Remove the claim file and drop the lock (a no-op when already released)."""
@@ -46,19 +42,10 @@ class RunClaim:
             return
         with contextlib.suppress(FileNotFoundError):
             # Only unlink the file we hold: a newer claimer may have replaced it.
-            if _same_file(self.fd, self.path):
+            if holds_file(self.fd, self.path):
                 self.path.unlink()
         os.close(self.fd)
         self.fd = -1
-
-
-def _same_file(fd: int, path: Path) -> bool:
-    held = os.fstat(fd)
-    try:
-        current = os.stat(path)
-    except FileNotFoundError:
-        return False
-    return (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino)
 
 
 def claim_path(layout: RunsLayout, run_id: str) -> Path:
@@ -75,21 +62,12 @@ def try_claim(layout: RunsLayout, run_id: str, **info: Any) -> RunClaim | None:
         **info: written into the claim file beside pid and host (sweep, attempt).
     """
     path = claim_path(layout, run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(10):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        if not _same_file(fd, path):  # released and unlinked between our open and flock
-            os.close(fd)
-            continue
-        claim = RunClaim(run_id, path, fd)
-        claim.note(since=time.time(), **info)
-        return claim
-    return None
+    fd = try_lock(path)
+    if fd is None:
+        return None
+    claim = RunClaim(run_id, path, fd)
+    claim.note(since=time.time(), **info)
+    return claim
 
 
 def claim_holder(layout: RunsLayout, run_id: str) -> dict[str, Any] | None:

@@ -8,7 +8,6 @@ the same sweep refuses with a message that names the running one.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.errors import AblateError
+from ablate.store.files import lock_holder, note_in_lock, try_lock
 from ablate.store.layout import RunsLayout
 from ablate.store.provenance import host_name
 
@@ -44,21 +44,16 @@ class SweepLock:
 
     def acquire(self) -> SweepLock:
         """Take the lock or raise :class:`SweepLockedError` naming the holder."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise SweepLockedError(self._refusal(read_lock_info(self.path))) from None
+        fd = try_lock(self.path)
+        if fd is None:
+            raise SweepLockedError(self._refusal(read_lock_info(self.path)))
         info = {
             "pid": os.getpid(),
             "host": host_name(),
             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "command": self.command,
         }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info, sort_keys=True).encode(), 0)
+        note_in_lock(fd, info)
         self._fd = fd
         return self
 
@@ -96,26 +91,6 @@ def read_lock_info(path: Path) -> dict[str, Any]:
         return json.loads(Path(path).read_text(encoding="utf-8") or "{}")
     except (OSError, ValueError):
         return {}
-
-
-def lock_holder(path: Path) -> dict[str, Any] | None:
-    """Who holds the ``flock`` on ``path`` (the info written in it), or ``None`` if it is free.
-
-    Probing with a shared non-blocking lock never disturbs the holder.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return read_lock_info(path)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
 
 
 def sweep_lock_holder(layout: RunsLayout, sweep: str) -> dict[str, Any] | None:

@@ -26,15 +26,16 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ablate.execution.attempt import STOP_REASON_FILE, write_atomic, write_run_files
 from ablate.execution.base import AttemptRequest, Executor, JobHandle
 from ablate.orchestrate.claims import RunClaim, claim_holder, try_claim
 from ablate.orchestrate.outcomes import SweepResult, lost_attempt_record
 from ablate.orchestrate.plan import Plan, PlanEntry, RunState, make_plan
 from ablate.orchestrate.progress import NullProgress, RunningView, SweepStatus
 from ablate.orchestrate.tracker import NullTracker
+from ablate.store.files import write_atomic
 from ablate.store.provenance import git_env
 from ablate.store.record import AttemptRecord, AttemptStatus, FailureKind
+from ablate.store.run_folder import STOP_REASON_FILE, write_run_files
 
 if TYPE_CHECKING:
     from ablate.orchestrate.orchestrator import SweepOptions

@@ -1,5 +1,6 @@
 """MLflow tracking of sweeps: observation beside the results store, never in the way of training.
 
-Orchestrator side: :class:`ablate.tracking.mlflow_tracker.MlflowTracker`; worker side:
-:func:`ablate.tracking.worker_sink.sink_from_env`; commands: :mod:`ablate.tracking.commands`.
+Orchestrator side: :class:`ablate.tracking.mlflow_tracker.MlflowTracker`; the one route of a run's
+metrics into MLflow: :func:`ablate.tracking.run_sync.sync_run_folder` (workers never import
+MLflow); commands: :mod:`ablate.tracking.commands`.
 """

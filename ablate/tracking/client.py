@@ -191,14 +191,27 @@ class TrackingClient:
         metrics: list[tuple[str, float, int, int]] = (),  # type: ignore[assignment]
         params: dict[str, str] | None = None,
         tags: dict[str, str] | None = None,
+        spool: bool = True,
     ) -> bool:
-        """Log metrics ``(key, value, timestamp_ms, step)``, params and tags; True if sent now."""
+        """Log metrics ``(key, value, timestamp_ms, step)``, params and tags; True if sent now.
+
+        Args:
+            run_id: the run (a local reference is resolved through the spool's ``refs.json``).
+            metrics: ``(key, value, timestamp_ms, step)`` rows.
+            params: params to log.
+            tags: tags to set.
+            spool: keep what could not be sent in the spool; ``False`` drops it and only returns
+                ``False`` (the caller keeps its own cursor, as the run-folder sync does), and
+                stops at the first chunk that fails.
+        """
         from ablate.tracking.batching import batches
 
         sent_all = True
         for chunk_metrics, chunk_params, chunk_tags in batches(metrics, params or {}, tags or {}):
-            if not self._log_chunk(run_id, chunk_metrics, chunk_params, chunk_tags):
+            if not self._log_chunk(run_id, chunk_metrics, chunk_params, chunk_tags, spool):
                 sent_all = False
+                if not spool:
+                    break
         return sent_all
 
     def _log_chunk(
@@ -207,6 +220,7 @@ class TrackingClient:
         metrics: list[tuple[str, float, int, int]],
         params: dict[str, str],
         tags: dict[str, str],
+        spool: bool = True,
     ) -> bool:
         real = self._resolve(run_id)
         if real is not None and not is_local_ref(real):
@@ -225,6 +239,8 @@ class TrackingClient:
             ok, _ = self._try("log batch", send)
             if ok:
                 return True
+        if not spool:
+            return False
         self.spool.append(
             "log_batch", run=run_id, metrics=[list(m) for m in metrics], params=params, tags=tags
         )
@@ -264,14 +280,22 @@ class TrackingClient:
         self.spool.append("log_artifact", run=run_id, path=str(path), artifact_path=artifact_path)
 
 
-def apply_spooled(uri: str, op: dict[str, Any], refs: dict[str, str], _cache: dict = {}) -> Any:  # noqa: B006
+def apply_spooled(
+    uri: str, op: dict[str, Any], refs: dict[str, str], clients: dict[str, Any]
+) -> Any:
     """Perform one spooled operation against ``uri`` (used by :func:`ablate.tracking.sync.sync`).
+
+    Args:
+        uri: the tracking URI to send to.
+        op: one spooled operation.
+        refs: local reference -> real id, for what the replay already created.
+        clients: MlflowClients by URI, kept by the caller for one replay.
 
     Raises whatever MLflow raises: the replay stops that file and keeps the rest for next time.
     """
-    client = _cache.get(uri)
+    client = clients.get(uri)
     if client is None:
-        client = _cache[uri] = mlflow_client(uri)
+        client = clients[uri] = mlflow_client(uri)
 
     def real(ref: str) -> str:
         if is_local_ref(ref):

@@ -80,27 +80,33 @@ def ui_command(
 
 
 def sync_command(tracking_uri: TrackingUriOpt = None, runs_dir: RunsDirOpt = None) -> None:
-    """Send tracking writes kept on disk during a tracking-server outage (safe to repeat).
+    """Send MLflow what a tracking-server outage or a crash kept from it (safe to repeat).
 
     Example: ablate sync
     """
-    from ablate.tracking.sync import spool_dir_of, sync
+    from ablate.tracking.sync import sync
 
     root = runs_dir or default_runs_root()
     result = sync(root, tracking_uri=tracking_uri)
-    if result.files == 0:
-        typer.echo(f"nothing to sync in {spool_dir_of(root)}")
+    if result.nothing_to_do and result.complete:
+        typer.echo(f"nothing to sync in {root}")
         return
-    typer.echo(
-        f"sent {result.ops} tracking writes ({result.metrics} metrics, "
-        f"{result.runs_created} runs created) from {result.files} spool file(s)"
-    )
+    if result.files:
+        typer.echo(
+            f"sent {result.ops} tracking writes ({result.metrics} metrics, "
+            f"{result.runs_created} runs created) from {result.files} spool file(s)"
+        )
+    if result.folder_metrics or result.attempts_reported:
+        typer.echo(
+            f"sent {result.folder_metrics} step metrics and {result.attempts_reported} ended "
+            "attempts from run folders"
+        )
     if not result.complete:
         for error in result.errors[:5]:
             typer.echo(f"  {error}", err=True)
         typer.echo(
-            f"{len(result.remaining_files)} spool file(s) not fully sent (server still down?); "
-            "run `ablate sync` again later",
+            f"{len(result.remaining_files)} spool file(s) and {len(result.pending_run_folders)} "
+            "run folder(s) not fully sent (server still down?); run `ablate sync` again later",
             err=True,
         )
         raise typer.Exit(1)

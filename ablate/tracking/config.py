@@ -16,14 +16,10 @@ from pathlib import Path
 from typing import Any
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
-RUN_ID_ENV = "ABLATE_MLFLOW_RUN_ID"  # the child run a worker resumes
+RUN_ID_ENV = "ABLATE_MLFLOW_RUN_ID"  # the child run a SLURM task reports its attempt to
 EXPERIMENT_ID_ENV = "ABLATE_MLFLOW_EXPERIMENT_ID"
-SPOOL_DIR_ENV = "ABLATE_TRACKING_SPOOL"  # where a worker spools writes the server refused
-STREAM_ENV = "ABLATE_MLFLOW_STREAM"  # who sends step metrics live: orchestrator | worker
-STREAM_MODES = ("orchestrator", "worker")
 DEFAULT_DB_NAME = "mlflow.db"
 SPOOL_DIR_NAME = ".tracking-spool"
-RUN_LINK_FILE = "mlflow.json"  # in the run folder: which MLflow run this run id logs to
 
 # A tracking server that is down must not stall training: one quick try, then spool to disk.
 HTTP_ENV_DEFAULTS = {

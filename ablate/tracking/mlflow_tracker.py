@@ -8,21 +8,23 @@ Implements the hooks of :class:`ablate.orchestrate.tracker.Tracker`:
 * ``on_attempt_start``: the run id's child run (tag ``mlflow.parentRunId``), created before
   dispatch with the flattened spec as params, or found again for a retried or requeued run id
   (``<run dir>/mlflow.json``, else a search by tag ``ablate.run_id``) and set back to RUNNING, so
-  every attempt continues the same MLflow run. Returns the environment that tells the worker which
-  run to resume (:mod:`ablate.tracking.worker_sink`).
-* ``on_attempt_end``: tags (attempt, status, failure, host, GPU, versions), the final metrics,
-  the step metrics from ``metrics.jsonl`` when the worker did not stream them itself, and the
-  artifacts: the spec, per-question predictions, the accuracy table, the worker log and, opt-in,
-  the adapter weights. Then the child run is ended FINISHED, FAILED or KILLED.
+  every attempt continues the same MLflow run. Returns the environment naming that run (a SLURM
+  task reads it to report its attempt itself).
+* while attempts run, a :class:`~ablate.tracking.run_sync.LiveSync` thread brings each child run
+  up to date from its run folder's ``metrics.jsonl`` (workers never import MLflow).
+* ``on_attempt_end``: one last :func:`~ablate.tracking.run_sync.sync_run_folder`: the remaining
+  step metrics, then tags (attempt, status, failure, host, GPU, versions), the final metrics and
+  the artifacts (:mod:`ablate.tracking.attempt_report`), and the child run ends FINISHED, FAILED
+  or KILLED.
 
 Every write goes through :class:`~ablate.tracking.client.TrackingClient`: a tracking server that is
-down never fails a sweep, its writes are spooled and replayed by ``ablate sync``.
+down never fails a sweep. Step metrics stay in ``metrics.jsonl`` until a later sync sends them;
+other writes are spooled; ``ablate sync`` sends both.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
@@ -32,37 +34,28 @@ from typing import TYPE_CHECKING, Any
 from ablate.report.collect import is_tiny_spec
 from ablate.store.layout import RunsLayout
 from ablate.store.provenance import git_state, host_name, package_versions
+from ablate.store.run_folder import read_tracking_link, write_tracking_link
+from ablate.tracking.attempt_report import git_tags
 from ablate.tracking.client import PARENT_REF_TAG, TrackingClient
 from ablate.tracking.config import (
     EXPERIMENT_ID_ENV,
     RUN_ID_ENV,
-    RUN_LINK_FILE,
-    SPOOL_DIR_ENV,
     SPOOL_DIR_NAME,
-    STREAM_ENV,
-    STREAM_MODES,
     TRACKING_URI_ENV,
     flatten_params,
     local_artifact_root,
     redact,
-    redact_tree,
     redact_value,
     resolve_tracking_uri,
 )
+from ablate.tracking.run_sync import LIVE_EVERY_S, LiveSync, note_attempt_started, sync_run_folder
 from ablate.tracking.spool import is_local_ref
-from ablate.tracking.tailer import TAIL_EVERY_S, MetricsTailer
-from ablate.tracking.worker_sink import STREAM_MARKER, read_metric_lines
 
 if TYPE_CHECKING:
     from ablate.spec.sweep import PlannedRun, Sweep
     from ablate.store.record import AttemptRecord
 
 RUN_ID_TAG = "ablate.run_id"
-STATUS_OF = {"success": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}
-ARTIFACT_PATTERNS = ("predictions_*.jsonl",)
-TEXT_ARTIFACTS = ("worker.log",)  # uploaded as redacted copies (a job may print anything)
-ADAPTER_FILES = ("adapter.safetensors",)
-ACCURACY_COLUMNS = ("NAT", "SOC", "LAN", "TXT", "IMG", "NO", "G1-6", "G7-12", "Avg")
 
 
 class MlflowTracker:
@@ -76,10 +69,7 @@ class MlflowTracker:
         log_adapter: also upload the adapter weights (off by default: they can be large).
         experiment: experiment name (default: the sweep's name).
         retry_after_s: how long a tracking server is left alone after a failed write.
-        stream: who sends the step metrics live: ``orchestrator`` (default: this process tails
-            each run's ``metrics.jsonl``; workers never import MLflow) or ``worker`` (the worker
-            resumes the child run by id and streams itself, see ``worker_sink``).
-        tail_every_s: how often the orchestrator forwards new step metrics.
+        live_every_s: how often running attempts' new step metrics are sent.
     """
 
     def __init__(
@@ -91,11 +81,8 @@ class MlflowTracker:
         log_adapter: bool = False,
         experiment: str | None = None,
         retry_after_s: float = 30.0,
-        stream: str = "orchestrator",
-        tail_every_s: float = TAIL_EVERY_S,
+        live_every_s: float = LIVE_EVERY_S,
     ) -> None:
-        if stream not in STREAM_MODES:
-            raise ValueError(f"stream must be one of {', '.join(STREAM_MODES)}, got {stream!r}")
         self.layout = RunsLayout(Path(runs_root))
         self.tracking_uri = resolve_tracking_uri(tracking_uri, project_dir)
         self.spool_dir = (self.layout.root / SPOOL_DIR_NAME).resolve()
@@ -106,14 +93,9 @@ class MlflowTracker:
         self.parent_run_id: str | None = None
         self.sweep_name: str | None = None
         self.children: dict[str, str] = {}
-        self._metrics_offset: dict[str, int] = {}
         self._ended: dict[str, int] = {"success": 0, "failed": 0, "cancelled": 0}
-        self.stream = stream
-        self._lock = threading.RLock()  # the tailer thread and the hooks share the client
-        self.tailer = MetricsTailer(self._send_rows, self._lock, tail_every_s)
-
-    def _send_rows(self, child: str, rows: list[tuple[str, float, int, int]]) -> None:
-        self.client.log_batch(child, metrics=rows)
+        self._lock = threading.RLock()  # the live sync thread and the hooks share the client
+        self.live = LiveSync(self.client, self._lock, live_every_s)
 
     # ----------------------------------------------------------------------------- sweep
     def on_sweep_start(self, sweep: Sweep, plan: Any) -> None:
@@ -138,7 +120,7 @@ class MlflowTracker:
             "ablate.axes": ",".join(sweep.axis_keys),
             "ablate.command": redact_value(" ".join(sys.argv))[:1000],
             "ablate.host": host_name(),
-            **_git_tags(git.sha, git.dirty),
+            **git_tags(git.sha, git.dirty),
         }
         entries = getattr(plan, "entries", None)
         if entries is not None:
@@ -150,9 +132,7 @@ class MlflowTracker:
 
     def on_sweep_end(self, sweep: Sweep, interrupted: bool) -> None:
         """End the parent run: KILLED when interrupted, else FINISHED."""
-        self.tailer.close()
-        for run_id in list(self.tailer.states):
-            self.tailer.finish(run_id)
+        self.live.close()
         with self._lock:
             self._sweep_end(sweep, interrupted)
 
@@ -190,17 +170,13 @@ class MlflowTracker:
         else:
             child = self._create_child(run, attempt)
         self.children[run_id] = child
-        _write_link(run_dir, self.tracking_uri, self.experiment_id, child)
-        offset = _file_size(run_dir / "metrics.jsonl")
-        self._metrics_offset[run_id] = offset
-        if self.stream == "orchestrator":
-            self.tailer.add(run_id, child, run_dir / "metrics.jsonl", offset)
+        write_tracking_link(run_dir, self.tracking_uri, self.experiment_id, child)
+        note_attempt_started(run_dir, child, attempt)
+        self.live.add(run_id, run_dir)
         return {
             TRACKING_URI_ENV: self.tracking_uri,
             RUN_ID_ENV: child,
             EXPERIMENT_ID_ENV: self.experiment_id,
-            SPOOL_DIR_ENV: str(self.spool_dir),
-            STREAM_ENV: self.stream,
         }
 
     def _create_child(self, run: PlannedRun, attempt: int) -> str:
@@ -217,7 +193,7 @@ class MlflowTracker:
             "ablate.status": "running",
             "ablate.tiny": str(is_tiny_spec(spec)).lower(),
             **{f"ablate.axis.{k}": _text(v) for k, v in run.axes.items()},
-            **_git_tags(git.sha, git.dirty),
+            **git_tags(git.sha, git.dirty),
             **{f"ablate.version.{k}": v for k, v in package_versions().items()},
         }
         if is_local_ref(self.parent_run_id or ""):
@@ -231,7 +207,7 @@ class MlflowTracker:
         return child
 
     def _existing_child(self, run_dir: Path, run_id: str) -> str | None:
-        link = _read_link(run_dir)
+        link = read_tracking_link(run_dir)
         if link and link.get("tracking_uri") == self.tracking_uri:
             child = str(link.get("run_id") or "")
             if is_local_ref(child) or self.client.run_status(child) is not None:
@@ -240,17 +216,6 @@ class MlflowTracker:
             return None
         return self.client.find_run(self.experiment_id, RUN_ID_TAG, run_id)
 
-    def adopt(self, run_id: str, child: str, metrics_offset: int = 0) -> None:
-        """Take over a child run this tracker did not start (an attempt run by a SLURM task).
-
-        ``on_attempt_end`` then ends it like one of its own; step metrics are read from
-        ``metrics_offset`` (where the attempt began in ``metrics.jsonl``) unless the worker
-        streamed them.
-        """
-        with self._lock:
-            self.children[run_id] = child
-            self._metrics_offset[run_id] = metrics_offset
-
     def on_attempt_end(self, run: PlannedRun, record: AttemptRecord) -> None:
         """Final tags, metrics and artifacts of the attempt; end the child run."""
         with self._lock:
@@ -258,139 +223,17 @@ class MlflowTracker:
 
     def _attempt_end(self, run: PlannedRun, record: AttemptRecord) -> None:
         run_id = run.spec.run_id
-        child = self.children.pop(run_id, None)
-        if child is None:
+        run_dir = self.live.remove(run_id)
+        if self.children.pop(run_id, None) is None:
             return
         status = record.status.value
         self._ended[status] = self._ended.get(status, 0) + 1
-        run_dir = (
-            Path(record.run_dir) if record.run_dir else self.layout.run_dir(record.sweep, run_id)
-        )
-        tags = {
-            "ablate.attempt": str(record.attempt),
-            "ablate.status": status,
-            "ablate.host": record.host or "",
-            "ablate.gpu": record.device or "",
-            "ablate.executor": record.executor or "",
-            **_git_tags(record.git_sha, record.git_dirty),
-            **{f"ablate.version.{k}": v for k, v in record.versions.items()},
-        }
-        if record.failure_kind is not None:
-            tags["ablate.failure_kind"] = record.failure_kind.value
-            tags["ablate.failure_reason"] = redact_value((record.failure_reason or "")[:1000])
-        metrics = self._attempt_metrics(run_dir, run_id, record)
-        self.client.log_batch(child, metrics=metrics, tags=redact(tags))
-        self._log_artifacts(child, run_dir, record)
-        self.client.set_terminated(child, STATUS_OF[status])
-
-    def _attempt_metrics(
-        self, run_dir: Path, run_id: str, record: AttemptRecord
-    ) -> list[tuple[str, float, int, int]]:
-        """Final metrics, and the step metrics not sent yet (by the tailer or the worker)."""
-        offset = self._metrics_offset.pop(run_id, 0)
-        rows: list[tuple[str, float, int, int]] = []
-        seen: set[str] = set()
-        last_step = 0
-        tailed = self.tailer.finish(run_id)
-        if tailed is not None:
-            seen, last_step = tailed.seen, tailed.last_step
-        else:
-            streamed = _streamed_attempt(run_dir) == record.attempt
-            for step, stamp_ms, values in read_metric_lines(run_dir / "metrics.jsonl", offset):
-                last_step = max(last_step, step)
-                seen.update(values)
-                if not streamed:
-                    rows += [(k, v, stamp_ms, step) for k, v in values.items()]
-        now = int((record.ended_at or time.time()) * 1000)
-        rows += [(k, v, now, last_step) for k, v in record.metrics.items() if k not in seen]
-        if record.duration_s is not None:
-            rows.append(("time/attempt_s", float(record.duration_s), now, last_step))
-        return rows
-
-    def _log_artifacts(self, child: str, run_dir: Path, record: AttemptRecord) -> None:
-        spec_path = run_dir / "spec.json"
-        if spec_path.is_file():
-            safe = run_dir / ".mlflow-artifacts" / "spec.json"
-            safe.parent.mkdir(exist_ok=True)
-            safe.write_text(json.dumps(redact_tree(json.loads(spec_path.read_text())), indent=2))
-            self.client.log_artifact(child, safe)
-        table = _accuracy_table(record.metrics)
-        if table is not None:
-            path = run_dir / ".mlflow-artifacts" / "accuracy.md"
-            path.parent.mkdir(exist_ok=True)
-            path.write_text(table)
-            self.client.log_artifact(child, path)
-        for name in TEXT_ARTIFACTS:
-            if (run_dir / name).is_file():
-                safe = run_dir / ".mlflow-artifacts" / name
-                safe.parent.mkdir(exist_ok=True)
-                text = (run_dir / name).read_text(encoding="utf-8", errors="replace")
-                safe.write_text(redact_value(text), encoding="utf-8")
-                self.client.log_artifact(child, safe)
-        for pattern in ARTIFACT_PATTERNS:
-            for path in sorted(run_dir.glob(pattern)):
-                self.client.log_artifact(child, path)
-        if self.log_adapter:
-            for name in ADAPTER_FILES:
-                if (run_dir / name).is_file():
-                    self.client.log_artifact(child, run_dir / name, artifact_path="adapter")
-
-
-def _git_tags(sha: str | None, dirty: bool | None) -> dict[str, str]:
-    tags = {}
-    if sha:
-        tags["ablate.git_sha"] = sha
-        tags["mlflow.source.git.commit"] = sha
-    if dirty is not None:
-        tags["ablate.git_dirty"] = str(dirty).lower()
-    return tags
+        if record.run_dir:
+            run_dir = Path(record.run_dir)
+        elif run_dir is None:
+            run_dir = self.layout.run_dir(record.sweep, run_id)
+        sync_run_folder(run_dir, self.client, records=[record], log_adapter=self.log_adapter)
 
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _read_link(run_dir: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((run_dir / RUN_LINK_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _write_link(run_dir: Path, uri: str, experiment_id: str, run_id: str) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    payload = {"tracking_uri": uri, "experiment_id": experiment_id, "run_id": run_id}
-    tmp = run_dir / f".{RUN_LINK_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, run_dir / RUN_LINK_FILE)
-
-
-def _streamed_attempt(run_dir: Path) -> int | None:
-    try:
-        return int(json.loads((run_dir / STREAM_MARKER).read_text())["attempt"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _accuracy_table(metrics: dict[str, float]) -> str | None:
-    """A markdown table of the ScienceQA accuracy columns for each split that has them."""
-    splits = [s for s in ("test", "val") if f"{s}/Avg" in metrics]
-    if not splits:
-        return None
-    header = "| split | " + " | ".join(ACCURACY_COLUMNS) + " | unparseable |"
-    rule = "|---|" + "---:|" * (len(ACCURACY_COLUMNS) + 1)
-    lines = [header, rule]
-    for split in splits:
-        cells = [
-            f"{metrics[f'{split}/{c}']:.2f}" if f"{split}/{c}" in metrics else "—"
-            for c in (*ACCURACY_COLUMNS, "unparseable")
-        ]
-        lines.append(f"| {split} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"

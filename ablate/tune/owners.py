@@ -9,10 +9,10 @@ locked" means "orphaned trial": the next tuner marks it failed and asks the poin
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
 
+from ablate.store.files import is_locked, try_lock
 from ablate.store.provenance import host_name
 
 OWNERS_DIR = ".tuners"
@@ -31,9 +31,10 @@ class OwnerLock:
         self._fd = -1
 
     def __enter__(self) -> OwnerLock:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.dir / f"{self.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        fd = try_lock(self.dir / f"{self.name}.lock", wait=True)
+        if fd is None:  # pragma: no cover - only when the file keeps being replaced
+            raise OSError(f"cannot lock {self.dir / self.name}.lock")
+        self._fd = fd
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -47,17 +48,4 @@ def owner_alive(sweep_dir: Path, owner: str | None) -> bool:
     """Whether the tuner named ``owner`` still holds its owner file."""
     if not owner:
         return False
-    path = Path(sweep_dir) / OWNERS_DIR / f"{owner}.lock"
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
+    return is_locked(Path(sweep_dir) / OWNERS_DIR / f"{owner}.lock")

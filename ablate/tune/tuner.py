@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ablate.errors import SpecError
-from ablate.execution.attempt import METRICS_FILE, read_new_metric_lines
 from ablate.orchestrate.claims import claim_holder
 from ablate.orchestrate.lock import SweepLock
 from ablate.orchestrate.orchestrator import SweepOptions
@@ -41,6 +40,7 @@ from ablate.orchestrate.sweep_loop import SweepLoop
 from ablate.spec.run_spec import build_run_spec
 from ablate.spec.sweep import PlannedRun
 from ablate.store.record import AttemptRecord, AttemptStatus, FailureKind
+from ablate.store.run_folder import METRICS_FILE, read_new_metric_lines
 from ablate.tune.owners import OwnerLock, owner_alive
 from ablate.tune.study import (
     ERROR_ATTR,

@@ -136,8 +136,8 @@ def test_slurm_sweep_records_lost_jobs_before_planning(write, tmp_path, monkeypa
 
     import ablate.execution.slurm_watch as slurm
     from ablate.cli import app
-    from ablate.execution.attempt import write_run_files
     from ablate.spec.sweep import load_sweep
+    from ablate.store.run_folder import write_run_files
 
     path = write("s.yaml", SWEEP)
     run = load_sweep(path).runs[0]

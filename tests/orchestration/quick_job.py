@@ -73,20 +73,4 @@ def run_quick_fit(spec, ctx: JobContext) -> dict[str, float]:
     return {"mse": mse, "steps_run": float(cfg.steps - start), "pid": float(os.getpid())}
 
 
-class FileSink:
-    """A stand-in tracker sink for worker processes: appends to ``run_dir/sink.jsonl``."""
-
-    def __init__(self, run_dir, attempt: int) -> None:
-        self.path = run_dir / "sink.jsonl"
-        self.attempt = attempt
-
-    def __call__(self, step: int, metrics: dict[str, float]) -> None:
-        with self.path.open("a") as handle:
-            handle.write(json.dumps({"attempt": self.attempt, "step": step, **metrics}) + "\n")
-
-    def close(self) -> None:
-        with self.path.open("a") as handle:
-            handle.write(json.dumps({"closed": self.attempt}) + "\n")
-
-
 register_job(JobKind(name="quick-fit", config_cls=QuickConfig, run="quick_job:run_quick_fit"))

@@ -137,8 +137,8 @@ def test_cancelled_attempts_do_not_use_the_budget(tmp_path, store):
     executor = inline_executor(store)
     executor.bind_stop(lambda: True)  # as if Ctrl-C arrived before the first step
     run_id = sweep.runs[0].spec.run_id
-    from ablate.execution.attempt import write_run_files
     from ablate.execution.base import AttemptRequest
+    from ablate.store.run_folder import write_run_files
 
     run_dir = store.layout.run_dir("quick", run_id)
     write_run_files(run_dir, sweep.runs[0].spec.to_json(), sweep="quick", axes={})
@@ -181,8 +181,8 @@ def test_second_orchestrator_on_the_same_sweep_is_refused(tmp_path, store):
 def test_job_spec_error_is_a_failed_record(tmp_path, store):
     sweep = quick_sweep(tmp_path, seeds=(0,))
     run_id = sweep.runs[0].spec.run_id
-    from ablate.execution.attempt import write_run_files
     from ablate.execution.base import AttemptRequest
+    from ablate.store.run_folder import write_run_files
 
     run_dir = store.layout.run_dir("quick", run_id)
     write_run_files(

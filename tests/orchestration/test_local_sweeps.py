@@ -18,11 +18,11 @@ from sweep_helpers import (  # noqa: F401 (fixtures used by name)
     worker_can_import_quick_job,
 )
 
-from ablate.execution.attempt import write_run_files
 from ablate.execution.worker import EXIT_CANCELLED
 from ablate.orchestrate.claims import held_claims
 from ablate.orchestrate.orchestrator import run_sweep
 from ablate.store import AttemptStatus
+from ablate.store.run_folder import write_run_files
 
 
 def test_two_cpu_slots_run_two_jobs_at_once(tmp_path, store):
@@ -125,7 +125,7 @@ def test_worker_usage_errors(tmp_path):
 
 
 class RecordingTracker:
-    """Collects the hook calls and routes worker metrics to quick_job.FileSink."""
+    """Collects the hook calls."""
 
     def __init__(self) -> None:
         self.events: list[tuple] = []
@@ -135,7 +135,7 @@ class RecordingTracker:
 
     def on_attempt_start(self, run, attempt) -> dict[str, str]:
         self.events.append(("attempt_start", run.spec.run_id, attempt))
-        return {"ABLATE_METRIC_SINK": "quick_job:FileSink"}
+        return {}
 
     def on_attempt_end(self, run, record) -> None:
         self.events.append(("attempt_end", run.spec.run_id, record.status.value))
@@ -144,7 +144,7 @@ class RecordingTracker:
         self.events.append(("sweep_end", interrupted))
 
 
-def test_tracker_hooks_and_worker_metric_sink(tmp_path, store):
+def test_tracker_hooks_and_worker_metrics_log(tmp_path, store):
     sweep = quick_sweep(tmp_path, seeds=(0,), steps=5)
     tracker = RecordingTracker()
     run_sweep(sweep, executor=local_executor(store), store=store, tracker=tracker)
@@ -155,16 +155,6 @@ def test_tracker_hooks_and_worker_metric_sink(tmp_path, store):
         ("attempt_end", run_id, "success"),
         ("sweep_end", False),
     ]
-    lines = (store.layout.run_dir("quick", run_id) / "sink.jsonl").read_text().splitlines()
-    assert [json.loads(line).get("step") for line in lines[:-1]] == [0, 1, 2, 3, 4]
-    assert json.loads(lines[-1]) == {"closed": 1}
     metrics_log = store.layout.run_dir("quick", run_id) / "metrics.jsonl"
-    assert len(metrics_log.read_text().splitlines()) == 5
-
-
-def test_broken_metric_sink_never_stops_the_job(tmp_path, store, monkeypatch):
-    monkeypatch.setenv("ABLATE_METRIC_SINK", "no_such_module:sink")
-    sweep = quick_sweep(tmp_path, seeds=(0,), steps=3)
-    assert run_sweep(sweep, executor=local_executor(store), store=store).exit_code == 0
-    log = (store.layout.run_dir("quick", sweep.runs[0].spec.run_id) / "worker.log").read_text()
-    assert "metric sink 'no_such_module:sink' unavailable" in log
+    lines = metrics_log.read_text().splitlines()
+    assert [json.loads(line).get("step") for line in lines] == [0, 1, 2, 3, 4]

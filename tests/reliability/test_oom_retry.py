@@ -124,9 +124,10 @@ def test_mmt_retry_after_oom_splits_the_micro_batch_and_resumes(tmp_path, monkey
     """``mmt`` honours the divisor: OOM in epoch 2 at micro-batch 4 -> retry at 2 x 4, resumed."""
     import torch
 
-    from ablate.execution.attempt import run_attempt, write_run_files
+    from ablate.execution.attempt import run_attempt
     from ablate.jobs.mmt import scale_mmt
     from ablate.spec.run_spec import build_run_spec
+    from ablate.store.run_folder import write_run_files
     from ablate.train.recipe import MmtRecipe
 
     monkeypatch.setenv("ABLATE_TWIN_DIR", str(tmp_path / "twins"))

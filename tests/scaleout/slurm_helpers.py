@@ -108,8 +108,8 @@ def prepared_run(tmp_path: Path, body: str, sweep_name: str = "unit"):
     Returns:
         ``(store, sweep, run, run_dir)``.
     """
-    from ablate.execution.attempt import write_run_files
     from ablate.store.results_store import ResultsStore
+    from ablate.store.run_folder import write_run_files
 
     store = ResultsStore(tmp_path / "runs")
     sweep = write_sweep(tmp_path, sweep_name, f"base: {{job: quick-fit, fit: {body}}}\n")

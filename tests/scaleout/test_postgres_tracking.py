@@ -1,7 +1,7 @@
 """Team tracking on a real PostgreSQL (``.ci/postgres-up``): MLflow's backend store and Optuna.
 
-- 8 worker processes stream step metrics into their child runs of one MLflow server whose
-  backend store is PostgreSQL, all at once; every metric of every step arrives exactly once.
+- 8 worker processes log step metrics, synced by the tracker into their child runs of one MLflow
+  server whose backend store is PostgreSQL, all at once; every metric of every step arrives once.
 - Two processes (two orchestrators on two hosts, in a team) share one Optuna study in the same
   PostgreSQL through ``RDBStorage``: every trial is stored once, numbers never collide.
 
@@ -53,7 +53,7 @@ def test_eight_workers_stream_child_runs_into_mlflow_on_postgres(tmp_path, monke
             executor = LocalExecutor(
                 SlotPool.for_devices([], WORKERS), runs_root=store.root, threads_per_job=1
             )
-            tracker = MlflowTracker(store.root, server.url, stream="worker")
+            tracker = MlflowTracker(store.root, server.url)
             result = run_sweep(
                 sweep, executor=executor, store=store, tracker=tracker,
                 install_signal_handlers=False,

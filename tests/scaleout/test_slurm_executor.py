@@ -21,12 +21,12 @@ from ablate.errors import SpecError
 from ablate.execution import slurm as slurm_executor_mod
 from ablate.execution import slurm_task
 from ablate.execution import slurm_watch as slurm_mod
-from ablate.execution.attempt import write_run_files
 from ablate.execution.runner_profile import load_runner_profile, make_executor, parse_runner_profile
 from ablate.execution.slurm import SLURM_JOB_FILE, SlurmAttempt, SlurmExecutor
 from ablate.orchestrate.orchestrator import run_sweep
 from ablate.store.record import AttemptStatus, FailureKind
 from ablate.store.results_store import ResultsStore
+from ablate.store.run_folder import write_run_files
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from ablate.execution import slurm_task, slurm_watch
 from ablate.execution.slurm import SLURM_JOB_FILE, SlurmAttempt
 from ablate.store.record import AttemptStatus
 from ablate.store.results_store import ResultsStore
-from ablate.tracking.config import STREAM_ENV
+from ablate.tracking.config import RUN_ID_ENV
 from ablate.tracking.detached import report_ended_attempts, reported_attempts, tracking_of
 from ablate.tracking.mlflow_tracker import MlflowTracker
 
@@ -34,10 +34,10 @@ def _env(monkeypatch):
 def submitted(tmp_path, body: str):
     """What ``submit_sweep`` leaves for one run: spec, child run, the task's environment."""
     store, sweep, run, run_dir = prepared_run(tmp_path, body, "track")
-    tracker = MlflowTracker(store.root, f"sqlite:///{tmp_path / 'mlflow.db'}", stream="worker")
+    tracker = MlflowTracker(store.root, f"sqlite:///{tmp_path / 'mlflow.db'}")
     tracker.on_sweep_start(sweep, None)
     env = tracker.on_attempt_start(run, 1)
-    assert env[STREAM_ENV] == "worker"
+    assert env[RUN_ID_ENV]  # the task reports to this run itself
     tracker.on_sweep_end(sweep, False)  # submission returns: nobody calls on_attempt_end
     return store, run.spec.run_id, run_dir, env, tracker
 

@@ -1,8 +1,8 @@
 """The same tracking against a REST ``mlflow server`` on loopback, and through an outage.
 
 One server for the module (it takes ~25 s to start here): the first tests check a sweep whose
-jobs resume their pre-created runs by id over REST (in-process, and in worker subprocesses:
-``slow``, each imports MLflow); the last kills the server
+runs' folders are synced into their pre-created runs over REST (in-process jobs, and worker
+subprocesses: ``slow``); the last kills the server
 mid-sweep, checks the sweep still succeeds with its writes spooled, restarts the server and checks
 ``ablate sync`` restores everything.
 """
@@ -40,24 +40,24 @@ def server(tmp_path_factory, sqlite_template):
 
 def check_rest_sweep(store, server, name, executor):
     sweep = make_sweep(store.root.parent, name, steps=8)
-    tracker = MlflowTracker(store.root, server.url, stream="worker")
+    tracker = MlflowTracker(store.root, server.url)
     result = run_tracked(sweep, store, tracker, executor=executor)
     assert result.exit_code == 0, [r.failure_reason for r in result.records]
     client = MlflowClient(tracking_uri=server.url)
     _, parents, children = tracked_runs(client, name)
     assert len(parents) == 1 and len(children) == 3
     for child in children:
-        assert_finished_child(client, child, parents[0], steps=8)  # streamed once, not twice
+        assert_finished_child(client, child, parents[0], steps=8)  # synced once, not twice
         assert child.data.tags["ablate.git_sha"] == "f" * 40
         run_dir = store.root / name / child.data.tags["ablate.run_id"]
-        marker = (run_dir / ".mlflow-stream.json").read_text()
-        assert child.info.run_id in marker  # the worker resumed the pre-created run by its id
+        cursor = (run_dir / ".mlflow-sync.json").read_text()
+        assert child.info.run_id in cursor  # the folder was synced into the pre-created run
         arts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"spec.json", "predictions_test.jsonl", "accuracy.md"} <= arts
     assert not pending_files(spool_dir_of(store.root))
 
 
-def test_rest_server_sweep_with_streaming_job(store, server, monkeypatch):
+def test_rest_server_sweep_with_inline_jobs(store, server, monkeypatch):
     check_rest_sweep(store, server, "rest", InlineExecutor(store, device="cpu"))
 
 
@@ -81,7 +81,7 @@ def test_server_killed_mid_sweep_then_sync_restores(tmp_path, store, server, mon
 
     killer = threading.Thread(target=kill_when_training)
     killer.start()
-    tracker = MlflowTracker(store.root, server.url, retry_after_s=600, stream="worker")
+    tracker = MlflowTracker(store.root, server.url, retry_after_s=600)
     with pytest.warns(TrackingOutageWarning):
         result = run_tracked(sweep, store, tracker)
     killer.join()

@@ -1,10 +1,8 @@
-"""Pieces of tracking on their own: secrets, batching, spool replay, the worker sink, the UI."""
+"""Pieces of tracking on their own: secrets, batching, spool replay, the UI."""
 
 from __future__ import annotations
 
-import json
 import subprocess
-import time
 import urllib.request
 
 import pytest
@@ -21,7 +19,6 @@ from ablate.tracking.config import (
 )
 from ablate.tracking.spool import Spool, pending_files, replay
 from ablate.tracking.ui import launch_ui
-from ablate.tracking.worker_sink import STREAM_MARKER, MlflowMetricSink, sink_from_env
 
 
 @pytest.mark.parametrize(
@@ -93,29 +90,6 @@ def test_replay_is_resumable_and_never_repeats(tmp_path):
     assert second.complete and second.metrics == 3
     assert applied == ["create_run"] + ["log_batch"] * 5  # each once
     assert not pending_files(tmp_path / "spool")
-
-
-def test_worker_sink_resumes_a_run_by_id_in_batches(tmp_path, sqlite_uri, monkeypatch):
-    client = MlflowClient(tracking_uri=sqlite_uri)
-    exp = client.create_experiment("w", artifact_location=str(tmp_path / "art"))
-    run_id = client.create_run(exp).info.run_id
-    assert sink_from_env(tmp_path) is None  # no tracking in the environment
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri)
-    monkeypatch.setenv("ABLATE_MLFLOW_RUN_ID", run_id)
-    monkeypatch.setenv("ABLATE_TRACKING_SPOOL", str(tmp_path / "spool"))
-    sink = sink_from_env(tmp_path, attempt=3)
-    assert isinstance(sink, MlflowMetricSink) and sink.run_id == run_id
-    t0 = time.perf_counter()
-    for step in range(1200):
-        sink(step, {"loss": 1.0 / (step + 1), "bad": float("nan"), "text": "x"})
-    assert time.perf_counter() - t0 < 1.0  # the training thread only appends to a buffer
-    sink.close()
-    history = client.get_metric_history(run_id, "loss")
-    assert len(history) == 1200 and sink.sent == 1200 and sink.spooled == 0
-    assert client.get_run(run_id).data.metrics.keys() == {"loss"}
-    marker = json.loads((tmp_path / STREAM_MARKER).read_text())
-    assert marker["attempt"] == 3 and marker["run_id"] == run_id
-    assert not (tmp_path / "spool").exists()
 
 
 @pytest.mark.slow
@@ -198,40 +172,6 @@ def test_ui_warns_loudly_when_not_on_loopback(monkeypatch, sqlite_uri):
 def test_ui_refuses_a_server_uri():
     with pytest.raises(ValueError, match="tracking server"):
         launch_ui("http://127.0.0.1:1")
-
-
-def test_tailer_forwards_complete_lines_only(tmp_path):
-    import threading
-
-    from ablate.tracking.tailer import MetricsTailer
-
-    sent = []
-    tailer = MetricsTailer(lambda child, rows: sent.append((child, rows)), threading.RLock(), 60)
-    path = tmp_path / "metrics.jsonl"
-    path.write_text('{"step": 0, "time": 1.0, "loss": 2.0}\n')
-    offset = path.stat().st_size  # lines of an earlier attempt are not this attempt's
-    with path.open("a") as fh:
-        fh.write('{"step": 1, "time": 2.0, "loss": 1.5, "note": "x"}\n{"step": 2, "ti')
-    tailer.add("r", "child", path, offset)
-    tailer.poll()
-    assert sent == [("child", [("loss", 1.5, 2000, 1)])]
-    with path.open("a") as fh:
-        fh.write('me": 3.0, "loss": 1.0, "acc": 0.5}\n')
-    state = tailer.finish("r")
-    assert sent[-1] == ("child", [("loss", 1.0, 3000, 2), ("acc", 0.5, 3000, 2)])
-    assert state.seen == {"loss", "acc"} and state.last_step == 2
-    tailer.poll()
-    assert len(sent) == 2  # finished: no longer tailed
-    tailer.close()
-
-
-def test_worker_sink_stays_off_when_the_orchestrator_streams(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///x.db")
-    monkeypatch.setenv("ABLATE_MLFLOW_RUN_ID", "abc")
-    monkeypatch.setenv("ABLATE_MLFLOW_STREAM", "orchestrator")
-    assert sink_from_env(tmp_path) is None
-    monkeypatch.setenv("ABLATE_MLFLOW_STREAM", "worker")
-    assert sink_from_env(tmp_path) is not None
 
 
 def test_sync_command_reports_what_it_did(tmp_path, sqlite_uri):

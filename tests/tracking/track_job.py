@@ -2,8 +2,7 @@
 
 No torch, so a worker subprocess starts fast. Registered in workers through
 ``ABLATE_JOB_MODULES=track_job`` (its folder on ``PYTHONPATH``). Its step metrics reach MLflow
-through ``ctx.log_metrics``: the worker builds the streaming sink from the environment
-(``stream="worker"``) or the orchestrator tails ``metrics.jsonl`` (default).
+through ``ctx.log_metrics`` into ``metrics.jsonl``, which the tracker syncs to MLflow.
 """
 
 from __future__ import annotations

@@ -1,0 +1,139 @@
+"""What MLflow gets when an attempt ends: tags, final metrics, artifacts and the end status.
+
+Everything comes from the attempt's record and its run folder, so the same report is sent
+whoever notices the end first (the orchestrator, a SLURM task, ``ablate status``, ``ablate sync``);
+:func:`ablate.tracking.run_sync.sync_run_folder` makes sure that happens once per attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ablate.store.run_folder import LOG_FILE, SPEC_FILE
+from ablate.tracking.batching import MetricRow
+from ablate.tracking.config import redact, redact_tree, redact_value
+
+if TYPE_CHECKING:
+    from ablate.store.record import AttemptRecord
+    from ablate.tracking.client import TrackingClient
+
+STATUS_OF = {"success": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}
+ARTIFACT_PATTERNS = ("predictions_*.jsonl",)
+TEXT_ARTIFACTS = (LOG_FILE,)  # uploaded as redacted copies (a job may print anything)
+ADAPTER_FILES = ("adapter.safetensors",)
+ACCURACY_COLUMNS = ("NAT", "SOC", "LAN", "TXT", "IMG", "NO", "G1-6", "G7-12", "Avg")
+SAFE_COPIES_DIR = ".mlflow-artifacts"  # redacted copies uploaded in place of the originals
+
+
+def report_attempt_end(
+    client: TrackingClient,
+    child: str,
+    run_dir: Path,
+    record: AttemptRecord,
+    *,
+    step_keys: set[str],
+    last_step: int,
+    log_adapter: bool = False,
+) -> None:
+    """Send one ended attempt to its MLflow child run and end the run with the attempt's status.
+
+    Args:
+        client: the tracking client (writes it cannot send now are spooled).
+        child: the MLflow run of this run folder.
+        run_dir: the run folder (artifacts).
+        record: the attempt's record.
+        step_keys: metric keys the attempt already logged per step (not logged again at the end).
+        last_step: the attempt's last logged step (the final metrics are logged at it).
+        log_adapter: also upload the adapter weights.
+    """
+    status = record.status.value
+    tags = {
+        "ablate.attempt": str(record.attempt),
+        "ablate.status": status,
+        "ablate.host": record.host or "",
+        "ablate.gpu": record.device or "",
+        "ablate.executor": record.executor or "",
+        **git_tags(record.git_sha, record.git_dirty),
+        **{f"ablate.version.{k}": v for k, v in record.versions.items()},
+    }
+    if record.failure_kind is not None:
+        tags["ablate.failure_kind"] = record.failure_kind.value
+        tags["ablate.failure_reason"] = redact_value((record.failure_reason or "")[:1000])
+    now = int((record.ended_at or time.time()) * 1000)
+    metrics: list[MetricRow] = [
+        (k, v, now, last_step) for k, v in record.metrics.items() if k not in step_keys
+    ]
+    if record.duration_s is not None:
+        metrics.append(("time/attempt_s", float(record.duration_s), now, last_step))
+    client.log_batch(child, metrics=metrics, tags=redact(tags))
+    log_artifacts(client, child, run_dir, record, log_adapter=log_adapter)
+    client.set_terminated(child, STATUS_OF[status])
+
+
+def log_artifacts(
+    client: TrackingClient,
+    child: str,
+    run_dir: Path,
+    record: AttemptRecord,
+    *,
+    log_adapter: bool = False,
+) -> None:
+    """Upload the spec, the accuracy table, the worker log (redacted) and the predictions."""
+    safe_dir = run_dir / SAFE_COPIES_DIR
+    spec_path = run_dir / SPEC_FILE
+    if spec_path.is_file():
+        safe = safe_dir / SPEC_FILE
+        safe.parent.mkdir(exist_ok=True)
+        safe.write_text(json.dumps(redact_tree(json.loads(spec_path.read_text())), indent=2))
+        client.log_artifact(child, safe)
+    table = accuracy_table(record.metrics)
+    if table is not None:
+        path = safe_dir / "accuracy.md"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(table)
+        client.log_artifact(child, path)
+    for name in TEXT_ARTIFACTS:
+        if (run_dir / name).is_file():
+            safe = safe_dir / name
+            safe.parent.mkdir(exist_ok=True)
+            text = (run_dir / name).read_text(encoding="utf-8", errors="replace")
+            safe.write_text(redact_value(text), encoding="utf-8")
+            client.log_artifact(child, safe)
+    for pattern in ARTIFACT_PATTERNS:
+        for path in sorted(run_dir.glob(pattern)):
+            client.log_artifact(child, path)
+    if log_adapter:
+        for name in ADAPTER_FILES:
+            if (run_dir / name).is_file():
+                client.log_artifact(child, run_dir / name, artifact_path="adapter")
+
+
+def git_tags(sha: str | None, dirty: bool | None) -> dict[str, str]:
+    """``ablate.git_sha`` (and MLflow's own commit tag) and ``ablate.git_dirty``."""
+    tags = {}
+    if sha:
+        tags["ablate.git_sha"] = sha
+        tags["mlflow.source.git.commit"] = sha
+    if dirty is not None:
+        tags["ablate.git_dirty"] = str(dirty).lower()
+    return tags
+
+
+def accuracy_table(metrics: dict[str, float]) -> str | None:
+    """A markdown table of the ScienceQA accuracy columns for each split that has them."""
+    splits = [s for s in ("test", "val") if f"{s}/Avg" in metrics]
+    if not splits:
+        return None
+    header = "| split | " + " | ".join(ACCURACY_COLUMNS) + " | unparseable |"
+    rule = "|---|" + "---:|" * (len(ACCURACY_COLUMNS) + 1)
+    lines = [header, rule]
+    for split in splits:
+        cells = [
+            f"{metrics[f'{split}/{c}']:.2f}" if f"{split}/{c}" in metrics else "—"
+            for c in (*ACCURACY_COLUMNS, "unparseable")
+        ]
+        lines.append(f"| {split} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

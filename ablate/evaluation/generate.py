@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ablate.evaluation.answers import ANSWER_PATTERN, parse_answer, resolve_unparseable
 from ablate.evaluation.predictions import PredictionRecord, write_predictions_jsonl
 from ablate.evaluation.scoring import COLUMNS, accuracy_table
@@ -176,10 +174,3 @@ def write_predictions(path: Path, evaluation: SplitEvaluation) -> Path:
     """
     write_predictions_jsonl(path, evaluation.rows)
     return path
-
-
-def no_grad_autocast(device: str, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    """Autocast to ``dtype`` on ``device`` (a null context when ``dtype`` is None)."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)

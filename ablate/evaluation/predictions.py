@@ -26,6 +26,7 @@ from typing import Any
 from ablate.data.scienceqa import Problem, load_scienceqa
 from ablate.evaluation.answers import parse_answer
 from ablate.evaluation.scoring import COLUMNS, accuracy_table
+from ablate.store.files import write_atomic
 
 RAW_KEYS = ("raw", "text", "output")
 PID_KEYS = ("pid", "question_id")
@@ -54,15 +55,9 @@ def write_predictions_jsonl(
     path: str | os.PathLike[str], records: Iterable[PredictionRecord]
 ) -> int:
     """Write records as JSONL (atomically: temp file then rename); returns how many."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    n = 0
-    with tmp.open("w", encoding="utf-8") as fh:
-        for record in records:
-            fh.write(json.dumps(asdict(record), ensure_ascii=False) + "\n")
-            n += 1
-    os.replace(tmp, path)
-    return n
+    lines = [json.dumps(asdict(record), ensure_ascii=False) + "\n" for record in records]
+    write_atomic(Path(path), "".join(lines))
+    return len(lines)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ semantic (they change what the run does), so they are part of the run id.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import time
 
@@ -17,6 +16,11 @@ from pydantic import Field
 from ablate.jobs.context import JobCancelled, JobContext
 from ablate.jobs.registry import JobKind, register_job
 from ablate.spec.base import SpecModel
+from ablate.store.run_folder import (
+    CheckpointInvalid,
+    read_checkpoint_bytes,
+    write_checkpoint_bytes,
+)
 
 
 class LinearData(SpecModel):
@@ -87,22 +91,21 @@ def run_linear_fit(spec, ctx: JobContext) -> dict[str, float]:
     opt = torch.optim.SGD(model.parameters(), lr=cfg.train.lr)
     fresh_model = {k: v.clone() for k, v in model.state_dict().items()}
     fresh_rng = gen.get_state()
-    ckpt_path = ctx.run_dir / "checkpoint.pt"
     start = 0
-    digest_path = ctx.run_dir / "checkpoint.sha256"
-    if ckpt_path.exists():
+    try:
+        found = read_checkpoint_bytes(ctx.run_dir)
+    except CheckpointInvalid as exc:
+        print(f"[linear-fit] ignoring checkpoint in {ctx.run_dir}: {exc}", flush=True)
+        found = None
+    if found is not None:
         try:
-            data = ckpt_path.read_bytes()
-            expected = digest_path.read_text().strip() if digest_path.exists() else None
-            if hashlib.sha256(data).hexdigest() != expected:
-                raise ValueError(f"SHA-256 does not match {digest_path.name}")
-            state = torch.load(io.BytesIO(data), weights_only=True)
+            state = torch.load(io.BytesIO(found[0]), weights_only=True)
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["opt"])
             gen.set_state(state["rng"])
             start = int(state["step"])
-        except Exception as exc:  # noqa: BLE001 - truncated, corrupt or unverified: start over
-            print(f"[linear-fit] ignoring unreadable checkpoint {ckpt_path}: {exc!r}", flush=True)
+        except Exception as exc:  # noqa: BLE001 - verified but not loadable: start over
+            print(f"[linear-fit] ignoring unloadable checkpoint: {exc!r}", flush=True)
             model.load_state_dict(fresh_model)
             opt = torch.optim.SGD(model.parameters(), lr=cfg.train.lr)
             gen.set_state(fresh_rng)
@@ -119,11 +122,7 @@ def run_linear_fit(spec, ctx: JobContext) -> dict[str, float]:
             },
             buffer,
         )
-        data = buffer.getvalue()
-        for path, content in ((ckpt_path, data), (digest_path, hashlib.sha256(data).hexdigest())):
-            tmp = path.with_suffix(".tmp")  # data first, then its digest: a kill between the
-            tmp.write_bytes(content if isinstance(content, bytes) else content.encode())
-            tmp.replace(path)  # two leaves a mismatch, which the next attempt ignores
+        write_checkpoint_bytes(ctx.run_dir, buffer.getvalue(), step=step)
 
     micro, accumulation = ctx.micro_batch(cfg.train.batch_size)
     loss = torch.tensor(float("nan"))

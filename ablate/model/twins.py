@@ -11,12 +11,12 @@ weights (:mod:`ablate.model.llm`, :mod:`ablate.model.vision`).
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from ablate.store.files import write_dir_atomic
 
 TWIN_VERSION = "v3"  # v2: LLM final norm x8, vision twins seeded by name; v3: LLaMA-2 tokenizer
 TWIN_SEED = 1234
@@ -35,20 +35,8 @@ def materialise(name: str, write: Callable[[Path], None]) -> Path:
     twin or none, and when two workers race, the loser's copy is discarded.
     """
     final = twin_root() / f"{name}-{TWIN_VERSION}"
-    if final.is_dir():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=final.parent))
-    try:
-        write(tmp)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.is_dir():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    if not final.is_dir():
+        write_dir_atomic(final, write)
     return final
 
 

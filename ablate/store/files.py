@@ -115,6 +115,19 @@ def write_dir_atomic(final: Path | str, write: Callable[[Path], None]) -> bool:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def append_durable(path: Path | str, text: str) -> None:
+    """Append ``text`` to a log file and fsync it: a crash loses nothing already appended.
+
+    A crash mid-append leaves at most a cut last line, which line-by-line readers skip.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def _fsync_path(path: Path, flags: int) -> None:
     try:
         fd = os.open(path, flags)

@@ -8,16 +8,16 @@ directory listing alone.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import re
 import uuid
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 from typing import Any
+
+from ablate.store.files import write_atomic
 
 SCHEMA_VERSION = 1
 
@@ -194,33 +194,12 @@ class AttemptRecord:
         return cls.from_json(text, source=str(path))
 
     def write(self, directory: Path) -> Path:
-        """Write atomically into ``directory``: temp file in the same folder, fsync, rename.
+        """Write atomically into ``directory`` (:func:`~ablate.store.files.write_atomic`).
 
         A reader never sees a half-written record: either the final name exists with the whole
         content, or it does not exist.
         """
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        final = directory / self.file_name
-        tmp = directory / f".{self.file_name}.{os.getpid()}.tmp"
-        data = self.to_json().encode()
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                view = memoryview(data)
-                while view:  # os.write may write less than asked (signals, nearly full disks)
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, final)
-        except OSError:
-            # disk full, quota, I/O error: leave nothing behind, not even the temp file
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(directory)
-        return final
+        return write_atomic(Path(directory) / self.file_name, self.to_json())
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(AttemptRecord))
@@ -239,16 +218,3 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy / torch scalars
         return value.item()
     raise TypeError(f"cannot store {type(value).__name__} in a record: {value!r}")
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ablate.store.files import write_atomic, write_atomic_with
 from ablate.store.layout import RunsLayout
 from ablate.store.record import (
     RECORD_NAME,
@@ -223,13 +224,9 @@ class ResultsStore:
             lines.append(
                 f"{file_name}\t{int(valid)}\t{run_id}\t{attempt}\t{status}\t{sweep}\t{error}"
             )
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            tmp.write_text("\n".join(lines), encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError:  # a cache (disk full, read-only store): the next read rebuilds it
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
+        # a cache (disk full, read-only store: the next read rebuilds it), so not fsynced
+        with contextlib.suppress(OSError):
+            write_atomic(path, "\n".join(lines), fsync=False)
 
     def _verified(self, file_name: str, parsed: RecordName) -> AttemptRecord:
         record = AttemptRecord.read(self.layout.records_dir / file_name)
@@ -375,13 +372,12 @@ class ResultsStore:
 
         path = self.layout.index_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            pq.write_table(table.replace_schema_metadata(_index_schema().metadata), tmp)
-            os.replace(tmp, path)
-        except OSError:  # a cache (disk full, read-only store): the next read rebuilds it
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
+        table = table.replace_schema_metadata(_index_schema().metadata)
+        # a cache (disk full, read-only store: the next read rebuilds it), so not fsynced
+        with contextlib.suppress(OSError):
+            write_atomic_with(
+                path, lambda tmp: pq.write_table(table, tmp), fsync=False, fsync_dir=False
+            )
 
     def _warn_invalid(self, table: pa.Table) -> None:
         valid = table.column("valid").to_pylist()

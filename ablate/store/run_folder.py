@@ -20,6 +20,7 @@ The attempt records themselves live in the results store (``runs/.store/records`
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import time
@@ -226,3 +227,50 @@ def metrics_size(run_dir: Path) -> int:
         return (Path(run_dir) / METRICS_FILE).stat().st_size
     except OSError:
         return 0
+
+
+# --------------------------------------------------------------------------- checkpoints
+class CheckpointInvalid(ValueError):
+    """A checkpoint that must not be resumed from (unreadable, partly written or corrupt)."""
+
+
+def write_checkpoint_bytes(run_dir: Path, data: bytes, **manifest: Any) -> Path:
+    """Write a checkpoint and its manifest (SHA-256, size and ``manifest``), each atomically.
+
+    The checkpoint goes first and the manifest last, so a crash between the two leaves a
+    checkpoint whose hash does not match the manifest: :func:`read_checkpoint_bytes` refuses it.
+
+    Returns:
+        The checkpoint path.
+    """
+    run_dir = Path(run_dir)
+    path = write_atomic(run_dir / CHECKPOINT_FILE, data)
+    entry = {**manifest, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    write_atomic(run_dir / CHECKPOINT_MANIFEST_FILE, json.dumps(entry, indent=1))
+    return path
+
+
+def read_checkpoint_bytes(run_dir: Path) -> tuple[bytes, dict[str, Any]] | None:
+    """The verified checkpoint bytes and manifest of a run folder (``None``: no checkpoint).
+
+    Raises:
+        CheckpointInvalid: the pair is incomplete, unreadable, or the bytes do not match the
+            manifest's SHA-256 (the message says which).
+    """
+    run_dir = Path(run_dir)
+    path, manifest_path = run_dir / CHECKPOINT_FILE, run_dir / CHECKPOINT_MANIFEST_FILE
+    if not path.exists() and not manifest_path.exists():
+        return None
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+    except (OSError, ValueError) as exc:
+        raise CheckpointInvalid(f"unreadable ({exc})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if not isinstance(manifest, dict) or digest != manifest.get("sha256"):
+        expected = manifest.get("sha256") if isinstance(manifest, dict) else None
+        raise CheckpointInvalid(
+            f"SHA-256 {digest[:12]} does not match the manifest's {str(expected)[:12]} "
+            "(corrupt or partly written)"
+        )
+    return data, manifest

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ablate.store.files import append_durable, write_atomic
+
 LOCAL_PREFIX = "local:"
 REFS_FILE = "refs.json"
 CREATE_OPS = ("create_experiment", "create_run")
@@ -79,10 +81,7 @@ class Spool:
 
     def _write(self, obj: dict[str, Any]) -> None:
         assert self._path is not None
-        with self._path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(obj, default=str) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        append_durable(self._path, json.dumps(obj, default=str) + "\n")
 
 
 def pending_files(directory: Path | str) -> list[Path]:
@@ -135,10 +134,7 @@ def _done_count(path: Path) -> int:
 
 
 def _set_done(path: Path, count: int) -> None:
-    marker = path.with_suffix(".done")
-    tmp = marker.with_name(marker.name + ".tmp")
-    tmp.write_text(str(count))
-    os.replace(tmp, marker)
+    write_atomic(path.with_suffix(".done"), str(count))
 
 
 def load_refs(directory: Path) -> dict[str, str]:
@@ -151,10 +147,7 @@ def load_refs(directory: Path) -> dict[str, str]:
 
 def save_refs(directory: Path, refs: dict[str, str]) -> None:
     """Persist the reference map atomically."""
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{REFS_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(refs, indent=1, sort_keys=True))
-    os.replace(tmp, directory / REFS_FILE)
+    write_atomic(directory / REFS_FILE, json.dumps(refs, indent=1, sort_keys=True))
 
 
 def replay(
@@ -212,7 +205,7 @@ def replay(
         if creates_ok and (not rest or _done_count(path) > rest[-1]):
             archive = directory / "replayed"
             archive.mkdir(exist_ok=True)
-            os.replace(path, archive / path.name)
+            path.rename(archive / path.name)  # a move within the folder, not a write
             path.with_suffix(".done").unlink(missing_ok=True)
         else:
             result.remaining_files.append(path)

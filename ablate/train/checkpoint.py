@@ -1,11 +1,12 @@
 """Resumable checkpoints: trainable weights, optimiser, position and RNG, written atomically.
 
 A checkpoint is one ``torch.save`` file (``checkpoint.pt``) plus a manifest (``checkpoint.json``)
-holding its SHA-256 and the position it records. Both are written to temporary names and moved in
-place with ``os.replace`` (checkpoint first, manifest last), so a crash mid-write leaves either the
-previous complete pair or a checkpoint whose hash does not match the manifest. A checkpoint that
-fails its hash, or cannot be read, is ignored with a warning and the run starts over: losing an
-epoch is better than resuming from garbage.
+holding its SHA-256 and the position it records, written and verified by the run folder's one
+integrity scheme (:func:`~ablate.store.run_folder.write_checkpoint_bytes`: checkpoint first,
+manifest last, each atomically), so a crash mid-write leaves either the previous complete pair or
+a checkpoint whose hash does not match the manifest. A checkpoint that fails its hash, or cannot be
+read, is ignored with a warning and the run starts over: losing an epoch is better than resuming
+from garbage.
 
 Only the trainable state is saved (adapters, neck, modality token: a few MB at 7B), never the
 frozen backbones, which are rebuilt from the spec.
@@ -13,11 +14,8 @@ frozen backbones, which are rebuilt from the spec.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import logging
-import os
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,10 +23,17 @@ from typing import Any
 
 import torch
 
+from ablate.store.run_folder import (
+    CHECKPOINT_FILE,
+    CHECKPOINT_MANIFEST_FILE,
+    CheckpointInvalid,
+    read_checkpoint_bytes,
+    write_checkpoint_bytes,
+)
+
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FILE = "checkpoint.pt"
-MANIFEST_FILE = "checkpoint.json"
+MANIFEST_FILE = CHECKPOINT_MANIFEST_FILE
 FORMAT_VERSION = 1
 
 
@@ -104,13 +109,9 @@ def save_checkpoint(
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    data = buffer.getvalue()
-    digest = hashlib.sha256(data).hexdigest()
-    ckpt = run_dir / CHECKPOINT_FILE
-    _atomic_write(ckpt, data)
-    manifest = {"format": FORMAT_VERSION, "sha256": digest, "bytes": len(data), **asdict(position)}
-    _atomic_write(run_dir / MANIFEST_FILE, json.dumps(manifest, indent=1).encode())
-    return ckpt
+    return write_checkpoint_bytes(
+        run_dir, buffer.getvalue(), format=FORMAT_VERSION, **asdict(position)
+    )
 
 
 def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
@@ -121,25 +122,15 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
         or None when there is no checkpoint, or it is incomplete or corrupt (then with a warning
         naming the file and the reason).
     """
-    ckpt, manifest_path = run_dir / CHECKPOINT_FILE, run_dir / MANIFEST_FILE
-    if not ckpt.exists() and not manifest_path.exists():
-        return None
+    ckpt = run_dir / CHECKPOINT_FILE
     try:
-        manifest = json.loads(manifest_path.read_text())
-        data = ckpt.read_bytes()
-    except (OSError, ValueError) as exc:
-        logger.warning("ignoring checkpoint in %s: unreadable (%s); starting over", run_dir, exc)
+        found = read_checkpoint_bytes(run_dir)
+    except CheckpointInvalid as exc:
+        logger.warning("ignoring checkpoint %s: %s; starting over", ckpt, exc)
         return None
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != manifest.get("sha256"):
-        logger.warning(
-            "ignoring checkpoint %s: SHA-256 %s does not match the manifest's %s "
-            "(corrupt or partly written); starting over",
-            ckpt,
-            digest[:12],
-            str(manifest.get("sha256"))[:12],
-        )
+    if found is None:
         return None
+    data, _ = found
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable payload means "start over"
@@ -155,18 +146,3 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
         return None
     payload["position"] = TrainPosition(**payload["position"])
     return payload
-
-
-def remove_checkpoint(run_dir: Path) -> None:
-    """Delete the checkpoint pair (after a run has finished and saved its adapter)."""
-    for name in (MANIFEST_FILE, CHECKPOINT_FILE):
-        (run_dir / name).unlink(missing_ok=True)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

@@ -24,7 +24,6 @@ import functools
 import gc
 import logging
 import math
-import os
 import random
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 import torch
 
 from ablate.jobs.context import BatchCannotShrink, JobCancelled, JobContext
+from ablate.store.files import write_atomic_with
 from ablate.train.batches import (
     EncodeStats,
     Example,
@@ -520,11 +520,11 @@ class MmtRecipe:
         state = {
             k: v.detach().cpu().contiguous() for k, v in self.model.trainable_state_dict().items()
         }
-        path = self.ctx.run_dir / ADAPTER_FILE
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        save_file(state, str(tmp), metadata={"run_id": str(getattr(self.spec, "run_id", ""))})
-        os.replace(tmp, path)
-        return path
+        metadata = {"run_id": str(getattr(self.spec, "run_id", ""))}
+        return write_atomic_with(
+            self.ctx.run_dir / ADAPTER_FILE,
+            lambda tmp: save_file(state, str(tmp), metadata=metadata),
+        )
 
     # --------------------------------------------------------------- cleanup
     def cleanup(self) -> None:

@@ -1,9 +1,9 @@
 """Disk full while writing a result (simulated ENOSPC): the attempt is recorded failed, nothing
 else is damaged, and the next sweep completes.
 
-The fault is injected into the record writer itself (``os.write`` inside
-``ablate.store.record`` writes part of the bytes, then fails with ``ENOSPC``), so the real
-atomic-write path runs: temp file, partial write, error.
+The fault is injected into the record writer itself (while a record is written, ``os.write``
+inside :mod:`ablate.store.files` writes part of the bytes, then fails with ``ENOSPC``), so the
+real atomic-write path runs: temp file, partial write, error.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import types
 import pytest
 from reliability_helpers import assert_records_all_verify, linear_sweep_file, record_files
 
+import ablate.store.files as files_module
 import ablate.store.record as record_module
 from ablate.execution.inline import InlineExecutor
 from ablate.orchestrate.orchestrator import run_sweep
@@ -23,6 +24,14 @@ from ablate.store import ResultsStore
 from ablate.store.record import AttemptStatus, FailureKind
 
 pytestmark = pytest.mark.usefixtures("no_git")  # tests/conftest.py
+
+
+def os_with_write(write) -> types.SimpleNamespace:
+    """The ``os`` module with ``write`` replaced."""
+    names = [k for k in dir(os) if not k.startswith("__")]
+    fake_os = types.SimpleNamespace(**{k: getattr(os, k) for k in names})
+    fake_os.write = write
+    return fake_os
 
 
 def full_disk(monkeypatch, *, failures: int) -> list[int]:
@@ -36,10 +45,14 @@ def full_disk(monkeypatch, *, failures: int) -> list[int]:
             raise OSError(errno.ENOSPC, "No space left on device")
         return os.write(fd, data)
 
-    names = [k for k in dir(os) if not k.startswith("__")]
-    fake_os = types.SimpleNamespace(**{k: getattr(os, k) for k in names})
-    fake_os.write = write
-    monkeypatch.setattr(record_module, "os", fake_os)
+    real_write_atomic = files_module.write_atomic
+
+    def record_write_atomic(*args, **kwargs):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(files_module, "os", os_with_write(write))
+            return real_write_atomic(*args, **kwargs)
+
+    monkeypatch.setattr(record_module, "write_atomic", record_write_atomic)
     return left
 
 
@@ -109,7 +122,7 @@ def test_store_reads_and_plans_when_its_caches_cannot_be_written(tmp_path, monke
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("pathlib.Path.write_text", no_space)
+    monkeypatch.setattr(files_module, "os", os_with_write(no_space))
     monkeypatch.setattr("pyarrow.parquet.write_table", no_space)
     fresh = ResultsStore(store.root)
     assert len(fresh.records()) == 2

@@ -3,13 +3,12 @@
     PYTHONPATH=. .venv/bin/python bench/bench_tracking.py [--sweep sweeps/table2.yaml] [--repeats 1]
 
 Runs the first run of a sweep at ``--scale tiny`` (tiny twins, synthetic data, CPU) in-process,
-in a fresh runs root each time, in three modes:
+in a fresh runs root each time, in two modes:
 
 * ``off``: the null tracker;
-* ``on``: :class:`MlflowTracker` on an embedded SQLite store, step metrics forwarded live by the
-  orchestrator's tailer thread (the default ``stream="orchestrator"``);
-* ``on+stream``: ``stream="worker"``: the job's metrics streamed by the worker sink
-  (``sink_from_env``) from the training process itself.
+* ``on``: :class:`MlflowTracker` on an embedded SQLite store, step metrics synced live from the
+  run folder's ``metrics.jsonl`` by the tracker's :class:`~ablate.tracking.run_sync.LiveSync`
+  thread (the one metric route; the training process never imports MLflow).
 
 A warm-up run (tracking off) goes first so that no mode pays the first torch/model import. The
 SQLite store is initialised before timing (a one-time cost per project, printed separately).
@@ -26,43 +25,32 @@ import tempfile
 import time
 from pathlib import Path
 
-from ablate.execution.attempt import run_attempt
-from ablate.execution.inline import InlineExecutor, InlineHandle, _environment
+from ablate.execution.inline import InlineExecutor
 from ablate.orchestrate.orchestrator import run_sweep
 from ablate.spec.sweep import load_sweep
 from ablate.store.results_store import ResultsStore
 from ablate.tracking.mlflow_tracker import MlflowTracker
-from ablate.tracking.worker_sink import sink_from_env
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-class StreamingInline(InlineExecutor):
-    """The inline executor, with the worker-side sink built from the tracker's environment."""
-
-    def submit(self, request):  # noqa: D102
-        started = time.time()
-        with _environment(request.env):
-            sink = sink_from_env(request.run_dir, request.attempt)
-            try:
-                record = run_attempt(
-                    request.run_dir,
-                    request.attempt,
-                    store=self.store,
-                    executor=self.name,
-                    device=self.device,
-                    metric_sink=sink,
-                )
-            finally:
-                if sink is not None:
-                    sink.close()
-        return InlineHandle(request, started, 0 if record.status.value == "success" else 1)
-
-
 class TimedTracker(MlflowTracker):
-    """Adds up the wall time spent inside the hooks and the tailer's sends."""
+    """Adds up the wall time spent inside the hooks and the live sync's looks."""
 
     hook_s = 0.0
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        poll = self.live.poll
+
+        def timed_poll() -> None:  # the live sync thread's sends count too
+            t0 = time.perf_counter()
+            try:
+                poll()
+            finally:
+                self.hook_s += time.perf_counter() - t0
+
+        self.live.poll = timed_poll
 
     def _timed(name):  # noqa: N805
         def wrapper(self, *args):
@@ -78,15 +66,13 @@ class TimedTracker(MlflowTracker):
     on_attempt_start = _timed("on_attempt_start")
     on_attempt_end = _timed("on_attempt_end")
     on_sweep_end = _timed("on_sweep_end")
-    _send_rows = _timed("_send_rows")  # the tailer thread's sends count too
 
 
 def one_run(sweep, tmp: Path, mode: str, uri: str) -> tuple[float, float, float]:
     root = tmp / f"runs-{mode}-{time.monotonic_ns()}"
     store = ResultsStore(root)
-    stream = "worker" if mode == "on+stream" else "orchestrator"
-    tracker = TimedTracker(root, uri, stream=stream) if mode != "off" else None
-    executor = (StreamingInline if mode == "on+stream" else InlineExecutor)(store, device="cpu")
+    tracker = TimedTracker(root, uri) if mode != "off" else None
+    executor = InlineExecutor(store, device="cpu")
     t0, c0 = time.perf_counter(), time.process_time()
     result = run_sweep(
         sweep, executor=executor, store=store, tracker=tracker, install_signal_handlers=False
@@ -112,7 +98,7 @@ def main() -> None:
     print(f"one-time: import mlflow + create the SQLite store: {time.perf_counter() - t0:.1f}s")
     warm, _, _ = one_run(sweep, tmp, "off", uri)
     print(f"warm-up run (tracking off): {warm:.1f}s")
-    results: dict[str, list[tuple[float, float, float]]] = {"off": [], "on": [], "on+stream": []}
+    results: dict[str, list[tuple[float, float, float]]] = {"off": [], "on": []}
     for repeat in range(args.repeats):
         for mode in results:
             wall, cpu, hooks = one_run(sweep, tmp, mode, uri)
@@ -125,7 +111,7 @@ def main() -> None:
     spread = 100 * (max(offs) - min(offs)) / min(offs)
     print(
         f"noise: identical tracking-off runs differ by {spread:.1f}% in wall time here; the "
-        "verdict uses the time spent in the tracker itself (hooks + tailer sends)"
+        "verdict uses the time spent in the tracker itself (hooks + live sync)"
     )
     base_wall = sum(r[0] for r in results["off"]) / args.repeats
     base_cpu = max(sum(r[1] for r in results["off"]) / args.repeats, 1e-9)

@@ -7,7 +7,7 @@ modules live in :mod:`ablate.model.llm` and :mod:`ablate.model.vision`.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import field_validator
 
@@ -88,3 +88,18 @@ class ModelSpec(SpecModel):
         if value <= 0:
             raise ValueError(f"tap_every must be positive, got {value}")
         return value
+
+
+def is_tiny_spec(spec: dict[str, Any]) -> bool:
+    """Whether a run spec (as stored in a record) uses tiny twins or synthetic data."""
+    model = spec.get("model") or {}
+    data = spec.get("data") or {}
+    presets = [model.get("llm"), model.get("vision")]
+    twin = False
+    for preset in presets:
+        if isinstance(preset, str):
+            try:
+                twin = twin or is_twin(preset)
+            except (KeyError, ValueError):
+                twin = twin or preset.startswith("tiny-")
+    return twin or data.get("dataset") == "synthetic"

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ablate.model.spec import is_tiny_spec
 from ablate.spec.sweep import PlannedRun, Sweep, load_sweep
 from ablate.store.layout import RunsLayout
 from ablate.store.results_store import ResultsStore
@@ -149,23 +150,6 @@ def _short(value: Any) -> str:
     if isinstance(value, dict):
         return str(value.get("name", json.dumps(value, sort_keys=True)))
     return str(value)
-
-
-def is_tiny_spec(spec: dict[str, Any]) -> bool:
-    """Whether a run spec (as stored in a record) uses tiny twins or synthetic data."""
-    from ablate.model.spec import is_twin
-
-    model = spec.get("model") or {}
-    data = spec.get("data") or {}
-    presets = [model.get("llm"), model.get("vision")]
-    twin = False
-    for preset in presets:
-        if isinstance(preset, str):
-            try:
-                twin = twin or is_twin(preset)
-            except (KeyError, ValueError):
-                twin = twin or preset.startswith("tiny-")
-    return twin or data.get("dataset") == "synthetic"
 
 
 def _sweep_variants(sweep_path: Path, scale: str | None) -> list[Sweep]:

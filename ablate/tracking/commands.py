@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ablate.store.layout import default_runs_root
+
+if TYPE_CHECKING:
+    from ablate.tracking.mlflow_tracker import MlflowTracker
 
 TrackingUriOpt = Annotated[
     str | None,
@@ -42,12 +45,14 @@ def make_tracker(
     *,
     enabled: bool = True,
     log_adapter: bool = False,
-):  # noqa: ANN201 - returns a Tracker; typed loosely to keep mlflow and the orchestrator lazy
-    """The tracker ``ablate sweep`` should use: :class:`MlflowTracker`, or the null tracker."""
-    if not enabled:
-        from ablate.orchestrate.tracker import NullTracker
+) -> MlflowTracker | None:
+    """The tracker ``ablate sweep`` should use: :class:`MlflowTracker`, or ``None`` (no tracking).
 
-        return NullTracker()
+    ``None`` lets the sweep loop use its own null tracker, so tracking never imports the
+    orchestrator that calls it.
+    """
+    if not enabled:
+        return None
     from ablate.tracking.mlflow_tracker import MlflowTracker
 
     return MlflowTracker(runs_root, tracking_uri, log_adapter=log_adapter)

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ablate.report.collect import is_tiny_spec
+from ablate.model.spec import is_tiny_spec
 from ablate.store.layout import RunsLayout
 from ablate.store.provenance import git_state, host_name, package_versions
 from ablate.store.run_folder import read_tracking_link, write_tracking_link

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ablate.store.files import write_atomic
+from ablate.store.files import write_atomic, write_atomic_in_order
 
 if TYPE_CHECKING:
     from ablate.spec.sweep import PlannedRun
@@ -237,16 +237,19 @@ class CheckpointInvalid(ValueError):
 def write_checkpoint_bytes(run_dir: Path, data: bytes, **manifest: Any) -> Path:
     """Write a checkpoint and its manifest (SHA-256, size and ``manifest``), each atomically.
 
-    The checkpoint goes first and the manifest last, so a crash between the two leaves a
-    checkpoint whose hash does not match the manifest: :func:`read_checkpoint_bytes` refuses it.
+    Both are written in full first, then renamed into place back to back, checkpoint first: a crash
+    in between (microseconds) leaves a checkpoint whose hash does not match the manifest, which
+    :func:`read_checkpoint_bytes` refuses.
 
     Returns:
         The checkpoint path.
     """
     run_dir = Path(run_dir)
-    path = write_atomic(run_dir / CHECKPOINT_FILE, data)
     entry = {**manifest, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-    write_atomic(run_dir / CHECKPOINT_MANIFEST_FILE, json.dumps(entry, indent=1))
+    path = run_dir / CHECKPOINT_FILE
+    write_atomic_in_order(
+        [(path, data), (run_dir / CHECKPOINT_MANIFEST_FILE, json.dumps(entry, indent=1))]
+    )
     return path
 
 

@@ -10,7 +10,8 @@ Two tiers:
 * memory: a dict pid -> tensor in this process, optionally capped by ``max_bytes``. A DataLoader
   worker has its own copy, so with workers the disk tier is the one they share.
 * disk: ``<directory>/<key>/<pid>-<source>.npy``, written atomically (temp file in the same
-  folder, fsync, ``os.replace``), so worker processes and later runs share one decode per image.
+  folder, fsync, rename: :func:`~ablate.store.files.write_atomic`), so worker processes and
+  later runs share one decode per image.
   ``key`` names what the bytes depend on besides the source image (resize mode, side S, the
   Pillow and torchvision versions that resample), so two presets never share files.
   ``<source>`` is a hash of where the image comes from: the file's absolute path, size and
@@ -31,10 +32,11 @@ import io
 import logging
 import os
 import re
-import tempfile
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+from ablate.store.files import write_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -250,26 +252,14 @@ class ImageCache:
     def _write(self, path: Path, image: torch.Tensor) -> None:
         """Write atomically; a failure (disk full, read-only) is logged and the run goes on."""
         pixels = memoryview(image.numpy()).cast("B")
-        tmp: str | None = None
+        crc = zlib.crc32(pixels).to_bytes(_CRC_BYTES, "little")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(self._header)
-                fh.write(pixels)
-                fh.write(zlib.crc32(pixels).to_bytes(_CRC_BYTES, "little"))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-            tmp = None
+            write_atomic(path, b"".join((self._header, pixels, crc)))
             self._counts["disk_writes"] += 1
         except OSError as err:
             self._counts["write_errors"] += 1
             if self._counts["write_errors"] == 1:
                 logger.warning("image cache: cannot write %s (%s); continuing uncached", path, err)
-        finally:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
 
 
 def _file_pid(pid: str) -> str:

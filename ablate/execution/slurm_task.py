@@ -192,8 +192,9 @@ class SlurmAttempt(Checkpointable):
         if tracking is None or self.attached:  # attached: the orchestrator's tracker reports
             return
         try:
-            report_ended_attempts(store, self.run_dir, tracking)
-            if start_attempt is not None:
+            if start_attempt is None:
+                report_ended_attempts(store, self.run_dir, tracking)
+            else:  # reports the ended attempts first, in a thread: the worker starts at once
                 report_attempt_start(self.run_dir, self.runs_root, start_attempt, tracking)
         except Exception as exc:  # noqa: BLE001 - tracking must never fail a run
             self._log(f"tracking: could not report to {tracking['tracking_uri']}: {exc!r}")

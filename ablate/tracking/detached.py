@@ -3,34 +3,37 @@
 A detached sweep submits and returns, so the orchestrator's ``on_attempt_end`` never runs for its
 attempts. Everything needed to finish the job later is on disk: the child run chosen at submission
 (in the task's environment and the run folder's ``mlflow.json``) and the attempt records in the
-store. The task calls :func:`report_attempt_start` when it starts an attempt (the child run is set
-back to RUNNING and a :class:`~ablate.tracking.run_sync.LiveSync` in the task sends the step
-metrics while the worker runs) and :func:`report_ended_attempts` after it; ``ablate status`` and
-``ablate sweep --wait`` call the latter for runs whose task died before it could. Both end in the
-one idempotent :func:`~ablate.tracking.run_sync.sync_run_folder`, so nothing is sent twice
-whoever calls first. Tracking never fails a run: writes a server that is down refuses wait for
-``ablate sync``.
+store. The task calls :func:`report_attempt_start` when it starts an attempt and
+:func:`report_ended_attempts` after it; ``ablate status`` and ``ablate sweep --wait`` call the
+latter for runs whose task died before it could. All of it goes through the one idempotent
+:func:`~ablate.tracking.run_sync.sync_run_folder`, so nothing is sent twice whoever calls first.
+
+The start costs the attempt nothing: a :class:`TaskTracking` thread in the task reports the
+attempts that ended before (a requeued task's preempted one), sets the child run back to RUNNING
+and syncs the step metrics while the worker runs, so importing MLflow (seconds) never delays the
+worker inside a SLURM time limit. Tracking never fails a run: writes a server that is down
+refuses wait for ``ablate sync``.
 """
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from ablate.store.results_store import ResultsStore
 from ablate.tracking.client import TrackingClient
 from ablate.tracking.config import RUN_ID_ENV, SPOOL_DIR_NAME, TRACKING_URI_ENV
 from ablate.tracking.run_sync import (
-    LiveSync,
+    LIVE_EVERY_S,
     note_attempt_started,
     sync_run_folder,
     synced_attempts,
 )
 
-if TYPE_CHECKING:
-    from ablate.store.results_store import ResultsStore
-
-_LIVE: dict[Path, LiveSync] = {}  # this task's live syncs, by run folder
+STOP_TIMEOUT_S = 300.0  # the longest an ending task waits for its tracking thread
+_LIVE: dict[Path, TaskTracking] = {}  # this task's tracking threads, by run folder
 
 
 def tracking_of(env: Mapping[str, str]) -> dict[str, str] | None:
@@ -65,10 +68,66 @@ def report_queued(runs_root: Path, trackings: list[Mapping[str, str]]) -> None:
         clients[uri].log_batch(tracking["mlflow_run_id"], tags={"ablate.status": "queued"})
 
 
+class TaskTracking:
+    """A SLURM task's tracking of one attempt, in a daemon thread, in this order.
+
+    1. report the run's attempts that ended and were not reported (a preempted one, KILLED);
+    2. set the child run RUNNING (tags ``ablate.attempt``, ``ablate.status: running``);
+    3. sync the run folder every ``every_s`` seconds until :meth:`stop`.
+
+    Args:
+        runs_root: the runs root (the store's records, the spool).
+        run_dir: the run folder.
+        attempt: the attempt starting now.
+        tracking: from :func:`tracking_of`.
+        every_s: seconds between live syncs.
+    """
+
+    def __init__(
+        self,
+        runs_root: Path,
+        run_dir: Path,
+        attempt: int,
+        tracking: Mapping[str, str],
+        every_s: float = LIVE_EVERY_S,
+    ) -> None:
+        self.runs_root = Path(runs_root)
+        self.run_dir = Path(run_dir)
+        self.attempt = attempt
+        self.tracking = dict(tracking)
+        self.every_s = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ablate-task-sync", daemon=True)
+
+    def start(self) -> TaskTracking:
+        """Start the thread."""
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            client = _client(self.runs_root, self.tracking["tracking_uri"])
+            records = ResultsStore(self.runs_root).attempts_of(self.run_dir.name)
+            sync_run_folder(self.run_dir, client, records=records)
+            child = self.tracking["mlflow_run_id"]
+            client.update_run(child, "RUNNING")
+            tags = {"ablate.attempt": str(self.attempt), "ablate.status": "running"}
+            client.log_batch(child, tags=tags)
+            while not self._stop.wait(self.every_s):
+                sync_run_folder(self.run_dir, client, wait=False)
+        except Exception as exc:  # noqa: BLE001 - tracking must never fail a run
+            print(f"[ablate slurm] tracking: {exc!r}", file=sys.stderr, flush=True)
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Stop the live syncs, after steps 1 and 2 are done (so the end is reported last)."""
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+
 def report_attempt_start(
     run_dir: Path, runs_root: Path, attempt: int, tracking: Mapping[str, str]
 ) -> None:
-    """Set the run's MLflow child back to RUNNING for ``attempt``, and sync it while it runs.
+    """Note the attempt's start in the run folder and start its :class:`TaskTracking` thread.
 
     Args:
         run_dir: the run folder.
@@ -77,16 +136,11 @@ def report_attempt_start(
         tracking: from :func:`tracking_of`.
     """
     run_dir = Path(run_dir)
-    child = tracking["mlflow_run_id"]
-    note_attempt_started(run_dir, child, attempt)
-    client = _client(runs_root, tracking["tracking_uri"])
-    client.update_run(child, "RUNNING")
-    client.log_batch(child, tags={"ablate.attempt": str(attempt), "ablate.status": "running"})
-    live = _LIVE.pop(run_dir, None)
-    if live is not None:
-        live.close()
-    live = _LIVE[run_dir] = LiveSync(client)
-    live.add(run_dir.name, run_dir)
+    note_attempt_started(run_dir, tracking["mlflow_run_id"], attempt)
+    earlier = _LIVE.pop(run_dir, None)
+    if earlier is not None:
+        earlier.stop()
+    _LIVE[run_dir] = TaskTracking(runs_root, run_dir, attempt, tracking).start()
 
 
 def report_ended_attempts(
@@ -100,7 +154,7 @@ def report_ended_attempts(
     run_dir = Path(run_dir)
     live = _LIVE.pop(run_dir, None)
     if live is not None:
-        live.close()
+        live.stop()
     client = _client(store.root, tracking["tracking_uri"])
     records = store.attempts_of(run_dir.name)
     return sync_run_folder(run_dir, client, records=records, wait=False).reported

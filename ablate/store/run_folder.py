@@ -49,10 +49,15 @@ MetricLine = tuple[int, int, dict[str, float]]  # (step, timestamp_ms, finite nu
 
 # ----------------------------------------------------------------------- spec.json, run.json
 def write_run_files(run_dir: Path, spec_json: str, *, sweep: str, axes: dict[str, Any]) -> None:
-    """Write ``spec.json`` (what to run) and ``run.json`` (sweep and axes) into a run folder."""
-    write_atomic(run_dir / SPEC_FILE, spec_json + ("" if spec_json.endswith("\n") else "\n"))
-    meta = {"sweep": sweep, "axes": axes}
-    write_atomic(run_dir / RUN_META_FILE, json.dumps(meta, indent=2, sort_keys=True, default=str))
+    """Write ``spec.json`` (what to run) and ``run.json`` (sweep and axes) into a run folder.
+
+    Not fsynced: they are rewritten before every dispatch (a lost write is written again), and
+    dispatch latency matters more.
+    """
+    spec_text = spec_json + ("" if spec_json.endswith("\n") else "\n")
+    write_atomic(run_dir / SPEC_FILE, spec_text, fsync=False)
+    meta = json.dumps({"sweep": sweep, "axes": axes}, indent=2, sort_keys=True, default=str)
+    write_atomic(run_dir / RUN_META_FILE, meta, fsync=False)
 
 
 def read_run_meta(run_dir: Path) -> dict[str, Any]:
@@ -119,9 +124,13 @@ def read_tracking_link(run_dir: Path) -> dict[str, Any] | None:
 
 
 def write_tracking_link(run_dir: Path, tracking_uri: str, experiment_id: str, run_id: str) -> None:
-    """Remember which MLflow run this folder logs to (a retry continues the same run)."""
+    """Remember which MLflow run this folder logs to (a retry continues the same run).
+
+    Not fsynced: rewritten at every attempt's start; without it the tracker finds the run again
+    by its ``ablate.run_id`` tag.
+    """
     payload = {"tracking_uri": tracking_uri, "experiment_id": experiment_id, "run_id": run_id}
-    write_atomic(Path(run_dir) / TRACKING_LINK_FILE, json.dumps(payload, indent=1))
+    write_atomic(Path(run_dir) / TRACKING_LINK_FILE, json.dumps(payload, indent=1), fsync=False)
 
 
 # ------------------------------------------------------------------------- metrics.jsonl

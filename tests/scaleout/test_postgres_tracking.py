@@ -47,13 +47,15 @@ def test_eight_workers_stream_child_runs_into_mlflow_on_postgres(tmp_path, monke
             sweep = write_sweep(
                 tmp_path,
                 "team",
-                f"base: {{job: quick-fit, fit: {{steps: {STEPS}, sleep_per_step: 0.002}}}}\n"
+                f"base: {{job: quick-fit, fit: {{steps: {STEPS}, sleep_per_step: 0.01}}}}\n"
                 f"seeds: [{seeds}]\n",
             )
             executor = LocalExecutor(
                 SlotPool.for_devices([], WORKERS), runs_root=store.root, threads_per_job=1
             )
-            tracker = MlflowTracker(store.root, server.url)
+            # runs of ~4 s, synced every second while they go: the live syncs and the hooks
+            # write to the server while all 8 workers append to their metrics.jsonl
+            tracker = MlflowTracker(store.root, server.url, live_every_s=1.0)
             result = run_sweep(
                 sweep, executor=executor, store=store, tracker=tracker,
                 install_signal_handlers=False,

@@ -21,6 +21,7 @@ from typing import Any
 
 from ablate.errors import SpecError, did_you_mean
 from ablate.jobs.registry import get_job, job_names
+from ablate.json_input import parse_json
 from ablate.spec.base import SpecModel
 from ablate.spec.dotted import copy_tree, flatten, get_dotted
 from ablate.spec.identity import run_id_of, semantic_dict
@@ -140,7 +141,7 @@ def load_run_spec(path: str | Path) -> RunSpec:
     """
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json(path.read_bytes(), where=str(path), what="a run spec")
     except FileNotFoundError:
         raise SpecError("spec file not found", file=path) from None
     except (OSError, ValueError) as err:

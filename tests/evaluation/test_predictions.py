@@ -65,7 +65,10 @@ def test_jsonl_with_raw_outputs_is_parsed_with_choice_counts(tmp_path, data_root
     text = report.to_markdown()
     assert text.splitlines()[0] == "| NAT | SOC | LAN | TXT | IMG | NO | G1-6 | G7-12 | Avg |"
     assert "| 50.00 | 0.00 | 100.00 | 100.00 | 50.00 | 0.00 | 66.67 | 0.00 | 50.00 |" in text
-    assert "1 missing (scored wrong), 1 unparseable, 0 out of range (scored wrong), 1 unknown pids" in text
+    assert (
+        "1 missing (scored wrong), 1 unparseable, 0 out of range (scored wrong), 1 unknown pids"
+        in text
+    )
 
 
 def test_run_records_round_trip(tmp_path, data_root):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +225,37 @@ def test_prescan_never_lets_the_parser_recurse_past_the_limit(raw):
     except ValueError:
         return
     assert _depth(value) <= 3
+
+
+@st.composite
+def deep_documents(draw) -> bytes:
+    """Arrays and objects nested 65 to 5000 deep, cut short or closed, with junk around them."""
+    depth = draw(st.integers(MAX_DEPTH + 1, 5000))
+    opens = draw(st.lists(st.sampled_from(["[", '{"k": ', '["a]", ', '{"\\"[": ']), min_size=1))
+    head = "".join(opens[i % len(opens)] for i in range(depth))
+    closes = "".join("]" if opens[i % len(opens)].startswith("[") else "}" for i in range(depth))
+    tail = draw(st.sampled_from(["", "0" + closes[::-1], "0" + closes[::-1][: depth // 2]]))
+    return draw(st.sampled_from(["", '{"1": ', "\n"])).encode() + (head + tail).encode()
+
+
+FUZZ_ROLES = ["preds.json", "preds.jsonl", "problems.json", "pid_splits.json", "captions.json"]
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+@given(raw=deep_documents(), role=st.sampled_from(FUZZ_ROLES))
+def test_fuzzed_deep_files_are_clear_errors_naming_the_file(raw, role):
+    """Whatever the shape, a file nested past the limit is refused before parsing, by name."""
+    from ablate.evaluation.predictions import score_predictions_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        data = _data(tmp_path / "sqa")
+        preds = tmp_path / ("preds.json" if role in DATA_FILES else role)
+        preds.write_text(json.dumps({"1": 0, "2": 1}))
+        if role == "preds.jsonl":
+            raw = b'{"pid": "1", "pred": 0}\n' + raw
+        (data / role if role in DATA_FILES else preds).write_bytes(raw)
+        with pytest.raises(ValueError) as caught:
+            score_predictions_file(preds, data, "test")
+    assert role in str(caught.value) and "nested more than" in str(caught.value), caught.value

@@ -9,10 +9,11 @@ file), what was wrong and what is allowed.
 
 The nesting depth is checked before parsing, on the raw bytes, so the parser never sees a file
 deeper than :data:`MAX_DEPTH`: escaped quotes and backslashes are dropped, then every byte but
-quotes and brackets (two C-speed passes), then adjacent quote pairs (strings holding no bracket);
-the few bytes left are walked in Python. UTF-8 never uses ASCII bytes inside a multi-byte
-character, so working on bytes is exact. On the full-size ScienceQA ``problems.json`` this costs
-a fraction of the parse itself (see the README's reliability table for the figure).
+quotes and brackets (two C-speed passes), then adjacent quote pairs (strings holding no bracket)
+and adjacent bracket pairs (empty containers, a few passes on what is left); the few bytes that
+remain are walked in Python. UTF-8 never uses ASCII bytes inside a multi-byte character, so
+working on bytes is exact. On the full-size ScienceQA ``problems.json`` this costs a fraction of
+the parse itself (``bench/bench_json_input.py``; the figure is in the README's reliability table).
 """
 
 from __future__ import annotations
@@ -60,7 +61,24 @@ def deeper_than(raw: bytes, limit: int) -> bool:
     # two adjacent quotes are a string without brackets (or the end of one and the start of the
     # next): dropping them keeps the inside/outside state of every bracket that remains
     structure = structure.replace(b'""', b"")
-    depth = 0
+    # an adjacent "[]" is an empty array or object (or two brackets inside one string): dropping
+    # them, pass after pass, leaves the depth of every other bracket as it was, and each pass hides
+    # at most one level, so the deepest level is between the rest's and the rest's + passes
+    rest, passes = structure, 0
+    while passes < limit:
+        shorter = rest.replace(b"[]", b"")
+        if len(shorter) == len(rest):
+            break
+        rest, passes = shorter, passes + 1
+    depth = _deepest(rest, limit)
+    if depth > limit or depth + passes <= limit:
+        return depth > limit
+    return _deepest(structure, limit) > limit
+
+
+def _deepest(structure: bytes, limit: int) -> int:
+    """The deepest level of quotes-and-brackets ``structure``, counted up to ``limit + 1``."""
+    depth = deepest = 0
     in_string = False
     for byte in structure:
         if byte == _QUOTE:
@@ -69,11 +87,13 @@ def deeper_than(raw: bytes, limit: int) -> bool:
             continue
         elif byte == _OPEN:
             depth += 1
-            if depth > limit:
-                return True
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
         else:
             depth -= 1
-    return False
+    return deepest
 
 
 def decode_utf8(raw: bytes, where: str, what: str) -> str:

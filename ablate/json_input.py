@@ -27,7 +27,7 @@ from typing import Any
 from ablate.errors import AblateError
 
 MAX_DEPTH = 64
-"""Deepest nesting of arrays and objects accepted; ScienceQA files and predictions need 4."""
+"""Deepest nesting of arrays and objects accepted; ScienceQA files and predictions need 3."""
 
 _STRUCTURE = b'"[]{}'
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in _STRUCTURE)

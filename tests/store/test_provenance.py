@@ -24,8 +24,10 @@ def git(repo: Path, *args: str) -> str:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A repository whose one file's stat data no longer matches the index (content unchanged):
-    a plain ``git status`` would refresh the index and write it back."""
+    """A repository whose file's stat data no longer matches the index, content unchanged.
+
+    A plain ``git status`` refreshes such an index and writes it back.
+    """
     git(tmp_path, "init", "-q")
     (tmp_path / "train.py").write_text("print('hi')\n")
     git(tmp_path, "add", "train.py")

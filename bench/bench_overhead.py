@@ -62,8 +62,7 @@ def measure(executor_name: str, jobs: int, work: Path, repeat: int) -> dict[str,
         jobs -= 1
     per_job = wall * slots / jobs
     job = statistics.mean(durations)
-    return {"per_job": per_job, "job": job, "overhead": per_job - job, "slots": slots,
-            "wall": wall}
+    return {"per_job": per_job, "job": job, "overhead": per_job - job, "slots": slots, "wall": wall}
 
 
 def spread(values: list[float]) -> str:
@@ -79,18 +78,24 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ablate-bench-overhead-"))
     names = ["local", "inline"] if args.executor == "both" else [args.executor]
-    print(f"{args.jobs} linear-fit jobs (1 step) per sweep, median of {args.repeats} sweeps "
-          f"(min-max)  (work dir {work})")
+    print(
+        f"{args.jobs} linear-fit jobs (1 step) per sweep, median of {args.repeats} sweeps "
+        f"(min-max)  (work dir {work})"
+    )
     for name in names:
         runs = [measure(name, args.jobs, work, i) for i in range(args.repeats)]
         overhead = statistics.median(r["overhead"] for r in runs)
         verdict = "OK" if overhead < 1.0 else "OVER"
         walls = spread([r["wall"] for r in runs])
         print(f"  {name:<7} slots {runs[0]['slots']:.0f}  sweep wall {walls}")
-        print(f"          slot time/job {spread([r['per_job'] for r in runs])}   job itself "
-              f"{spread([r['job'] for r in runs])}")
-        print(f"          overhead/job {spread([r['overhead'] for r in runs])}   goal < 1 s: "
-              f"{verdict}")
+        print(
+            f"          slot time/job {spread([r['per_job'] for r in runs])}   job itself "
+            f"{spread([r['job'] for r in runs])}"
+        )
+        print(
+            f"          overhead/job {spread([r['overhead'] for r in runs])}   goal < 1 s: "
+            f"{verdict}"
+        )
 
 
 if __name__ == "__main__":

@@ -103,8 +103,10 @@ def timed(fn, repeat: int = 1) -> tuple[list[float], object]:
 
 def spread(values: list[float]) -> str:
     """``median (min-max)`` in milliseconds."""
-    return (f"{1000 * statistics.median(values):8.1f} ms  "
-            f"({1000 * min(values):.0f}-{1000 * max(values):.0f})")
+    return (
+        f"{1000 * statistics.median(values):8.1f} ms  "
+        f"({1000 * min(values):.0f}-{1000 * max(values):.0f})"
+    )
 
 
 def cli_process(args: list[str], repeat: int) -> tuple[list[float], list[float], int]:
@@ -113,8 +115,9 @@ def cli_process(args: list[str], repeat: int) -> tuple[list[float], list[float],
     for _ in range(repeat):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "ablate.cli", *args], capture_output=True,
-                             check=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-m", "ablate.cli", *args], capture_output=True, check=True
+        ).stdout
         walls.append(time.perf_counter() - start)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
@@ -137,8 +140,9 @@ def main() -> None:
     n = len(sweep.runs)
     fill_store(store, [r.spec.run_id for r in sweep.runs])
     t_cold, _ = timed(lambda: make_plan(sweep, store, retries=1))
-    t_warm, plan = timed(lambda: make_plan(sweep, ResultsStore(store.root), retries=1),
-                         repeat=args.repeats)
+    t_warm, plan = timed(
+        lambda: make_plan(sweep, ResultsStore(store.root), retries=1), repeat=args.repeats
+    )
     t_rows, _ = timed(lambda: plan_table(plan, "bench"), repeat=args.repeats)
     fill_store(store, ["f" * 12])
     t_incr, _ = timed(lambda: make_plan(sweep, ResultsStore(store.root), retries=1))
@@ -149,11 +153,13 @@ def main() -> None:
     print(f"median of {args.repeats} repeats (min-max); processes: wall, then CPU (user + sys)")
     base = ["sweep", str(path), "--dry-run", "--runs-dir", str(store.root)]
     goal = None
-    for label, cli_args in (("ablate --help (start-up)", ["--help"]),
-                            ("ablate sweep --dry-run", base),
-                            ("  ... -q", [*base, "-q"]),
-                            ("  ... --format csv", [*base, "--format", "csv"]),
-                            ("  ... --show all", [*base, "--show", "all"])):
+    for label, cli_args in (
+        ("ablate --help (start-up)", ["--help"]),
+        ("ablate sweep --dry-run", base),
+        ("  ... -q", [*base, "-q"]),
+        ("  ... --format csv", [*base, "--format", "csv"]),
+        ("  ... --show all", [*base, "--show", "all"]),
+    ):
         walls, cpus, size = cli_process(cli_args, args.repeats)
         goal = walls if cli_args is base else goal
         print(f"  {label:<32} {spread(walls)}   cpu {spread(cpus)}   {size / 1000:,.0f} kB out")
@@ -167,8 +173,10 @@ def main() -> None:
     print(f"  {'DataFrame of all records':<32} {spread(t_frame)}")
     median = statistics.median(goal or [float("inf")])
     verdict = "OK" if median < 1.0 else "OVER"
-    print(f"  whole `ablate sweep --dry-run`: median {median * 1000:.0f} ms   goal < 1000 ms: "
-          f"{verdict}")
+    print(
+        f"  whole `ablate sweep --dry-run`: median {median * 1000:.0f} ms   goal < 1000 ms: "
+        f"{verdict}"
+    )
     print(f"  states: {plan.counts}")
 
 

@@ -41,14 +41,22 @@ from ablate.tracking.mlflow_tracker import MlflowTracker
 REPO = Path(__file__).resolve().parents[1]
 STEPS = 100
 FINAL = ("NAT", "SOC", "LAN", "TXT", "IMG", "NO", "G1-6", "G7-12", "Avg", "unparseable")
-TAGS = {"ablate.sweep": "bench", "ablate.attempt": "1", "ablate.status": "success",
-        "ablate.host": "bench", "ablate.gpu": "cpu", "ablate.executor": "inline"}
+TAGS = {
+    "ablate.sweep": "bench",
+    "ablate.attempt": "1",
+    "ablate.status": "success",
+    "ablate.host": "bench",
+    "ablate.gpu": "cpu",
+    "ablate.executor": "inline",
+}
 
 
 def spread(values: list[float]) -> str:
     """``median (min-max)`` in milliseconds."""
-    return (f"{1000 * statistics.median(values):7.1f} ms  "
-            f"({1000 * min(values):.1f}-{1000 * max(values):.1f})")
+    return (
+        f"{1000 * statistics.median(values):7.1f} ms  "
+        f"({1000 * min(values):.1f}-{1000 * max(values):.1f})"
+    )
 
 
 def step_rows(start_ms: int) -> list[tuple[str, float, int, int]]:
@@ -82,8 +90,13 @@ def one_batch(client: Any, experiment_id: str, params: dict[str, str]) -> tuple[
     now = int(time.time() * 1000)
     metrics = [Metric(k, v, ts, s) for k, v, ts, s in step_rows(now)]
     metrics += [Metric(k, v, now, STEPS) for k, v in final_metrics().items()]
-    client.log_batch(run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()],
-                     tags=[RunTag(k, v) for k, v in TAGS.items()], synchronous=True)
+    client.log_batch(
+        run_id,
+        metrics=metrics,
+        params=[Param(k, v) for k, v in params.items()],
+        tags=[RunTag(k, v) for k, v in TAGS.items()],
+        synchronous=True,
+    )
     client.set_terminated(run_id, "FINISHED")
     return time.perf_counter() - t0, time.process_time() - c0
 
@@ -97,8 +110,16 @@ class CountingTracker(MlflowTracker):
         self.hook_cpu_s = 0.0
         self.artifact_s = 0.0
         self.calls: Counter[str] = Counter()
-        for name in ("log_batch", "create_run", "find_run", "run_status", "update_run",
-                     "set_terminated", "log_artifact", "experiment_id"):
+        for name in (
+            "log_batch",
+            "create_run",
+            "find_run",
+            "run_status",
+            "update_run",
+            "set_terminated",
+            "log_artifact",
+            "experiment_id",
+        ):
             setattr(self.client, name, self._counted(name, getattr(self.client, name)))
 
     def _counted(self, name: str, method: Any) -> Any:
@@ -128,11 +149,14 @@ def write_run_folder(run_dir: Path, spec: dict[str, Any]) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "spec.json").write_text(json.dumps(spec, indent=2))
     now = time.time()
-    lines = [json.dumps({"step": s, "time": now + s / 1000, "train/loss": 2.0 / (1 + s)})
-             for s in range(1, STEPS + 1)]
+    lines = [
+        json.dumps({"step": s, "time": now + s / 1000, "train/loss": 2.0 / (1 + s)})
+        for s in range(1, STEPS + 1)
+    ]
     (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
-    (run_dir / "worker.log").write_text("".join(f"step {s} loss {2.0 / (1 + s):.4f}\n"
-                                                for s in range(1, STEPS + 1)))
+    (run_dir / "worker.log").write_text(
+        "".join(f"step {s} loss {2.0 / (1 + s):.4f}\n" for s in range(1, STEPS + 1))
+    )
 
 
 def ablate_hooks(sweep: Any, root: Path, uri: str) -> CountingTracker:
@@ -145,10 +169,21 @@ def ablate_hooks(sweep: Any, root: Path, uri: str) -> CountingTracker:
         write_run_folder(run_dir, spec)
         now = time.time()
         record = AttemptRecord(
-            run_id=run.spec.run_id, sweep=sweep.name, attempt=1, status="success",
-            job=run.spec.job, seed=run.spec.seed, axes=run.axes, spec=spec,
-            metrics=final_metrics(), started_at=now - 1, ended_at=now, host="bench",
-            device="cpu", executor="inline", run_dir=str(run_dir),
+            run_id=run.spec.run_id,
+            sweep=sweep.name,
+            attempt=1,
+            status="success",
+            job=run.spec.job,
+            seed=run.spec.seed,
+            axes=run.axes,
+            spec=spec,
+            metrics=final_metrics(),
+            started_at=now - 1,
+            ended_at=now,
+            host="bench",
+            device="cpu",
+            executor="inline",
+            run_dir=str(run_dir),
         )
         tracker.timed(tracker.on_attempt_end, run, record)
     tracker.timed(tracker.on_sweep_end, sweep, False)
@@ -171,8 +206,10 @@ def main() -> None:
     client.search_experiments()
     print(f"one-time: import mlflow + create the SQLite store: {time.perf_counter() - t0:.1f}s")
     params = flatten_params(full.runs[0].spec.to_dict())
-    print(f"one run: {len(params)} params, {STEPS} step losses, {len(FINAL)} final metrics, "
-          f"{len(TAGS)} tags; SQLite store {tmp}")
+    print(
+        f"one run: {len(params)} params, {STEPS} step losses, {len(FINAL)} final metrics, "
+        f"{len(TAGS)} tags; SQLite store {tmp}"
+    )
     experiment_id = client.create_experiment("bench-plain")
     runs = (full.runs * args.runs)[: args.runs]
     times: dict[str, list[float]] = {name: [] for name in ("naive", "batch", "hooks", "art")}
@@ -193,8 +230,11 @@ def main() -> None:
         times["art"].append(tracker.artifact_s / len(runs))
         calls = tracker.calls
     print(f"per run, median of {args.repeats} repeats (min-max); wall, then CPU of this process:")
-    rows = (("naive per-call logging", "naive"), ("one log_batch", "batch"),
-            ("ablate hooks", "hooks"))
+    rows = (
+        ("naive per-call logging", "naive"),
+        ("one log_batch", "batch"),
+        ("ablate hooks", "hooks"),
+    )
     for label, name in rows:
         print(f"  {label:<24} {spread(times[name])}   cpu {spread(cpu[name])}")
     print(f"    of which artifacts     {spread(times['art'])}")

@@ -258,9 +258,7 @@ class TrackingClient:
         """Upload one file (copied into the spool while offline)."""
         real = self._resolve(run_id)
         if real is not None and not is_local_ref(real):
-            ok, _ = self._try(
-                "log artifact", lambda: self._upload(real, str(path), artifact_path)
-            )
+            ok, _ = self._try("log artifact", lambda: self._upload(real, str(path), artifact_path))
             if ok:
                 return
         self.spool.append("log_artifact", run=run_id, path=str(path), artifact_path=artifact_path)

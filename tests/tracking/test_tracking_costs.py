@@ -31,7 +31,8 @@ def test_secrets_are_masked_after_caching_and_when_the_environment_changes(monke
     assert redact_value("second-secret-value") == REDACTED
     monkeypatch.setenv("HF_TOKEN", "rotated-secret-value")  # a changed value
     assert redact({"note": "rotated-secret-value and second-secret-value"}) == {
-        "note": f"{REDACTED} and {REDACTED}"}
+        "note": f"{REDACTED} and {REDACTED}"
+    }
     monkeypatch.delenv("WANDB_API_KEY")  # removed: no longer a secret of this process
     assert redact_value("second-secret-value") == "second-secret-value"
     assert redact_value("rotated-secret-value") == REDACTED

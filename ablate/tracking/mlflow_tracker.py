@@ -7,13 +7,15 @@ Implements the hooks of :class:`ablate.orchestrate.tracker.Tracker`:
   host and sweep size.
 * ``on_attempt_start``: the run id's child run (tag ``mlflow.parentRunId``), created before
   dispatch with the flattened spec as params, or found again for a retried or requeued run id
-  (``<run dir>/mlflow.json``, else a search by tag ``ablate.run_id``) and set back to RUNNING, so
-  every attempt continues the same MLflow run. Returns the environment that tells the worker which
-  run to resume (:mod:`ablate.tracking.worker_sink`).
-* ``on_attempt_end``: tags (attempt, status, failure, host, GPU, versions), the final metrics,
-  the step metrics from ``metrics.jsonl`` when the worker did not stream them itself, and the
-  artifacts: the spec, per-question predictions, the accuracy table, the worker log and, opt-in,
-  the adapter weights. Then the child run is ended FINISHED, FAILED or KILLED.
+  (``<run dir>/mlflow.json``, else, for a run with recorded attempts, a search by tag
+  ``ablate.run_id``) and set back to RUNNING, so every attempt continues the same MLflow run.
+  Returns the environment that tells the worker which run to resume
+  (:mod:`ablate.tracking.worker_sink`).
+* ``on_attempt_end``: tags (attempt, status, failure, host, GPU, versions), the final metrics
+  and the step metrics not sent yet (the tailer's last rows, or ``metrics.jsonl`` when nobody
+  streamed them) in one ``log_batch``; then the artifacts: the spec, per-question predictions,
+  the accuracy table, the worker log and, opt-in, the adapter weights. Then the child run is
+  ended FINISHED, FAILED or KILLED.
 
 Every write goes through :class:`~ablate.tracking.client.TrackingClient`: a tracking server that is
 down never fails a sweep, its writes are spooled and replayed by ``ablate sync``.
@@ -182,7 +184,7 @@ class MlflowTracker:
         assert self.experiment_id is not None, "on_sweep_start was not called"
         run_id = run.spec.run_id
         run_dir = self.layout.run_dir(self.sweep_name or "", run_id)
-        child = self._existing_child(run_dir, run_id)
+        child = self._existing_child(run_dir, run_id, attempt)
         tags = {"ablate.attempt": str(attempt), "ablate.status": "running"}
         if child is not None:
             self.client.update_run(child, "RUNNING")
@@ -230,13 +232,20 @@ class MlflowTracker:
         self.client.log_batch(child, params=flatten_params(spec))
         return child
 
-    def _existing_child(self, run_dir: Path, run_id: str) -> str | None:
+    def _existing_child(self, run_dir: Path, run_id: str, attempt: int) -> str | None:
+        """The child run earlier attempts of ``run_id`` logged to, if any.
+
+        The run folder's link names it. Without a usable link, the experiment is searched by
+        tag, but only for a run the store has attempts of (``attempt > 1``): a first attempt has
+        no earlier child (the link is written right after the child is created), so a sweep of
+        new runs makes no search per run.
+        """
         link = _read_link(run_dir)
         if link and link.get("tracking_uri") == self.tracking_uri:
             child = str(link.get("run_id") or "")
             if is_local_ref(child) or self.client.run_status(child) is not None:
                 return child
-        if self.experiment_id is None:
+        if self.experiment_id is None or attempt <= 1:
             return None
         return self.client.find_run(self.experiment_id, RUN_ID_TAG, run_id)
 
@@ -291,9 +300,9 @@ class MlflowTracker:
         rows: list[tuple[str, float, int, int]] = []
         seen: set[str] = set()
         last_step = 0
-        tailed = self.tailer.finish(run_id)
-        if tailed is not None:
-            seen, last_step = tailed.seen, tailed.last_step
+        tailed, unsent = self.tailer.take(run_id)
+        if tailed is not None:  # the tail's last rows go out with the final metrics
+            rows, seen, last_step = unsent, tailed.seen, tailed.last_step
         else:
             streamed = _streamed_attempt(run_dir) == record.attempt
             for step, stamp_ms, values in read_metric_lines(run_dir / "metrics.jsonl", offset):

@@ -66,10 +66,20 @@ class MetricsTailer:
     def finish(self, run_id: str) -> TailState | None:
         """Stop tailing ``run_id`` after sending what it appended so far; its final state."""
         with self.lock:
-            state = self.states.pop(run_id, None)
-            if state is not None:
-                self._forward(state)
+            state, rows = self.take(run_id)
+            if state is not None and rows:
+                self.send(state.child, rows)
             return state
+
+    def take(self, run_id: str) -> tuple[TailState | None, MetricRows]:
+        """Stop tailing ``run_id``; its final state and the rows not sent yet.
+
+        The caller sends those rows with its own end-of-attempt batch: one ``log_batch``
+        instead of two.
+        """
+        with self.lock:
+            state = self.states.pop(run_id, None)
+            return state, (self._read(state) if state is not None else [])
 
     def poll(self) -> None:
         """One look at every tailed file (the thread's loop body; callable from tests)."""
@@ -78,6 +88,13 @@ class MetricsTailer:
                 self._forward(state)
 
     def _forward(self, state: TailState) -> None:
+        rows = self._read(state)
+        if rows:
+            self.send(state.child, rows)
+
+    @staticmethod
+    def _read(state: TailState) -> MetricRows:
+        """The rows appended since the last look (``state`` moves past them)."""
         lines, offset = read_new_metric_lines(state.path, state.offset)
         state.offset = offset
         rows: MetricRows = []
@@ -85,8 +102,7 @@ class MetricsTailer:
             state.last_step = max(state.last_step, step)
             state.seen.update(values)
             rows += [(k, v, stamp_ms, step) for k, v in values.items()]
-        if rows:
-            self.send(state.child, rows)
+        return rows
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):

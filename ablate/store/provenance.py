@@ -109,9 +109,22 @@ def git_env() -> dict[str, str]:
     return {GIT_SHA_ENV: state.sha or "", GIT_DIRTY_ENV: dirty}
 
 
-@lru_cache(maxsize=1)
 def package_versions() -> dict[str, str]:
-    """Versions of Python and the result-relevant packages that are installed."""
+    """Versions of Python, the result-relevant packages and, once torch is loaded, CUDA.
+
+    ``cuda`` is torch's CUDA build (reports show it in their environment footer); it is read only
+    if the process already imported torch (a worker has, the orchestrator need not).
+    """
+    versions = dict(_installed_versions())
+    torch = sys.modules.get("torch")
+    cuda = getattr(getattr(torch, "version", None), "cuda", None) if torch is not None else None
+    if cuda:
+        versions["cuda"] = str(cuda)
+    return versions
+
+
+@lru_cache(maxsize=1)
+def _installed_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in TRACKED_PACKAGES:
         try:

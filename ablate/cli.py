@@ -8,7 +8,6 @@ store, scoring), so everything it does is importable and tested without the CLI.
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -77,35 +76,44 @@ def _print_rows(title: str, rows: list[dict[str, Any]], columns: list[str]) -> N
     console.print(table)
 
 
-def _plan_table(plan: Any, title: str, jobs: dict[str, dict[str, Any]] | None = None) -> None:
-    """The plan as a table; ``jobs`` (a SLURM sweep) adds each run's job and its state.
+ShowOpt = Annotated[
+    str,
+    typer.Option(
+        "--show", help="Plan rows to print: auto (a summary above 40 runs), all, summary."
+    ),
+]
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="table (text), or csv / json: every plan row, machine-readable, for a "
+        "file (`--format csv > plan.csv`).",
+    ),
+]
 
-    A run whose SLURM job is queued or running holds no claim yet, so the plan alone would call
-    it new; with ``jobs`` it shows the job's state and is not counted as left to dispatch.
-    """
-    from ablate.execution.slurm_watch import LIVE_STATES
 
-    sweep = plan.sweep
-    rows = plan.rows()
-    jobs = jobs or {}
-    for row in rows:
-        job = jobs.get(row["run_id"])
-        if job is not None:
-            row["slurm"] = f"{job['job_id']} {job['state'].lower()}"
-            if job["state"] in LIVE_STATES and row["state"] != "done":
-                row["state"], row["dispatch"] = job["state"].lower(), False
-        row["dispatch"] = "yes" if row["dispatch"] else ""
-    columns = ["run_id", "state", "dispatch", "attempts", "failures"]
-    if jobs:
-        columns.append("slurm")
-    if any(r.get("label") for r in rows):
-        columns.append("label")
-    _print_rows(title, rows, columns + list(sweep.axis_keys))
-    counts = Counter(r["state"] for r in rows)  # plan states, then SLURM's (pending, running)
-    order = dict.fromkeys([*plan.counts, *counts])
-    text = ", ".join(f"{counts[state]} {state}" for state in order if counts[state])
-    left = sum(1 for r in rows if r["dispatch"])
-    console.print(f"{len(rows)} runs: {text}; {left} to dispatch")
+def _show_plan(
+    plan: Any,
+    title: str,
+    jobs: dict[str, dict[str, Any]] | None = None,
+    *,
+    show: str = "auto",
+    fmt: str = "table",
+    quiet: bool = False,
+) -> None:
+    """The plan as the flags ask: summary or full table, CSV or JSON, or only its counts."""
+    from ablate.orchestrate.plan_view import plan_table, show_plan
+
+    show_plan(plan_table(plan, title, jobs), console, show=show, fmt=fmt, quiet=quiet)
+
+
+def _check_view_flags(show: str, fmt: str) -> None:
+    from ablate.orchestrate.plan_view import FORMATS, SHOW_CHOICES
+
+    if show not in SHOW_CHOICES:
+        raise typer.BadParameter(f"choose from {', '.join(SHOW_CHOICES)}", param_hint="--show")
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"choose from {', '.join(FORMATS)}", param_hint="--format")
 
 
 @app.command()
@@ -133,7 +141,11 @@ def sweep(
         bool, typer.Option("--force", help="Rerun runs that are already done.")
     ] = False,
     runs_dir: RunsDirOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only the plan's counts; no progress display.")
+    ] = False,
+    show: ShowOpt = "auto",
+    fmt: FormatOpt = "table",
     tracking_uri: TrackingUriOpt = None,
     no_tracking: Annotated[
         bool, typer.Option("--no-tracking", help="Do not log to MLflow.")
@@ -166,6 +178,7 @@ def sweep(
     Examples:
       ablate sweep sweeps/table3.yaml --scale tiny
       ablate sweep sweeps/table2.yaml --dry-run
+      ablate sweep sweeps/big.yaml --dry-run --format csv > plan.csv
       ablate sweep sweeps/table1.yaml --runner local --max-parallel 2 --retries 2
       ablate sweep sweeps/table3.yaml --runner slurm --wait
     """  # noqa: D301 - click keeps a paragraph after \b (backspace) unwrapped
@@ -176,20 +189,27 @@ def sweep(
     from ablate.store.results_store import ResultsStore
     from ablate.tracking.commands import make_tracker
 
+    _check_view_flags(show, fmt)
+    if fmt != "table" and not dry_run:
+        raise typer.BadParameter(
+            "writes the plan for a file; use it with --dry-run", param_hint="--format"
+        )
     spec = load_sweep(sweep_file, scale=scale)
     profile = load_runner_profile(runner)
     store = ResultsStore(_runs_root(runs_dir))
     # SLURM: jobs that died without a record are recorded first (the retry budget counts them)
     jobs = _reattach_slurm(store, spec.name) if profile.executor == "slurm" else {}
     the_plan = plan_sweep(spec, store, retries=retries, force=force)
-    if dry_run or not quiet:
-        _plan_table(
-            the_plan,
-            f"sweep {spec.name}"
-            + (f" (scale {scale})" if scale else "")
-            + f" -> {store.root}/{spec.name}/",
-            jobs,
-        )
+    _show_plan(
+        the_plan,
+        f"sweep {spec.name}"
+        + (f" (scale {scale})" if scale else "")
+        + f" -> {store.root}/{spec.name}/",
+        jobs,
+        show=show,
+        fmt=fmt,
+        quiet=quiet,
+    )
     if dry_run:
         return
     executor = make_executor(profile, store, max_parallel=max_parallel)
@@ -270,31 +290,50 @@ def status(
     retries: Annotated[
         int, typer.Option("--retries", min=0, help="Retry budget to judge failed runs against.")
     ] = 1,
+    show: ShowOpt = "auto",
+    fmt: FormatOpt = "table",
 ) -> None:
     """What ran, what failed and why, what is left, for one sweep.
 
     Example: ablate status sweeps/table3.yaml --scale tiny
     """
     from ablate.orchestrate.orchestrator import plan_sweep
+    from ablate.orchestrate.plan_view import SUMMARY_ABOVE
     from ablate.spec.sweep import load_sweep
     from ablate.store.results_store import ResultsStore
 
+    _check_view_flags(show, fmt)
     spec = load_sweep(sweep_file, scale=scale)
     store = ResultsStore(_runs_root(runs_dir))
     jobs = _reattach_slurm(store, spec.name)
     the_plan = plan_sweep(spec, store, retries=retries)
-    _plan_table(the_plan, f"status of {spec.name}" + (f" (scale {scale})" if scale else ""), jobs)
-    for entry in the_plan.entries:
-        if entry.state.value in ("failed", "exhausted"):
-            last = store.attempts_of(entry.run_id)[-1]
-            reason = (last.failure_reason or "").strip().splitlines()
-            console.print(
-                f"{entry.run_id} {entry.state.value}: "
-                f"{last.failure_kind.value if last.failure_kind else ''} "
-                f"{reason[0] if reason else ''} (log: {last.run_dir}/worker.log)",
-                markup=False,
-                highlight=False,
-            )
+    _show_plan(
+        the_plan,
+        f"status of {spec.name}" + (f" (scale {scale})" if scale else ""),
+        jobs,
+        show=show,
+        fmt=fmt,
+    )
+    if fmt != "table":
+        return
+    failed = [e for e in the_plan.entries if e.state.value in ("failed", "exhausted")]
+    shown = failed if show == "all" else failed[:SUMMARY_ABOVE]
+    for entry in shown:
+        last = store.attempts_of(entry.run_id)[-1]
+        reason = (last.failure_reason or "").strip().splitlines()
+        console.print(
+            f"{entry.run_id} {entry.state.value}: "
+            f"{last.failure_kind.value if last.failure_kind else ''} "
+            f"{reason[0] if reason else ''} (log: {last.run_dir}/worker.log)",
+            markup=False,
+            highlight=False,
+        )
+    if len(shown) < len(failed):
+        console.print(
+            f"… {len(failed) - len(shown):,} more failed runs (--show all)",
+            markup=False,
+            highlight=False,
+        )
 
 
 def _reattach_slurm(store: Any, sweep_name: str) -> dict[str, dict[str, Any]]:

@@ -17,12 +17,13 @@ a documented blank image instead (see :data:`PLACEHOLDER_COLOR`), which the run 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ablate.json_input import read_json_file
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -115,25 +116,6 @@ def load_image(problem: Problem) -> Image.Image | None:
         return img.convert("RGB")
 
 
-def read_json(path: Path, what: str) -> Any:
-    """Read a JSON file with errors that name the file and what it should contain.
-
-    Args:
-        path: the file.
-        what: a short description for the message ("the ScienceQA problems").
-    """
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; expected {what} here")
-    try:
-        with path.open(encoding="utf-8") as fh:
-            return json.load(fh)
-    except json.JSONDecodeError as err:
-        raise ValueError(
-            f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); "
-            f"expected {what}"
-        ) from err
-
-
 def problem_from_record(
     pid: str,
     record: Mapping[str, Any],
@@ -205,8 +187,8 @@ def load_official(root: Path, split: str, *, image_placeholder: bool = False) ->
         FileNotFoundError: a required file is missing, or an image is (naming the first one).
         ValueError: bad JSON, unknown split, a pid without a problem, an answer out of range.
     """
-    problems = read_json(root / PROBLEMS_FILE, "the ScienceQA problems {pid: {...}}")
-    splits = read_json(root / SPLITS_FILE, "the ScienceQA splits {split: [pid, ...]}")
+    problems = read_json_file(root / PROBLEMS_FILE, "the ScienceQA problems {pid: {...}}")
+    splits = read_json_file(root / SPLITS_FILE, "the ScienceQA splits {split: [pid, ...]}")
     if not isinstance(problems, dict):
         raise ValueError(f"{root / PROBLEMS_FILE}: expected a JSON object {{pid: problem}}")
     if not isinstance(splits, dict):
@@ -215,7 +197,9 @@ def load_official(root: Path, split: str, *, image_placeholder: bool = False) ->
         raise ValueError(f"{root / SPLITS_FILE}: no split {split!r}; the file has {sorted(splits)}")
     captions: dict[str, str] = {}
     if (root / CAPTIONS_FILE).is_file():
-        raw = read_json(root / CAPTIONS_FILE, 'the ScienceQA captions {"captions": {pid: text}}')
+        raw = read_json_file(
+            root / CAPTIONS_FILE, 'the ScienceQA captions {"captions": {pid: text}}'
+        )
         captions = dict(raw.get("captions", {})) if isinstance(raw, dict) else {}
 
     if not isinstance(splits[split], list):

@@ -93,6 +93,13 @@ def job_names() -> list[str]:
     return sorted(set(_BUILTIN) | set(_JOBS))
 
 
+def is_job_name(name: str) -> bool:
+    """Whether a spec may name ``name``; cheap for known names (expansion asks once per run)."""
+    if name in _JOBS or name in _BUILTIN:
+        return True
+    return name in job_names()
+
+
 def get_job(name: str) -> JobKind:
     """Look up a job kind by name, importing built-in ones on first use.
 

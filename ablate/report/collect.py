@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ablate.json_input import parse_json
 from ablate.model.spec import is_tiny_spec
 from ablate.spec.sweep import PlannedRun, Sweep, load_sweep
 from ablate.store.layout import RunsLayout
@@ -67,11 +68,11 @@ class RunResult:
         path = self.run_dir / PREDICTIONS_TEMPLATE.format(split=self.test_split)
         try:
             text = path.read_text(encoding="utf-8")
-        except OSError:
+        except (OSError, ValueError):  # missing, or not UTF-8
             return None
         lines = [line for line in text.splitlines() if line.strip()]
-        try:
-            objs = json.loads("[" + ",".join(lines) + "]")  # one parse: ~10x faster than per line
+        try:  # one parse: ~10x faster than per line; bounded, as any file a user could replace
+            objs = parse_json("[" + ",".join(lines) + "]", where=str(path), what="predictions")
             out = {str(obj["pid"]): bool(obj["correct"]) for obj in objs}
         except (ValueError, KeyError, TypeError):
             return None  # a damaged predictions file is not used for paired statistics

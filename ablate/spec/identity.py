@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import cache
-from typing import Any
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -24,27 +24,57 @@ RUN_ID_LENGTH = 12
 
 
 @cache
-def _nonsemantic_names(model_cls: type[BaseModel]) -> frozenset[str]:
-    return frozenset(n for n in model_cls.model_fields if is_nonsemantic(model_cls, n))
+def _strip_plan(model_cls: type[BaseModel]) -> tuple[frozenset[str], frozenset[str]] | None:
+    """For a model class: (fields to leave out, fields that may hold a nested model).
+
+    ``None`` when there are neither: the class's JSON dump is already its semantic dict, so
+    expansion hashes 10,000 runs without copying their plain sections.
+    """
+    skip = frozenset(n for n in model_cls.model_fields if is_nonsemantic(model_cls, n))
+    nested = frozenset(
+        n for n, info in model_cls.model_fields.items() if _may_hold_model(info.annotation)
+    )
+    return (skip, nested) if skip or nested else None
+
+
+def _may_hold_model(annotation: Any) -> bool:
+    """Whether a field with this annotation may hold a model (unknown constructs: yes)."""
+    if isinstance(annotation, type):
+        return issubclass(annotation, BaseModel)
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return False
+    if origin is Annotated:
+        return _may_hold_model(get_args(annotation)[0])
+    args = get_args(annotation)
+    return not args or any(_may_hold_model(arg) for arg in args)
 
 
 def _strip(model: BaseModel, dumped: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``dumped`` (``model``'s JSON dump) without its non-semantic fields, recursively.
+    """``dumped`` (``model``'s JSON dump) without its non-semantic fields, recursively.
 
-    Leaves are shared, not copied: they are JSON scalars and lists of them.
+    Parts with nothing to leave out are shared, not copied: the result is for hashing.
     """
-    skip = _nonsemantic_names(type(model))
+    plan = _strip_plan(type(model))
+    if plan is None:
+        return dumped
+    skip, nested = plan
     out: dict[str, Any] = {}
     for name, value in dumped.items():
         if name in skip:
             continue
-        child = getattr(model, name, None)
-        out[name] = _strip(child, value) if isinstance(child, BaseModel) else value
+        if name in nested:
+            child = getattr(model, name, None)
+            if isinstance(child, BaseModel):
+                value = _strip(child, value)
+        out[name] = value
     return out
 
 
 def semantic_dict(model: BaseModel, dumped: dict[str, Any] | None = None) -> dict[str, Any]:
     """The fields of ``model`` that define what a run computes, recursively, as JSON data.
+
+    Shares the parts of ``dumped`` that have no non-semantic field: read it, never change it.
 
     Args:
         model: a validated spec model.

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ablate.errors import SpecError, did_you_mean
-from ablate.jobs.registry import get_job, job_names
+from ablate.jobs.registry import get_job, is_job_name, job_names
+from ablate.json_input import parse_json
 from ablate.spec.base import SpecModel
 from ablate.spec.dotted import copy_tree, flatten, get_dotted
 from ablate.spec.identity import run_id_of, semantic_dict
@@ -101,7 +102,7 @@ def build_run_spec(
         raise SpecError(
             "missing key 'job'", file=f or default_file, line=line, key="job", allowed=job_names()
         )
-    if job not in job_names():
+    if not isinstance(job, str) or not is_job_name(job):
         f, line = _locate("job")
         raise SpecError(
             f"unknown job{did_you_mean(str(job), job_names())}",
@@ -140,7 +141,7 @@ def load_run_spec(path: str | Path) -> RunSpec:
     """
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json(path.read_bytes(), where=str(path), what="a run spec")
     except FileNotFoundError:
         raise SpecError("spec file not found", file=path) from None
     except (OSError, ValueError) as err:

@@ -1,9 +1,10 @@
 """What was recorded beside a result but never hashed into the run id.
 
 Git sha and dirty flag of the code that ran, package versions, host and device. Capturing them is
-cheap (two ``git`` calls, metadata look-ups, no imports of the packages themselves); the
-orchestrator computes the git part once and hands it to its workers through the environment so a
-sweep of a thousand jobs does not call ``git`` a thousand times.
+cheap (two ``git`` calls once per process, metadata look-ups, no imports of the packages
+themselves); the orchestrator computes the git part once and hands it to its workers through the
+environment so a sweep of a thousand jobs does not call ``git`` a thousand times. The ``git``
+calls never write to the user's repository (no index refresh, no ``index.lock``).
 """
 
 from __future__ import annotations
@@ -64,10 +65,26 @@ def git_state() -> GitState:
 
 @lru_cache(maxsize=1)
 def _git_state_from_checkout() -> GitState:
-    root = _source_root()
+    return read_git_state(_source_root())
+
+
+def read_git_state(root: Path) -> GitState:
+    """The commit and dirty flag of the checkout at ``root``, without writing to it.
+
+    ``git status`` refreshes the index's stat cache and writes it back under ``index.lock``
+    when it can: a side effect on the user's repository that can make their own ``git commit``
+    fail while a sweep starts. ``GIT_OPTIONAL_LOCKS=0`` turns that write off (the answer is the
+    same; git only skips saving its refreshed cache). Uncached: :func:`git_state` caches it.
+    """
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
     try:
         sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            env=env,
         )
         if sha.returncode != 0:
             return GitState(None, None)
@@ -77,6 +94,7 @@ def _git_state_from_checkout() -> GitState:
             capture_output=True,
             text=True,
             timeout=30,
+            env=env,
         )
     except (OSError, subprocess.TimeoutExpired):
         return GitState(None, None)
@@ -91,9 +109,22 @@ def git_env() -> dict[str, str]:
     return {GIT_SHA_ENV: state.sha or "", GIT_DIRTY_ENV: dirty}
 
 
-@lru_cache(maxsize=1)
 def package_versions() -> dict[str, str]:
-    """Versions of Python and the result-relevant packages that are installed."""
+    """Versions of Python, the result-relevant packages and, once torch is loaded, CUDA.
+
+    ``cuda`` is torch's CUDA build (reports show it in their environment footer); it is read only
+    if the process already imported torch (a worker has, the orchestrator need not).
+    """
+    versions = dict(_installed_versions())
+    torch = sys.modules.get("torch")
+    cuda = getattr(getattr(torch, "version", None), "cuda", None) if torch is not None else None
+    if cuda:
+        versions["cuda"] = str(cuda)
+    return versions
+
+
+@lru_cache(maxsize=1)
+def _installed_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in TRACKED_PACKAGES:
         try:

@@ -17,6 +17,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from ablate.json_input import JsonInputError, parse_json
 from ablate.store.files import write_atomic
 
 SCHEMA_VERSION = 1
@@ -170,9 +171,9 @@ class AttemptRecord:
             CorruptRecordError: not JSON, checksum missing or wrong, or fields invalid.
         """
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise CorruptRecordError(f"{source}: not valid JSON ({exc})") from None
+            data = parse_json(text, where=source, what="an attempt record")
+        except JsonInputError as exc:
+            raise CorruptRecordError(str(exc)) from None
         if not isinstance(data, dict) or "checksum" not in data:
             raise CorruptRecordError(f"{source}: no checksum")
         checksum = data.pop("checksum")

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ablate.store.run_folder import LOG_FILE, SPEC_FILE
-from ablate.tracking.batching import MetricRow
+from ablate.tracking.batching import MAX_ENTITIES, MAX_METRICS, MAX_TAGS, MetricRow
 from ablate.tracking.config import redact, redact_tree, redact_value
 
 if TYPE_CHECKING:
@@ -28,26 +29,15 @@ ACCURACY_COLUMNS = ("NAT", "SOC", "LAN", "TXT", "IMG", "NO", "G1-6", "G7-12", "A
 SAFE_COPIES_DIR = ".mlflow-artifacts"  # redacted copies uploaded in place of the originals
 
 
-def report_attempt_end(
-    client: TrackingClient,
-    child: str,
-    run_dir: Path,
-    record: AttemptRecord,
-    *,
-    step_keys: set[str],
-    last_step: int,
-    log_adapter: bool = False,
-) -> None:
-    """Send one ended attempt to its MLflow child run and end the run with the attempt's status.
+def attempt_end_batch(
+    record: AttemptRecord, *, step_keys: set[str], last_step: int
+) -> tuple[list[MetricRow], dict[str, str]]:
+    """The metrics and tags of one ended attempt's ``log_batch`` (redacted).
 
     Args:
-        client: the tracking client (writes it cannot send now are spooled).
-        child: the MLflow run of this run folder.
-        run_dir: the run folder (artifacts).
         record: the attempt's record.
         step_keys: metric keys the attempt already logged per step (not logged again at the end).
         last_step: the attempt's last logged step (the final metrics are logged at it).
-        log_adapter: also upload the adapter weights.
     """
     status = record.status.value
     tags = {
@@ -68,9 +58,56 @@ def report_attempt_end(
     ]
     if record.duration_s is not None:
         metrics.append(("time/attempt_s", float(record.duration_s), now, last_step))
-    client.log_batch(child, metrics=metrics, tags=redact(tags))
+    return metrics, redact(tags)
+
+
+def report_attempt_end(
+    client: TrackingClient,
+    child: str,
+    run_dir: Path,
+    record: AttemptRecord,
+    *,
+    step_keys: set[str],
+    last_step: int,
+    log_adapter: bool = False,
+    step_rows: Sequence[MetricRow] = (),
+) -> bool:
+    """Send one ended attempt to its MLflow child run and end the run with the attempt's status.
+
+    The attempt's tags, its final metrics and ``step_rows`` (the step metrics the run-folder sync
+    has not sent yet) go out in one ``log_batch``; then the artifacts and the end status.
+
+    Args:
+        client: the tracking client (writes it cannot send now are spooled).
+        child: the MLflow run of this run folder.
+        run_dir: the run folder (artifacts).
+        record: the attempt's record.
+        step_keys: metric keys the attempt already logged per step (not logged again at the end).
+        last_step: the attempt's last logged step (the final metrics are logged at it).
+        log_adapter: also upload the adapter weights.
+        step_rows: step metrics to send in the same batch; the caller keeps them in one
+            ``log_batch`` chunk (:func:`end_batch_room`). They are never spooled: when the batch
+            cannot be sent now, the end is spooled without them and they stay the caller's.
+
+    Returns:
+        Whether ``step_rows`` reached the server (``False`` when there were none).
+    """
+    metrics, tags = attempt_end_batch(record, step_keys=step_keys, last_step=last_step)
+    steps_sent = False
+    if step_rows:
+        steps_sent = client.log_batch(child, metrics=[*step_rows, *metrics], tags=tags, spool=False)
+    if not steps_sent:
+        client.log_batch(child, metrics=metrics, tags=tags)
     log_artifacts(client, child, run_dir, record, log_adapter=log_adapter)
-    client.set_terminated(child, STATUS_OF[status])
+    client.set_terminated(child, STATUS_OF[record.status.value])
+    return steps_sent
+
+
+def end_batch_room(metrics: Sequence[MetricRow], tags: dict[str, str]) -> int:
+    """How many step metrics fit in one ``log_batch`` chunk beside an attempt's end batch."""
+    if len(tags) > MAX_TAGS:
+        return 0
+    return max(0, min(MAX_METRICS, MAX_ENTITIES - len(tags)) - len(metrics))
 
 
 def log_artifacts(

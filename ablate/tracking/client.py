@@ -61,6 +61,7 @@ class TrackingClient:
         self._client: Any = None
         self._down_until = 0.0
         self._warned = False
+        self._artifact_uris: dict[str, str] = {}  # run id -> artifact URI, from create/get
 
     # ------------------------------------------------------------------------------ state
     @property
@@ -146,6 +147,7 @@ class TrackingClient:
         ok, run = self._try("get run", lambda: self.client.get_run(real))
         if not ok or run is None or run.info.lifecycle_stage == "deleted":
             return None
+        self._artifact_uris[real] = run.info.artifact_uri
         return str(run.info.status)
 
     def find_run(self, experiment_id: str, tag: str, value: str) -> str | None:
@@ -172,6 +174,7 @@ class TrackingClient:
                 lambda: self.client.create_run(real, run_name=run_name, tags=tags),
             )
             if ok and run is not None:
+                self._artifact_uris[run.info.run_id] = run.info.artifact_uri
                 return str(run.info.run_id)
         ref = new_local_ref()
         self.spool.append(
@@ -271,13 +274,25 @@ class TrackingClient:
         """Upload one file (copied into the spool while offline)."""
         real = self._resolve(run_id)
         if real is not None and not is_local_ref(real):
-            ok, _ = self._try(
-                "log artifact",
-                lambda: self.client.log_artifact(real, str(path), artifact_path=artifact_path),
-            )
+            ok, _ = self._try("log artifact", lambda: self._upload(real, str(path), artifact_path))
             if ok:
                 return
         self.spool.append("log_artifact", run=run_id, path=str(path), artifact_path=artifact_path)
+
+    def _upload(self, run_id: str, path: str, artifact_path: str | None) -> None:
+        """Upload a file, straight to the run's artifact store when its URI is known.
+
+        ``MlflowClient.log_artifact`` fetches the whole run (a ``get_run``) to learn where its
+        artifacts go; this client already learnt that when it created or looked up the run.
+        """
+        uri = self._artifact_uris.get(run_id)
+        if uri is None or self.tracking_uri.startswith("databricks"):
+            self.client.log_artifact(run_id, path, artifact_path=artifact_path)
+            return
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        repo = get_artifact_repository(uri, tracking_uri=self.tracking_uri)
+        repo.log_artifact(path, artifact_path)
 
 
 def apply_spooled(

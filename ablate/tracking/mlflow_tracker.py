@@ -162,7 +162,7 @@ class MlflowTracker:
         assert self.experiment_id is not None, "on_sweep_start was not called"
         run_id = run.spec.run_id
         run_dir = self.layout.run_dir(self.sweep_name or "", run_id)
-        child = self._existing_child(run_dir, run_id)
+        child = self._existing_child(run_dir, run_id, attempt)
         tags = {"ablate.attempt": str(attempt), "ablate.status": "running"}
         if child is not None:
             self.client.update_run(child, "RUNNING")
@@ -206,13 +206,20 @@ class MlflowTracker:
         self.client.log_batch(child, params=flatten_params(spec))
         return child
 
-    def _existing_child(self, run_dir: Path, run_id: str) -> str | None:
+    def _existing_child(self, run_dir: Path, run_id: str, attempt: int) -> str | None:
+        """The child run earlier attempts of ``run_id`` logged to, if any.
+
+        The run folder's link names it. Without a usable link, the experiment is searched by
+        tag, but only for a run the store has attempts of (``attempt > 1``): a first attempt has
+        no earlier child (the link is written right after the child is created), so a sweep of
+        new runs makes no search per run.
+        """
         link = read_tracking_link(run_dir)
         if link and link.get("tracking_uri") == self.tracking_uri:
             child = str(link.get("run_id") or "")
             if is_local_ref(child) or self.client.run_status(child) is not None:
                 return child
-        if self.experiment_id is None:
+        if self.experiment_id is None or attempt <= 1:
             return None
         return self.client.find_run(self.experiment_id, RUN_ID_TAG, run_id)
 

@@ -6,7 +6,9 @@ the results store. :func:`sync_run_folder` reads them and sends MLflow what it d
 * the step metrics after the folder's cursor, in chunks, advancing the cursor after each chunk
   that reached the server (a chunk that did not is sent by the next sync, never twice);
 * each ended attempt started under tracking and not reported yet: tags, final metrics, artifacts
-  and the end status (:mod:`ablate.tracking.attempt_report`), once.
+  and the end status (:mod:`ablate.tracking.attempt_report`), once. The last chunk of step metrics
+  goes out in the first ended attempt's own ``log_batch``, so an attempt whose steps the live sync
+  kept up with costs one ``log_batch`` at its end.
 
 The cursor (``.mlflow-sync.json`` in the run folder) is written atomically while holding the
 folder's sync lock, so any number of processes may call the sync at any time: the orchestrator
@@ -34,7 +36,7 @@ from ablate.store.run_folder import (
     read_metric_lines_from,
     read_tracking_link,
 )
-from ablate.tracking.attempt_report import report_attempt_end
+from ablate.tracking.attempt_report import attempt_end_batch, end_batch_room, report_attempt_end
 from ablate.tracking.batching import MAX_METRICS, MetricRow
 
 if TYPE_CHECKING:
@@ -163,45 +165,76 @@ def sync_run_folder(
             return SyncResult(busy=True)
         cursor = SyncCursor.read(run_dir, child)
         result = SyncResult()
-        _send_step_metrics(run_dir, client, cursor, result)
-        for record in sorted(records, key=lambda r: r.attempt):
-            if record.attempt in cursor.attempts and record.attempt not in cursor.reported:
-                keys, last_step = _attempt_steps(run_dir, cursor, record.attempt)
-                report_attempt_end(
-                    client,
-                    child,
-                    run_dir,
-                    record,
-                    step_keys=keys,
-                    last_step=last_step,
-                    log_adapter=log_adapter,
-                )
-                cursor.reported.add(record.attempt)
-                cursor.write(run_dir)
-                result.reported.append(record.attempt)
+        ended = [
+            r
+            for r in sorted(records, key=lambda r: r.attempt)
+            if r.attempt in cursor.attempts and r.attempt not in cursor.reported
+        ]
+        steps = {r.attempt: _attempt_steps(run_dir, cursor, r.attempt) for r in ended}
+        room = 0
+        if ended:  # the last step rows go out in the first ended attempt's own batch
+            keys, last_step = steps[ended[0].attempt]
+            room = end_batch_room(*attempt_end_batch(ended[0], step_keys=keys, last_step=last_step))
+        held, held_end = _send_step_metrics(run_dir, client, cursor, result, hold_last=room)
+        for record in ended:
+            keys, last_step = steps[record.attempt]
+            sent = report_attempt_end(
+                client,
+                child,
+                run_dir,
+                record,
+                step_keys=keys,
+                last_step=last_step,
+                log_adapter=log_adapter,
+                step_rows=held,
+            )
+            if held:
+                if sent:
+                    result.metrics += len(held)
+                    cursor.offset = held_end
+                else:  # left for the next sync
+                    result.pending = True
+                held = []
+            cursor.reported.add(record.attempt)
+            cursor.write(run_dir)
+            result.reported.append(record.attempt)
         return result
 
 
 def _send_step_metrics(
-    run_dir: Path, client: TrackingClient, cursor: SyncCursor, result: SyncResult
-) -> None:
-    """Send the complete lines after the cursor, a chunk of whole lines at a time."""
+    run_dir: Path,
+    client: TrackingClient,
+    cursor: SyncCursor,
+    result: SyncResult,
+    *,
+    hold_last: int = 0,
+) -> tuple[list[MetricRow], int]:
+    """Send the complete lines after the cursor, a chunk of whole lines at a time.
+
+    With ``hold_last`` (room beside an attempt's end batch), chunks are at most that large and
+    the last one is not sent but returned with the offset it ends at, for the caller to send in
+    its own ``log_batch``; the cursor stays before it.
+    """
     lines = read_metric_lines_from(run_dir / METRICS_FILE, cursor.offset)
+    limit = min(MAX_METRICS, hold_last) if hold_last > 0 else MAX_METRICS
     chunk: list[MetricRow] = []
     chunk_end = cursor.offset
     for index, ((step, stamp_ms, values), end) in enumerate(lines):
         chunk += [(k, v, stamp_ms, step) for k, v in values.items()]
         chunk_end = end
         last = index == len(lines) - 1
-        if not last and len(chunk) + len(lines[index + 1][0][2]) <= MAX_METRICS:
+        if not last and len(chunk) + len(lines[index + 1][0][2]) <= limit:
             continue
+        if last and hold_last > 0 and 0 < len(chunk) <= hold_last:
+            return chunk, chunk_end
         if chunk and not client.log_batch(cursor.run_id, metrics=chunk, spool=False):
             result.pending = True
-            return
+            return [], cursor.offset
         result.metrics += len(chunk)
         cursor.offset = chunk_end
         cursor.write(run_dir)
         chunk = []
+    return [], cursor.offset
 
 
 def _attempt_steps(run_dir: Path, cursor: SyncCursor, attempt: int) -> tuple[set[str], int]:

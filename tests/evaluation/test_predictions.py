@@ -46,7 +46,7 @@ def test_mapping_and_official_forms(tmp_path, data_root):
     for path in (plain, official):
         report = score_predictions_file(path, data_root, "test")  # no images needed to score
         assert report.columns["Avg"] == 50.0
-        assert report.n_missing == 0 and report.n_extra == 0
+        assert report.n_missing == 0 and report.n_unknown_pids == 0
     assert read_predictions(official).form == "official"
 
 
@@ -61,11 +61,14 @@ def test_jsonl_with_raw_outputs_is_parsed_with_choice_counts(tmp_path, data_root
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     report = score_predictions_file(path, data_root, "test")
     assert report.columns["Avg"] == 50.0
-    assert report.n_unparseable == 1 and report.n_missing == 1 and report.n_extra == 1
+    assert report.n_unparseable == 1 and report.n_missing == 1 and report.n_unknown_pids == 1
     text = report.to_markdown()
     assert text.splitlines()[0] == "| NAT | SOC | LAN | TXT | IMG | NO | G1-6 | G7-12 | Avg |"
     assert "| 50.00 | 0.00 | 100.00 | 100.00 | 50.00 | 0.00 | 66.67 | 0.00 | 50.00 |" in text
-    assert "1 missing (scored wrong), 1 unparseable, 1 predictions for pids outside" in text
+    assert (
+        "1 missing (scored wrong), 1 unparseable, 0 out of range (scored wrong), 1 unknown pids"
+        in text
+    )
 
 
 def test_run_records_round_trip(tmp_path, data_root):

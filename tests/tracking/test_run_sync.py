@@ -159,3 +159,33 @@ def test_live_sync_sends_while_the_job_writes(tmp_path, sqlite_uri, linked):
     log_steps(run_dir, range(2, 4))
     live.close()  # a last look at every folder
     assert steps_of(client, child) == [0, 1, 2, 3]
+
+
+def test_an_ended_attempt_sends_its_last_steps_in_its_own_log_batch(tmp_path, sqlite_uri, linked):
+    run_dir, client, child = linked
+    log_steps(run_dir, range(1200))  # the live sync never ran: more than one chunk is left
+    sender = tracking(tmp_path, sqlite_uri)
+    batches = []
+    real = sender.client.log_batch
+    sender.client.log_batch = lambda *a, **k: batches.append(k) or real(*a, **k)
+    result = sync_run_folder(run_dir, sender, records=[record(run_dir, acc=0.9)])
+    assert result.metrics == 1200 and result.reported == [1] and not result.pending
+    assert len(batches) == 2, "one chunk of steps, then the rest with the attempt's end"
+    assert "ablate.status" in {t.key for t in batches[-1]["tags"]}
+    assert steps_of(client, child) == list(range(1200))  # every step, once
+    assert client.get_run(child).data.metrics["acc"] == 0.9
+
+
+def test_an_end_batch_the_server_missed_leaves_its_steps_to_the_next_sync(
+    tmp_path, sqlite_uri, linked
+):
+    run_dir, client, child = linked
+    log_steps(run_dir, range(5))
+    offset = json.loads((run_dir / TRACKING_CURSOR_FILE).read_text())["offset"]
+    down = TrackingClient(f"http://127.0.0.1:{free_port()}", tmp_path / "runs" / ".spool")
+    with pytest.warns(UserWarning, match="unreachable"):
+        ended = sync_run_folder(run_dir, down, records=[record(run_dir)])
+    assert ended.pending and ended.metrics == 0 and ended.reported == [1]
+    assert json.loads((run_dir / TRACKING_CURSOR_FILE).read_text())["offset"] == offset
+    assert sync_run_folder(run_dir, tracking(tmp_path, sqlite_uri)).metrics == 5
+    assert steps_of(client, child) == list(range(5))  # sent once, by the later sync

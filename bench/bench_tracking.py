@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from ablate.execution.attempt import run_attempt
-from ablate.execution.inline import InlineExecutor, InlineHandle, _environment
+from ablate.execution.inline import InlineExecutor, InlineHandle, job_environment
 from ablate.orchestrate.orchestrator import run_sweep
 from ablate.spec.sweep import load_sweep
 from ablate.store.results_store import ResultsStore
@@ -42,7 +42,7 @@ class StreamingInline(InlineExecutor):
 
     def submit(self, request):  # noqa: D102
         started = time.time()
-        with _environment(request.env):
+        with job_environment(request.env):
             sink = sink_from_env(request.run_dir, request.attempt)
             try:
                 record = run_attempt(
@@ -56,7 +56,7 @@ class StreamingInline(InlineExecutor):
             finally:
                 if sink is not None:
                     sink.close()
-        return InlineHandle(request, started, 0 if record.status.value == "success" else 1)
+        return InlineHandle(request, started, record.status)
 
 
 class TimedTracker(MlflowTracker):

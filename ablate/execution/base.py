@@ -137,7 +137,7 @@ class Executor(abc.ABC):
         """How many more attempts it can start now (default: its whole capacity)."""
         return self.capacity
 
-    def check_ready(self) -> None:
+    def check_ready(self) -> None:  # noqa: B027 - optional hook
         """Raise an :class:`~ablate.errors.AblateError` when it cannot take work (default: can)."""
 
     def queued_runs(self, store: Any, sweep: str) -> dict[str, str]:
@@ -148,7 +148,7 @@ class Executor(abc.ABC):
         """
         return {}
 
-    def bind_stop(self, stop_flag: Callable[[], bool]) -> None:
+    def bind_stop(self, stop_flag: Callable[[], bool]) -> None:  # noqa: B027 - optional hook
         """Give the executor the sweep's stop flag (default: stops reach jobs by ``cancel``)."""
 
     def submit(self, request: AttemptRequest) -> JobHandle:
@@ -174,8 +174,8 @@ class Executor(abc.ABC):
     def _launch(self, requests: list[AttemptRequest]) -> list[JobHandle]:
         """Backends: start ``requests`` (never empty), one handle per request, in order."""
 
-    def release(self, handle: JobHandle) -> None:
+    def release(self, handle: JobHandle) -> None:  # noqa: B027 - optional hook
         """Give back what a finished attempt held (default: nothing is held)."""
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> None:  # noqa: B027 - optional hook
         """Release anything still held (called once, at the end of a sweep; default: nothing)."""

@@ -2,10 +2,11 @@
 
 No subprocess, no slots: breakpoints and profilers work, and a traceback is one ``pdb`` away. It
 writes the same records as the worker (both call :func:`~ablate.execution.attempt.run_attempt`),
-and its handles are done by the time ``submit`` returns. Ctrl-C reaches the job through the sweep's stop flag; the job checkpoints and is recorded
-cancelled. The runner's ``timeout_s`` works the same way (the job is asked to stop once the time
-is up and recorded failed: timeout), so it needs a job that looks at its stop flag, as every
-built-in job does between steps; nothing inline can kill a job that never looks.
+and its handles are done by the time ``submit`` returns. Ctrl-C reaches the job through the
+sweep's stop flag; the job checkpoints and is recorded cancelled. The runner's ``timeout_s``
+works the same way (the job is asked to stop once the time is up and recorded failed: timeout),
+so it needs a job that looks at its stop flag, as every built-in job does between steps; nothing
+inline can kill a job that never looks.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ablate.execution.attempt import PROGRESS_FILE, STOP_REASON_FILE, run_attempt, write_atomic
+from ablate.execution.attempt import STOP_REASON_FILE, run_attempt, write_atomic
 from ablate.execution.base import (
     CANCELLED,
     COMPLETED,
@@ -105,7 +106,7 @@ class InlineExecutor(Executor):
 
     def _run(self, request: AttemptRequest) -> InlineHandle:
         started = time.time()
-        with _environment(request.env):
+        with job_environment(request.env):
             record = run_attempt(
                 request.run_dir,
                 request.attempt,
@@ -144,7 +145,7 @@ def inline_executor(
 
 
 @contextmanager
-def _environment(extra: dict[str, str]) -> Iterator[None]:
+def job_environment(extra: dict[str, str]) -> Iterator[None]:
     """Apply ``extra`` to ``os.environ`` for the duration of an inline attempt."""
     saved = {k: os.environ.get(k) for k in extra}
     os.environ.update(extra)

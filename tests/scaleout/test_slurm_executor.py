@@ -54,7 +54,7 @@ def test_profile_becomes_sbatch_options(tmp_path):
         signal_delay_s=100,
     )
     executor = make_executor(prof, ResultsStore(tmp_path / "runs"))
-    assert isinstance(executor, SlurmExecutor) and executor.detached
+    assert isinstance(executor, SlurmExecutor) and executor.detachable
     params = executor.resources.submitit_parameters("ablate-x")
     text = _make_sbatch_string(command="python -m x", folder=tmp_path, map_count=12, **params)
     for line in (

@@ -117,6 +117,9 @@ class SlurmExecutor(Executor):
         """Detached requests as job arrays, attached ones as one job each; handles in order."""
         detached = [r for r in requests if r.detached]
         job_ids = dict(zip((id(r) for r in detached), self.submit_arrays(detached), strict=True))
+        trackings = [t for r in detached if (t := tracking_of(r.env)) is not None]
+        if trackings:  # tracked runs show as queued in MLflow until their task starts
+            report_queued(self.runs_root, trackings)
         handles: list[JobHandle] = []
         for request in requests:
             job_id = job_ids.get(id(request)) or self._submit_one(request)
@@ -126,8 +129,7 @@ class SlurmExecutor(Executor):
     def submit_arrays(self, requests: list[AttemptRequest]) -> list[str]:
         """Submit detached attempts as job arrays of at most ``chunk_size`` tasks; the job ids.
 
-        Writes ``slurm.json`` (job id, attempt) into each run folder and shows the runs tracked
-        in MLflow as queued until their task starts.
+        Writes ``slurm.json`` (job id, attempt) into each run folder.
         """
         job_ids: list[str] = []
         size = max(1, self.resources.chunk_size)
@@ -152,9 +154,6 @@ class SlurmExecutor(Executor):
                 }
                 write_atomic(request.run_dir / SLURM_JOB_FILE, json.dumps(info, sort_keys=True))
                 job_ids.append(job.job_id)
-        trackings = [t for r in requests if (t := tracking_of(r.env)) is not None]
-        if trackings:
-            report_queued(self.runs_root, trackings)
         return job_ids
 
     def _submit_one(self, request: AttemptRequest) -> str:

@@ -114,6 +114,11 @@ class JobHandle(abc.ABC):
         """Where the job reports its step (``progress.json`` in the run folder)."""
         return self.request.run_dir / PROGRESS_FILE
 
+    @property
+    def batch(self) -> str:
+        """The submission it was part of, as people name it (default: its label)."""
+        return self.label
+
 
 class Executor(abc.ABC):
     """Starts attempts somewhere: in this process, in local subprocesses, as SLURM jobs.

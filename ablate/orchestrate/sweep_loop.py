@@ -127,6 +127,7 @@ class SweepLoop:
         self._failures: dict[str, int] = {}
         self._finished: set[str] = set()
         self._given_up: set[str] = set()
+        self._handed_off: set[str] = set()  # detached: runs whose jobs now own them
         self._durations: list[float] = []
         self._started_at = time.time()
         self._env = git_env()
@@ -166,12 +167,8 @@ class SweepLoop:
         for notice in self.stop.notices():
             self.progress.message(notice)
         self.result.interrupted = self.stop.requested
-        submitted = set(self.result.submitted)
-        self.result.not_done = [
-            e.run_id
-            for e in plan.entries
-            if e.run_id not in self._finished and e.run_id not in submitted
-        ]
+        settled = self._finished | self._handed_off
+        self.result.not_done = [e.run_id for e in plan.entries if e.run_id not in settled]
         self.source.end(self, self.result)
         return self.result
 
@@ -263,14 +260,8 @@ class SweepLoop:
         )
         env = {**self._env, **(self.tracker.on_attempt_start(entry.run, attempt) or {})}
         return AttemptRequest(
-            run_id=entry.run_id,
-            sweep=self.sweep.name,
-            attempt=attempt,
-            run_dir=run_dir,
-            axes=dict(entry.run.axes),
-            env=env,
-            hold_fds=hold_fds,
-            detached=detached,
+            entry.run_id, self.sweep.name, attempt, run_dir, axes=dict(entry.run.axes), env=env,
+            hold_fds=hold_fds, detached=detached,
         )
 
     # --------------------------------------------------------------------------- detached
@@ -298,18 +289,14 @@ class SweepLoop:
         for entry, handle in zip(entries, handles, strict=True):
             self.progress.attempt_started(entry, handle.request.attempt, handle.label)
         self.result.submitted = [r.run_id for r in requests]
-        self._finished.update(queued)  # not done yet, but not this invocation's to do
-        self._finished.update(
-            run_id for run_id, e in self._deferred.items() if e.history.succeeded_in is not None
-        )
+        self._handed_off.update(self.result.submitted, queued)
+        self._finished.update(r for r, e in self._deferred.items() if e.history.succeeded_in)
         self._deferred.clear()
-        follow = f"ablate status {self.sweep.path}"
-        if self.sweep.scale:
-            follow += f" --scale {self.sweep.scale}"
-        where = ", ".join(sorted({h.label for h in handles})) or "-"
+        scale = f" --scale {self.sweep.scale}" if self.sweep.scale else ""
+        batches = ", ".join(sorted({h.batch for h in handles})) or "nothing"
         self.progress.message(
-            f"submitted {len(requests)} run(s) to {self.executor.name} ({where}); "
-            f"`{follow}` follows them"
+            f"submitted {len(requests)} run(s) to {self.executor.name} as {batches}; "
+            f"`ablate status {self.sweep.path}{scale}` follows them"
         )
 
     # --------------------------------------------------------------------------- finalize

@@ -72,6 +72,12 @@ class SlurmJobHandle(JobHandle):
         states.watch(job_id)
 
     @property
+    def batch(self) -> str:
+        """``job array 77`` for a task ``77_4``, else ``job 78``."""
+        array, _, task = self.job_id.partition("_")
+        return f"job array {array}" if task else f"job {array}"
+
+    @property
     def state(self) -> str:
         """SLURM's state of the job (cached for ``poll_s``)."""
         return self._states.state_of(self.job_id)

@@ -89,7 +89,7 @@ def test_bad_slurm_key_is_named():
 
 
 def prepared_run(tmp_path, body: str):
-    """A run folder with spec.json written, as submit_sweep leaves it."""
+    """A run folder with spec.json written, as a detached sweep leaves it."""
     store, _sweep, run, run_dir = slurm_helpers.prepared_run(tmp_path, body)
     return store, run.spec.run_id, run_dir
 
@@ -147,7 +147,7 @@ def test_checkpoint_stops_worker_and_requeue_takes_next_attempt(tmp_path, monkey
     assert success.status is AttemptStatus.SUCCESS and success.metrics["steps_run"] < 400
 
 
-def test_submit_sweep_skips_done_and_live_runs(tmp_path, monkeypatch):
+def test_detached_sweep_skips_done_and_live_runs(tmp_path, monkeypatch):
     store = ResultsStore(tmp_path / "runs")
     sweep = write_sweep(tmp_path, "sub", "base: {job: quick-fit}\nseeds: [0, 1, 2]\n")
     ids = [r.spec.run_id for r in sweep.runs]

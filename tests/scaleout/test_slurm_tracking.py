@@ -33,7 +33,7 @@ def _env(monkeypatch):
 
 
 def submitted(tmp_path, body: str):
-    """What ``submit_sweep`` leaves for one run: spec, child run, the task's environment."""
+    """What a detached sweep leaves for one run: spec, child run, the task's environment."""
     store, sweep, run, run_dir = prepared_run(tmp_path, body, "track")
     tracker = MlflowTracker(store.root, f"sqlite:///{tmp_path / 'mlflow.db'}", stream="worker")
     tracker.on_sweep_start(sweep, None)

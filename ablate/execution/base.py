@@ -20,9 +20,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ablate.execution.attempt import PROGRESS_FILE
+
+if TYPE_CHECKING:
+    from ablate.store.results_store import ResultsStore
 
 # SLURM's words for the states of a job; the in-process and local backends speak them too.
 PENDING = "PENDING"
@@ -145,7 +148,7 @@ class Executor(abc.ABC):
     def check_ready(self) -> None:  # noqa: B027 - optional hook
         """Raise an :class:`~ablate.errors.AblateError` when it cannot take work (default: can)."""
 
-    def queued_runs(self, store: Any, sweep: str) -> dict[str, str]:
+    def queued_runs(self, store: ResultsStore, sweep: str) -> dict[str, str]:
         """Runs of ``sweep`` an earlier detached submission still has queued or running.
 
         Returns:

@@ -186,16 +186,30 @@ def sweep(
     _print_slurm_catch_up(slurm)
     the_plan = plan_sweep(spec, store, retries=retries, force=force)
     if dry_run or not quiet:
-        _plan_table(the_plan, f"sweep {spec.name}" + (f" (scale {scale})" if scale else "")
-                    + f" -> {store.root}/{spec.name}/", slurm)
+        _plan_table(
+            the_plan,
+            f"sweep {spec.name}"
+            + (f" (scale {scale})" if scale else "")
+            + f" -> {store.root}/{spec.name}/",
+            slurm,
+        )
     if dry_run:
         return
-    tracker = make_tracker(store.root, tracking_uri, enabled=not no_tracking,
-                           log_adapter=log_adapter)
+    tracker = make_tracker(
+        store.root, tracking_uri, enabled=not no_tracking, log_adapter=log_adapter
+    )
     result = run_sweep(
-        spec, executor=executor, store=store, retries=retries, max_parallel=max_parallel,
-        force=force, progress=make_progress(quiet=quiet), tracker=tracker,
-        timeout_s=profile.timeout_s, grace_s=profile.grace_s, detach=executor.detachable,
+        spec,
+        executor=executor,
+        store=store,
+        retries=retries,
+        max_parallel=max_parallel,
+        force=force,
+        progress=make_progress(quiet=quiet),
+        tracker=tracker,
+        timeout_s=profile.timeout_s,
+        grace_s=profile.grace_s,
+        detach=executor.detachable,
     )
     if wait and executor.detachable and not result.interrupted:
         raise typer.Exit(_wait_for_detached(spec, store, retries, poll_s, quiet))

@@ -63,8 +63,9 @@ def main() -> None:
             )
         try:
             start = time.perf_counter()
-            run_sweep(sweep, executor=executor, store=store, install_signal_handlers=False,
-                      detach=True)
+            run_sweep(
+                sweep, executor=executor, store=store, install_signal_handlers=False, detach=True
+            )
             submit_s = time.perf_counter() - start
             start = time.perf_counter()
             state = reattach_slurm_sweep(store, sweep.name)

@@ -61,8 +61,9 @@ class InlineHandle(JobHandle):
 
     def outcome(self) -> JobOutcome:
         """How the attempt ended (returncode 0 for a success, else 1)."""
-        return JobOutcome(returncode=0 if self._status is AttemptStatus.SUCCESS else 1,
-                          slot=self.label)
+        return JobOutcome(
+            returncode=0 if self._status is AttemptStatus.SUCCESS else 1, slot=self.label
+        )
 
     def cancel(self) -> None:
         """Nothing to stop: the attempt already ended."""
@@ -133,7 +134,6 @@ class InlineExecutor(Executor):
             return True
 
         return stop
-
 
 
 @register_executor("inline")

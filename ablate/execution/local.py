@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ablate.execution.runner_profile import RunnerProfile
     from ablate.store.results_store import ResultsStore
 
+
 class LocalHandle(JobHandle):
     """A worker subprocess running one attempt in one slot."""
 

@@ -260,8 +260,14 @@ class SweepLoop:
         )
         env = {**self._env, **(self.tracker.on_attempt_start(entry.run, attempt) or {})}
         return AttemptRequest(
-            entry.run_id, self.sweep.name, attempt, run_dir, axes=dict(entry.run.axes), env=env,
-            hold_fds=hold_fds, detached=detached,
+            entry.run_id,
+            self.sweep.name,
+            attempt,
+            run_dir,
+            axes=dict(entry.run.axes),
+            env=env,
+            hold_fds=hold_fds,
+            detached=detached,
         )
 
     # --------------------------------------------------------------------------- detached

@@ -440,11 +440,22 @@ def run_study(
             opts.stop_signals(executor) as stop,
         ):
             source = TrialSource(
-                sweep, study=study, search=search, n_trials=budget, owner=owner.name,
-                store=store, retries=opts.retries, progress=opts.progress or NullProgress(),
+                sweep,
+                study=study,
+                search=search,
+                n_trials=budget,
+                owner=owner.name,
+                store=store,
+                retries=opts.retries,
+                progress=opts.progress or NullProgress(),
             )
             loop = SweepLoop(
-                sweep, executor=executor, store=store, options=opts, stop=stop, source=source,
+                sweep,
+                executor=executor,
+                store=store,
+                options=opts,
+                stop=stop,
+                source=source,
                 idle_wait_s=opts.poll_s * 5,
             )
             result = loop.run()
@@ -452,6 +463,9 @@ def run_study(
         if use_lock:
             lock.release()
     return TuneResult(
-        study=study.study_name, storage=storage, told=dict(source.told),
-        interrupted=result.interrupted, records=list(result.records),
+        study=study.study_name,
+        storage=storage,
+        told=dict(source.told),
+        interrupted=result.interrupted,
+        records=list(result.records),
     )

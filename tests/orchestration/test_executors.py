@@ -136,5 +136,10 @@ def test_a_sweep_cannot_detach_from_a_local_executor(tmp_path, store):
 
     sweep = quick_sweep(tmp_path, seeds=(0,), steps=3)
     with pytest.raises(ValueError, match="cannot run a sweep detached"):
-        run_sweep(sweep, executor=local_executor(store), store=store, detach=True,
-                  install_signal_handlers=False)
+        run_sweep(
+            sweep,
+            executor=local_executor(store),
+            store=store,
+            detach=True,
+            install_signal_handlers=False,
+        )

@@ -81,8 +81,9 @@ def test_sweep_through_sbatch_with_failure_and_preemption(tmp_path, monkeypatch)
     )
     ok, fails, preempted = (by_label(sweep, n) for n in ("ok", "fails", "preempted"))
     started = time.monotonic()
-    result = run_sweep(sweep, executor=executor(store), store=store, install_signal_handlers=False,
-              detach=True)
+    result = run_sweep(
+        sweep, executor=executor(store), store=store, install_signal_handlers=False, detach=True
+    )
     assert time.monotonic() - started < 20, "submission must not wait for the jobs"
     assert result.exit_code == 0 and result.records == []
     jobs = slurm_run_states(store, "slurmq")
@@ -124,7 +125,11 @@ def test_sweep_through_sbatch_with_failure_and_preemption(tmp_path, monkeypatch)
 
     # rerun: nothing is done twice; the failed run is out of retries (0) and not resubmitted
     again = run_sweep(
-        sweep, executor=executor(store), store=store, retries=0, install_signal_handlers=False,
+        sweep,
+        executor=executor(store),
+        store=store,
+        retries=0,
+        install_signal_handlers=False,
         detach=True,
     )
     assert again.not_done == [fails]
@@ -139,8 +144,9 @@ def test_scancelled_run_is_submitted_again_and_recorded_once(tmp_path, monkeypat
     )
     [run] = sweep.runs
     run_id = run.spec.run_id
-    run_sweep(sweep, executor=executor(store), store=store, install_signal_handlers=False,
-              detach=True)
+    run_sweep(
+        sweep, executor=executor(store), store=store, install_signal_handlers=False, detach=True
+    )
     run_dir = store.layout.run_dir("slurmc", run_id)
     wait_for("the run to make progress", lambda: progress_step(run_dir) >= 5, 120)
     first_job = slurm_run_states(store, "slurmc")[run_id]["job_id"]
@@ -155,8 +161,9 @@ def test_scancelled_run_is_submitted_again_and_recorded_once(tmp_path, monkeypat
     )
     assert slurm_run_states(store, "slurmc")[run_id]["state"] == "CANCELLED"
 
-    run_sweep(sweep, executor=executor(store), store=store, install_signal_handlers=False,
-              detach=True)
+    run_sweep(
+        sweep, executor=executor(store), store=store, install_signal_handlers=False, detach=True
+    )
     second_job = slurm_run_states(store, "slurmc")[run_id]["job_id"]
     assert second_job != first_job
     wait_for(
@@ -184,7 +191,11 @@ def test_time_limit_checkpoints_requeues_and_resumes(tmp_path, monkeypatch):
     executor = SlurmExecutor(resources, runs_root=store.root, grace_s=10)
     tracker = MlflowTracker(store.root, f"sqlite:///{tmp_path / 'mlflow.db'}")
     run_sweep(
-        sweep, executor=executor, store=store, tracker=tracker, install_signal_handlers=False,
+        sweep,
+        executor=executor,
+        store=store,
+        tracker=tracker,
+        install_signal_handlers=False,
         detach=True,
     )
 

@@ -165,12 +165,14 @@ def test_detached_sweep_skips_done_and_live_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(slurm_executor_mod, "slurm_available", lambda: None)  # no cluster needed
     executor = make_executor(profile(), store)
     attempt(store, write_one(store, sweep, 0))()  # seed 0 is done already
-    first = run_sweep(sweep, executor=executor, store=store, install_signal_handlers=False,
-                      detach=True)
+    first = run_sweep(
+        sweep, executor=executor, store=store, install_signal_handlers=False, detach=True
+    )
     assert submitted == [[(ids[1], 1), (ids[2], 1)]] and first.exit_code == 0
     assert (store.layout.run_dir("sub", ids[1]) / "spec.json").is_file()
-    second = run_sweep(sweep, executor=executor, store=store, install_signal_handlers=False,
-                       detach=True)
+    second = run_sweep(
+        sweep, executor=executor, store=store, install_signal_handlers=False, detach=True
+    )
     assert len(submitted) == 1, "pending jobs are not submitted twice"
     assert second.exit_code == 0
 

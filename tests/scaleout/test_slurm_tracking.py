@@ -127,8 +127,14 @@ def test_submitted_runs_are_scheduled_in_mlflow_until_their_task_starts(tmp_path
     monkeypatch.setattr(slurm_watch, "query_job_states", lambda jobs: {})
     tracker = MlflowTracker(store.root, f"sqlite:///{tmp_path / 'mlflow.db'}")
     executor = SlurmExecutor(SlurmResources(), runs_root=store.root)
-    run_sweep(sweep, executor=executor, store=store, tracker=tracker,
-              install_signal_handlers=False, detach=True)
+    run_sweep(
+        sweep,
+        executor=executor,
+        store=store,
+        tracker=tracker,
+        install_signal_handlers=False,
+        detach=True,
+    )
     [request] = requests
     run = child_run(tracker, request.env)
     assert run.info.status == "SCHEDULED" and run.data.tags["ablate.status"] == "queued"

@@ -71,8 +71,9 @@ def test_attached_jobs_are_polled_together_and_at_most_every_poll_s(tmp_path, mo
     assert executor.capacity == 3 and executor.detachable
     handles = []
     for job_id in ("5", "6"):
-        request = AttemptRequest(run_id=f"r{job_id}", sweep="s", attempt=1,
-                                 run_dir=tmp_path / job_id)
+        request = AttemptRequest(
+            run_id=f"r{job_id}", sweep="s", attempt=1, run_dir=tmp_path / job_id
+        )
         handles.append(slurm_jobs.SlurmJobHandle(request, job_id, executor.jobs))
     assert executor.free_slots() == 1
     assert [h.label for h in handles] == ["slurm:5", "slurm:6"]

@@ -160,8 +160,12 @@ class SlurmExecutor(Executor):
         """Submit an attached attempt as a job of its own (never requeued); its job id."""
         executor = self.submitit_executor(request.sweep, array=False)
         job = executor.submit(self.task(request))
-        info = {"job_id": job.job_id, "attempt": request.attempt, "submitted_at": time.time(),
-                "attached": True}
+        info = {
+            "job_id": job.job_id,
+            "attempt": request.attempt,
+            "submitted_at": time.time(),
+            "attached": True,
+        }
         write_atomic(request.run_dir / SLURM_JOB_FILE, json.dumps(info, sort_keys=True))
         return str(job.job_id)
 

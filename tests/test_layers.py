@@ -1,7 +1,7 @@
 """The package's layers read top-down, as DESIGN.md draws the data flow.
 
 cli -> (tune, report) -> orchestrate -> execution -> (jobs, tracking)
-    -> (train, evaluation, model, data) -> (store, spec, errors)
+    -> (train, evaluation, model, data) -> (store, spec, errors, json_input)
 
 An import may go to its own subpackage or to any layer below, never up; and the subpackages import
 each other without circles (two subpackages of one layer may use each other in one direction
@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("execution",),
     ("jobs", "tracking"),
     ("train", "evaluation", "model", "data"),
-    ("store", "spec", "errors", "assets"),
+    ("store", "spec", "errors", "json_input", "assets"),
 ]
 LAYER_OF = {part: depth for depth, parts in enumerate(LAYERS) for part in parts}
 

@@ -13,10 +13,10 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from ablate.errors import AblateError
+from ablate.execution.claims import lock_holder, read_lock_info
 from ablate.store.layout import RunsLayout
 from ablate.store.provenance import host_name
 
@@ -88,34 +88,6 @@ class SweepLock:
         text = f"sweep {self.sweep!r} is already running ({holder}"
         text += f", command: {command})" if command else ")"
         return text + f"; wait for it to finish or stop it (lock file {self.path})"
-
-
-def read_lock_info(path: Path) -> dict[str, Any]:
-    """The holder info written in a lock file ({} if none)."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8") or "{}")
-    except (OSError, ValueError):
-        return {}
-
-
-def lock_holder(path: Path) -> dict[str, Any] | None:
-    """Who holds the ``flock`` on ``path`` (the info written in it), or ``None`` if it is free.
-
-    Probing with a shared non-blocking lock never disturbs the holder.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return read_lock_info(path)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
 
 
 def sweep_lock_holder(layout: RunsLayout, sweep: str) -> dict[str, Any] | None:

@@ -42,12 +42,13 @@ def make_tracker(
     *,
     enabled: bool = True,
     log_adapter: bool = False,
-):  # noqa: ANN201 - returns a Tracker; typed loosely to keep mlflow and the orchestrator lazy
-    """The tracker ``ablate sweep`` should use: :class:`MlflowTracker`, or the null tracker."""
-    if not enabled:
-        from ablate.orchestrate.tracker import NullTracker
+):  # noqa: ANN201 - returns a Tracker or None; typed loosely to keep mlflow lazy
+    """The tracker ``ablate sweep`` should use: :class:`MlflowTracker`, or ``None`` (no tracking).
 
-        return NullTracker()
+    ``None`` is what the sweep loop's ``tracker`` option takes for "track nothing".
+    """
+    if not enabled:
+        return None
     from ablate.tracking.mlflow_tracker import MlflowTracker
 
     return MlflowTracker(runs_root, tracking_uri, log_adapter=log_adapter)

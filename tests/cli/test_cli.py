@@ -103,7 +103,7 @@ def test_status_reattaches_to_a_detached_slurm_sweep(write, tmp_path, monkeypatc
     """`ablate status` asks SLURM about a submitted sweep's jobs and records lost attempts."""
     from typer.testing import CliRunner
 
-    import ablate.execution.slurm_watch as slurm
+    import ablate.execution.slurm.watch as slurm
     from ablate.cli import app
     from ablate.spec.sweep import load_sweep
 
@@ -134,7 +134,7 @@ def test_slurm_sweep_records_lost_jobs_before_planning(write, tmp_path, monkeypa
     """A rerun of a SLURM sweep first records jobs that died without a record (budget counts)."""
     from typer.testing import CliRunner
 
-    import ablate.execution.slurm_watch as slurm
+    import ablate.execution.slurm.watch as slurm
     from ablate.cli import app
     from ablate.execution.attempt import write_run_files
     from ablate.spec.sweep import load_sweep
@@ -167,7 +167,7 @@ def test_slurm_sweep_records_lost_jobs_before_planning(write, tmp_path, monkeypa
 def test_status_of_a_local_sweep_never_calls_slurm(write, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import ablate.execution.slurm_watch as slurm
+    import ablate.execution.slurm.watch as slurm
     from ablate.cli import app
 
     def boom(*args, **kwargs):

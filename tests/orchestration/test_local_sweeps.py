@@ -19,8 +19,8 @@ from sweep_helpers import (  # noqa: F401 (fixtures used by name)
 )
 
 from ablate.execution.attempt import write_run_files
+from ablate.execution.claims import held_claims
 from ablate.execution.worker import EXIT_CANCELLED
-from ablate.orchestrate.claims import held_claims
 from ablate.orchestrate.orchestrator import run_sweep
 from ablate.store import AttemptStatus
 

@@ -6,7 +6,9 @@ held for exactly as long as either process lives: the kernel drops it when both 
 after SIGKILL, so a crashed sweep never leaves a run stuck in ``running``. The file also holds the
 holder's pid, host and sweep for humans (``ablate status`` shows who runs what).
 
-Run ids are global, so claims are too: two sweeps sharing a run never run it twice at once.
+Run ids are global, so claims are too: two sweeps sharing a run never run it twice at once. The
+sweep loop claims the runs it dispatches; a detached SLURM task claims its own.
+:func:`lock_holder` (who holds a flocked file) serves the sweep lock too.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ablate.orchestrate.lock import lock_holder
 from ablate.store.layout import RunsLayout
 from ablate.store.provenance import host_name
 
@@ -59,6 +60,34 @@ def _same_file(fd: int, path: Path) -> bool:
     except FileNotFoundError:
         return False
     return (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino)
+
+
+def read_lock_info(path: Path) -> dict[str, Any]:
+    """The holder info written in a lock file ({} if none)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        return {}
+
+
+def lock_holder(path: Path) -> dict[str, Any] | None:
+    """Who holds the ``flock`` on ``path`` (the info written in it), or ``None`` if it is free.
+
+    Probing with a shared non-blocking lock never disturbs the holder.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return read_lock_info(path)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 def claim_path(layout: RunsLayout, run_id: str) -> Path:

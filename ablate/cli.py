@@ -401,7 +401,7 @@ def runs(
 
 @app.command()
 def plan(sweep_file: SweepFile, scale: ScaleOpt = None) -> None:
-    """Trainable parameters (meta device, real shapes) and a GPU memory estimate per run.
+    """Trainable parameters (meta device, real shapes), GPU memory and GPU-hours per run.
 
     Example: ablate plan sweeps/table3.yaml
     """
@@ -432,6 +432,14 @@ def plan(sweep_file: SweepFile, scale: ScaleOpt = None) -> None:
         ]
         table.add_row(*cells)
     console.print(table)
+    hours = [info["gpu_h"] for _, info in rows if isinstance(info.get("gpu_h"), float)]
+    if hours:  # the sweep's cost before launching it (README "Speed": the FLOP model)
+        console.print(
+            f"estimated GPU-hours: {sum(hours):.1f} for {len(hours)} runs "
+            f"(median {sorted(hours)[len(hours) // 2]:.2f} a run; one H100, FLOP model)",
+            markup=False,
+            highlight=False,
+        )
 
 
 @app.command()

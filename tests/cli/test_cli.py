@@ -194,3 +194,13 @@ def test_help_examples_keep_one_command_per_line():
         assert result.exit_code == 0
         assert example in result.output, result.output
         assert "\\b" not in result.output
+
+
+def test_plan_shows_gpu_hours_per_run_and_for_the_sweep(tmp_path):
+    """``ablate plan`` prices a table before it is launched: gpu_h per run and the sum."""
+    out = ablate("plan", str(REPO / "sweeps" / "table3.yaml"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "gpu_h" in out.stdout
+    line = next(x for x in out.stdout.splitlines() if x.startswith("estimated GPU-hours:"))
+    total = float(line.split()[2])
+    assert 5.0 < total < 100.0 and "for 11 runs" in line  # ~1.8 GPU-hours a 7B-lite row

@@ -127,12 +127,12 @@ class SlurmExecutor(Executor):
         return handles
 
     def submit_arrays(self, requests: list[AttemptRequest]) -> list[str]:
-        """Submit detached attempts as job arrays of at most ``chunk_size`` tasks; the job ids.
+        """Submit detached attempts as job arrays of at most ``array_chunk`` tasks; the job ids.
 
         Writes ``slurm.json`` (job id, attempt) into each run folder.
         """
         job_ids: list[str] = []
-        size = max(1, self.resources.chunk_size)
+        size = max(1, self.resources.array_chunk)
         for start in range(0, len(requests), size):
             chunk = requests[start : start + size]
             executor = self.submitit_executor(chunk[0].sweep)

@@ -228,6 +228,7 @@ class MmtRecipe:
                 train_stats.dropped,
             )
         self.train_examples = trainable_examples(self.examples[data.train_split])
+        self.train_lengths = [len(e.input_ids) for e in self.train_examples]  # windows, cuts
         if not self.train_examples:
             raise ValueError(f"split {data.train_split!r} has no trainable sample")
         self.metrics.update(
@@ -314,13 +315,12 @@ class MmtRecipe:
         t0 = time.perf_counter()
         spec = self.cfg.train
         params = [p for _, p in self.trainable]
-        lengths = [len(e.input_ids) for e in self.train_examples]
         total_windows = self.steps_per_epoch * spec.epochs
         throughput = Throughput(self.device, self.model)
         side_s = 0.0
         step = self.position.step
         for epoch in range(self.position.epoch, spec.epochs):
-            windows = epoch_windows(lengths, spec, seed=self.spec.seed, epoch=epoch)
+            windows = epoch_windows(self.train_lengths, spec, seed=self.spec.seed, epoch=epoch)
             windows = windows[: self.steps_per_epoch]
             first = 0
             if epoch == self.position.epoch:  # checkpoints sit on window boundaries
@@ -368,7 +368,7 @@ class MmtRecipe:
         GPU across window boundaries), regrouped by window here.
         """
         spec = self.cfg.train
-        lengths = [len(e.input_ids) for e in self.train_examples]
+        lengths = self.train_lengths
         cuts = [split_window(window, lengths, self.micro_batch) for window in windows[first:]]
         collate = functools.partial(
             collate_layout,

@@ -95,7 +95,7 @@ FormatOpt = Annotated[
 def _show_plan(
     plan: Any,
     title: str,
-    jobs: dict[str, dict[str, Any]] | None = None,
+    slurm: Any = None,
     *,
     show: str = "auto",
     fmt: str = "table",
@@ -104,7 +104,7 @@ def _show_plan(
     """The plan as the flags ask: summary or full table, CSV or JSON, or only its counts."""
     from ablate.orchestrate.plan_view import plan_table, show_plan
 
-    show_plan(plan_table(plan, title, jobs), console, show=show, fmt=fmt, quiet=quiet)
+    show_plan(plan_table(plan, title, slurm), console, show=show, fmt=fmt, quiet=quiet)
 
 
 def _check_view_flags(show: str, fmt: str) -> None:
@@ -182,7 +182,9 @@ def sweep(
       ablate sweep sweeps/table1.yaml --runner local --max-parallel 2 --retries 2
       ablate sweep sweeps/table3.yaml --runner slurm --wait
     """  # noqa: D301 - click keeps a paragraph after \b (backspace) unwrapped
-    from ablate.execution.runner_profile import load_runner_profile, make_executor
+    from ablate.execution.registry import make_executor
+    from ablate.execution.runner_profile import load_runner_profile
+    from ablate.execution.slurm.watch import reattach_if_submitted
     from ablate.orchestrate.orchestrator import plan_sweep, run_sweep
     from ablate.orchestrate.progress import make_progress
     from ablate.spec.sweep import load_sweep
@@ -197,22 +199,23 @@ def sweep(
     spec = load_sweep(sweep_file, scale=scale)
     profile = load_runner_profile(runner)
     store = ResultsStore(_runs_root(runs_dir))
-    # SLURM: jobs that died without a record are recorded first (the retry budget counts them)
-    jobs = _reattach_slurm(store, spec.name) if profile.executor == "slurm" else {}
+    executor = make_executor(profile, store, max_parallel=max_parallel)
+    # detached jobs (SLURM) that died without a record are recorded first (the budget counts them)
+    slurm = reattach_if_submitted(store, spec.name) if executor.detachable else None
+    _print_slurm_catch_up(slurm)
     the_plan = plan_sweep(spec, store, retries=retries, force=force)
     _show_plan(
         the_plan,
         f"sweep {spec.name}"
         + (f" (scale {scale})" if scale else "")
         + f" -> {store.root}/{spec.name}/",
-        jobs,
+        slurm,
         show=show,
         fmt=fmt,
         quiet=quiet,
     )
     if dry_run:
         return
-    executor = make_executor(profile, store, max_parallel=max_parallel)
     tracker = make_tracker(
         store.root, tracking_uri, enabled=not no_tracking, log_adapter=log_adapter
     )
@@ -227,15 +230,16 @@ def sweep(
         tracker=tracker,
         timeout_s=profile.timeout_s,
         grace_s=profile.grace_s,
+        detach=executor.detachable,
     )
-    if wait and getattr(executor, "detached", False) and not result.interrupted:
+    if wait and executor.detachable and not result.interrupted:
         raise typer.Exit(_wait_for_detached(spec, store, retries, poll_s, quiet))
     raise typer.Exit(result.exit_code)
 
 
 def _wait_for_detached(spec: Any, store: Any, retries: int, poll_s: float, quiet: bool) -> int:
     """``--wait`` on a SLURM sweep: follow the jobs until they end; the sweep's exit code."""
-    from ablate.execution.slurm_watch import wait_for_slurm_sweep
+    from ablate.execution.slurm.watch import wait_for_slurm_sweep
     from ablate.orchestrate.orchestrator import plan_sweep
     from ablate.orchestrate.outcomes import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK
 
@@ -266,7 +270,9 @@ def _wait_for_detached(spec: Any, store: Any, retries: int, poll_s: float, quiet
 
 
 def _print_slurm_catch_up(state: Any) -> None:
-    """What one look at a SLURM sweep recorded (lost attempts) or sent to MLflow."""
+    """What one look at a SLURM sweep (``None``: none) recorded or sent to MLflow."""
+    if state is None:
+        return
     for record in state.lost:
         console.print(
             f"{record.run_id} attempt {record.attempt}: SLURM job ended without a "
@@ -297,6 +303,7 @@ def status(
 
     Example: ablate status sweeps/table3.yaml --scale tiny
     """
+    from ablate.execution.slurm.watch import reattach_if_submitted
     from ablate.orchestrate.orchestrator import plan_sweep
     from ablate.orchestrate.plan_view import SUMMARY_ABOVE
     from ablate.spec.sweep import load_sweep
@@ -305,12 +312,13 @@ def status(
     _check_view_flags(show, fmt)
     spec = load_sweep(sweep_file, scale=scale)
     store = ResultsStore(_runs_root(runs_dir))
-    jobs = _reattach_slurm(store, spec.name)
+    slurm = reattach_if_submitted(store, spec.name)  # SLURM is asked only if it ran the sweep
+    _print_slurm_catch_up(slurm)
     the_plan = plan_sweep(spec, store, retries=retries)
     _show_plan(
         the_plan,
         f"status of {spec.name}" + (f" (scale {scale})" if scale else ""),
-        jobs,
+        slurm,
         show=show,
         fmt=fmt,
     )
@@ -334,23 +342,6 @@ def status(
             markup=False,
             highlight=False,
         )
-
-
-def _reattach_slurm(store: Any, sweep_name: str) -> dict[str, dict[str, Any]]:
-    """Ask SLURM about a detached sweep's jobs; record lost attempts, catch up on tracking.
-
-    Only when some run folder of the sweep holds a SLURM job file: a local sweep never calls
-    SLURM. Queued jobs hold no claim yet, so the plan shows them as new; the jobs table beside it
-    says they are queued.
-    """
-    from ablate.execution.slurm_task import SLURM_JOB_FILE
-    from ablate.execution.slurm_watch import reattach_slurm_sweep
-
-    if not any(store.layout.sweep_dir(sweep_name).glob(f"*/{SLURM_JOB_FILE}")):
-        return {}
-    state = reattach_slurm_sweep(store, sweep_name)
-    _print_slurm_catch_up(state)
-    return state.jobs
 
 
 @app.command()
@@ -410,7 +401,7 @@ def runs(
 
 @app.command()
 def plan(sweep_file: SweepFile, scale: ScaleOpt = None) -> None:
-    """Trainable parameters (meta device, real shapes) and a GPU memory estimate per run.
+    """Trainable parameters (meta device, real shapes), GPU memory and GPU-hours per run.
 
     Example: ablate plan sweeps/table3.yaml
     """
@@ -441,6 +432,14 @@ def plan(sweep_file: SweepFile, scale: ScaleOpt = None) -> None:
         ]
         table.add_row(*cells)
     console.print(table)
+    hours = [info["gpu_h"] for _, info in rows if isinstance(info.get("gpu_h"), float)]
+    if hours:  # the sweep's cost before launching it (README "Speed": the FLOP model)
+        console.print(
+            f"estimated GPU-hours: {sum(hours):.1f} for {len(hours)} runs "
+            f"(median {sorted(hours)[len(hours) // 2]:.2f} a run; one H100, FLOP model)",
+            markup=False,
+            highlight=False,
+        )
 
 
 @app.command()

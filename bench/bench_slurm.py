@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ablate.execution.slurm import SlurmExecutor, SlurmResources
-from ablate.execution.slurm_watch import reattach_slurm_sweep, slurm_available, wait_for_slurm_sweep
+from ablate.execution.slurm.executor import SlurmExecutor, SlurmResources
+from ablate.execution.slurm.watch import reattach_slurm_sweep, slurm_available, wait_for_slurm_sweep
 from ablate.orchestrate.orchestrator import run_sweep
 from ablate.spec.sweep import load_sweep
 from ablate.store import ResultsStore
@@ -63,7 +63,9 @@ def main() -> None:
             )
         try:
             start = time.perf_counter()
-            run_sweep(sweep, executor=executor, store=store, install_signal_handlers=False)
+            run_sweep(
+                sweep, executor=executor, store=store, install_signal_handlers=False, detach=True
+            )
             submit_s = time.perf_counter() - start
             start = time.perf_counter()
             state = reattach_slurm_sweep(store, sweep.name)

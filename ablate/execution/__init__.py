@@ -1,1 +1,1 @@
-"""Executors: where an attempt runs (in-process, local subprocess per slot; SLURM later)."""
+"""Executors: where an attempt runs (in this process, a local subprocess per slot, SLURM)."""

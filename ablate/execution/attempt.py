@@ -1,6 +1,6 @@
 """Run one attempt of one run in this process and record how it ended.
 
-Shared by the worker process (``local`` and SLURM executors) and the ``inline`` executor, so that
+Shared by the worker process (``local`` executor and SLURM tasks) and the ``inline`` executor, so
 both write the same record for the same outcome. Everything the job needs comes from the run
 folder (:mod:`ablate.store.run_folder`): ``spec.json`` (what to run) and ``run.json`` (which sweep
 dispatched it and its axis values, only used to label the record). Step metrics go to the run

@@ -13,41 +13,38 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-import ablate
-from ablate.execution.base import AttemptRequest, JobOutcome
+from ablate.execution.base import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    RUNNING,
+    AttemptRequest,
+    Executor,
+    JobHandle,
+    JobOutcome,
+)
+from ablate.execution.lost_attempts import read_log_tail
+from ablate.execution.registry import register_executor
 from ablate.execution.slots import Slot, SlotPool
-from ablate.execution.worker import PARENT_PID_ENV
-from ablate.store.run_folder import LOG_FILE, PROGRESS_FILE
+from ablate.execution.worker import EXIT_CANCELLED, PARENT_PID_ENV, worker_pythonpath
+from ablate.store.run_folder import LOG_FILE
 
-LOG_TAIL_BYTES = 4000
-
-
-def read_log_tail(path: Path, max_bytes: int = LOG_TAIL_BYTES) -> str:
-    """The last ``max_bytes`` of a log file ('' if it does not exist)."""
-    try:
-        with path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - max_bytes))
-            return handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
+if TYPE_CHECKING:
+    from ablate.execution.runner_profile import RunnerProfile
+    from ablate.store.results_store import ResultsStore
 
 
-class LocalHandle:
+class LocalHandle(JobHandle):
     """A worker subprocess running one attempt in one slot."""
 
     def __init__(
         self, request: AttemptRequest, slot: Slot, proc: subprocess.Popen, log: IO[bytes]
     ) -> None:
-        self.request = request
+        super().__init__(request, label=slot.label)
         self.slot = slot
-        self.started_at = time.time()
         self._proc = proc
         self._log = log
 
@@ -55,6 +52,16 @@ class LocalHandle:
     def pid(self) -> int:
         """The worker's process id."""
         return self._proc.pid
+
+    @property
+    def state(self) -> str:
+        """``RUNNING``, then ``COMPLETED`` (exit 0), ``CANCELLED`` (stopped) or ``FAILED``."""
+        returncode = self._proc.poll()
+        if returncode is None:
+            return RUNNING
+        if returncode == 0:
+            return COMPLETED
+        return CANCELLED if returncode == EXIT_CANCELLED else FAILED
 
     def done(self) -> bool:
         """Whether the attempt has finished."""
@@ -68,13 +75,9 @@ class LocalHandle:
         returncode = self._proc.poll()
         return JobOutcome(
             returncode=returncode,
-            slot=self.slot.label,
+            slot=self.label,
             log_tail=read_log_tail(self.request.run_dir / LOG_FILE),
         )
-
-    def progress_file(self) -> Path:
-        """The run's ``progress.json``."""
-        return self.request.run_dir / PROGRESS_FILE
 
     def cancel(self) -> None:
         """SIGTERM the worker: the job checkpoints and records the attempt cancelled."""
@@ -83,6 +86,10 @@ class LocalHandle:
     def kill(self) -> None:
         """SIGKILL the worker and anything it started (its whole session)."""
         self._signal(signal.SIGKILL, group=True)
+
+    def wait(self) -> None:
+        """Block until the worker has exited."""
+        self._proc.wait()
 
     def _signal(self, sig: int, *, group: bool) -> None:
         if self._proc.poll() is not None:
@@ -96,7 +103,7 @@ class LocalHandle:
             pass
 
 
-class LocalExecutor:
+class LocalExecutor(Executor):
     """Runs each attempt in a ``python -m ablate.execution.worker`` subprocess.
 
     Args:
@@ -134,21 +141,12 @@ class LocalExecutor:
         """Attempts it can start now."""
         return self.pool.free()
 
-    def bind_stop(self, stop_flag: Callable[[], bool]) -> None:
-        """Workers are stopped with signals (``cancel``), not with the flag."""
-
     def worker_env(self, slot: Slot, request: AttemptRequest) -> dict[str, str]:
         """The environment of the worker for ``request`` in ``slot``."""
         env = dict(os.environ)
-        # A source checkout (editable install, or a script run from the repo) must be importable
-        # by the worker too; an installed package is already, and its site-packages must not be
-        # put ahead of the standard library through PYTHONPATH.
-        source_root = str(Path(ablate.__file__).resolve().parent.parent)
-        paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-        if Path(source_root).name not in ("site-packages", "dist-packages"):
-            paths.insert(0, source_root)
-        if paths:
-            env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+        pythonpath = worker_pythonpath(env)
+        if pythonpath:
+            env["PYTHONPATH"] = pythonpath
         threads = self.threads_per_job if slot.kind == "cpu" else None
         env.update(slot.env(threads))
         env.update(self.env)
@@ -157,8 +155,12 @@ class LocalExecutor:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def submit(self, request: AttemptRequest) -> LocalHandle:
-        """Lease a slot and start the worker (returns at once)."""
+    def _launch(self, requests: list[AttemptRequest]) -> list[JobHandle]:
+        """Start one worker per request, each in a slot of its own (returns at once)."""
+        return [self._start(request) for request in requests]
+
+    def _start(self, request: AttemptRequest) -> LocalHandle:
+        """Lease a slot and start the worker."""
         slot = self.pool.lease()
         try:
             request.run_dir.mkdir(parents=True, exist_ok=True)
@@ -205,5 +207,21 @@ class LocalExecutor:
         for handle in list(self._handles.values()):
             if not handle.done():
                 handle.kill()
-                handle._proc.wait()
+                handle.wait()
             self.release(handle)
+
+
+@register_executor("local")
+def local_executor(
+    profile: RunnerProfile, store: ResultsStore, *, max_parallel: int | None = None
+) -> LocalExecutor:
+    """The executor a ``local`` runner profile describes: one slot per GPU, else CPU slots."""
+    gpus = profile.gpu_ids()
+    cpu_slots = profile.resolved_cpu_slots()
+    limit = max_parallel or profile.max_parallel
+    if limit is not None:
+        gpus = gpus[:limit]
+        cpu_slots = min(cpu_slots, limit)
+    pool = SlotPool.for_devices(gpus, cpu_slots)
+    threads = profile.resolved_threads(pool.size) if pool.kind == "cpu" else None
+    return LocalExecutor(pool, runs_root=store.root, threads_per_job=threads, env=profile.env)

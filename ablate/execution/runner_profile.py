@@ -18,12 +18,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from ablate.errors import SpecError, did_you_mean
-from ablate.execution.base import Executor
-from ablate.execution.slots import SlotPool, discover_gpus
+from ablate.execution.slots import discover_gpus
 from ablate.spec.base import SpecModel
 from ablate.spec.validation import Locator, source_locator, validate
 from ablate.spec.yaml_source import load_yaml
-from ablate.store.results_store import ResultsStore
 
 DEFAULT_PROFILE = "local"
 PROFILE_DIR = Path("runners")
@@ -268,37 +266,3 @@ def load_runner_profile(
     # the sweep files' loader: safe tags only, duplicate keys, encoding and depth errors named
     src = load_yaml(path)
     return parse_runner_profile(src.data, name=name, source=str(path), locate=source_locator(src))
-
-
-def make_executor(
-    profile: InlineProfile | LocalProfile | SlurmProfile,
-    store: ResultsStore,
-    *,
-    max_parallel: int | None = None,
-) -> Executor:
-    """Build the executor a profile describes.
-
-    Args:
-        profile: the runner profile.
-        store: the results store (its root is the runs root).
-        max_parallel: caps the number of local slots (``--max-parallel``).
-    """
-    if profile.executor == "inline":
-        from ablate.execution.inline import InlineExecutor
-
-        return InlineExecutor(store, timeout_s=profile.timeout_s)
-    if profile.executor == "slurm":
-        from ablate.execution.slurm import slurm_executor
-
-        return slurm_executor(profile, store, max_parallel=max_parallel)
-    from ablate.execution.local import LocalExecutor
-
-    gpus = profile.gpu_ids()
-    cpu_slots = profile.resolved_cpu_slots()
-    limit = max_parallel or profile.max_parallel
-    if limit is not None:
-        gpus = gpus[:limit]
-        cpu_slots = min(cpu_slots, limit)
-    pool = SlotPool.for_devices(gpus, cpu_slots)
-    threads = profile.resolved_threads(pool.size) if pool.kind == "cpu" else None
-    return LocalExecutor(pool, runs_root=store.root, threads_per_job=threads, env=profile.env)

@@ -3,7 +3,7 @@
     python -m ablate.execution.worker RUN_DIR --attempt N [--runs-root DIR] [--executor NAME]
 
 It reads ``RUN_DIR/spec.json`` (never the sweep YAML), runs the job and writes its own attempt
-record, so the same entry point serves the local executor and SLURM tasks that have no
+record, so the same entry point serves the local executor and SLURM tasks, which have no
 orchestrator around. SIGTERM or SIGINT ask the job to stop: it checkpoints, raises
 ``JobCancelled`` and the attempt is recorded cancelled.
 
@@ -36,6 +36,20 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CANCELLED = 75  # EX_TEMPFAIL: stopped on request, may be resumed
 _PR_SET_PDEATHSIG = 1
+
+
+def worker_pythonpath(env: dict[str, str]) -> str:
+    """``PYTHONPATH`` for a worker started with ``env``: this checkout of ``ablate`` importable.
+
+    A source checkout (editable install, or a script run from the repo) must be importable by the
+    worker too; an installed package is already, and its site-packages must not be put ahead of
+    the standard library through ``PYTHONPATH``.
+    """
+    source_root = Path(__file__).resolve().parent.parent.parent
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if source_root.name not in ("site-packages", "dist-packages"):
+        paths.insert(0, str(source_root))
+    return os.pathsep.join(dict.fromkeys(paths))
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> bool:

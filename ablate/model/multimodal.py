@@ -23,7 +23,6 @@ step (``RoutingState``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -40,6 +39,7 @@ from ablate.model.batch_layout import (
     block_causal_mask,
     build_batch_layout,
 )
+from ablate.model.generation import generate_answers
 from ablate.model.llm import load_llm, meta_llm, torch_dtype
 from ablate.model.neck import ModalityToken, VisualNeck
 from ablate.model.placement import place_adapters
@@ -299,7 +299,7 @@ class MultimodalModel(nn.Module):
             flat = flat.index_copy(0, batch.um_index, u_m.to(flat.dtype))
         return flat.view_as(tokens)
 
-    def _route(self, batch: BatchLayout, record: bool = False) -> None:
+    def route(self, batch: BatchLayout, record: bool = False) -> None:
         """Point the LLM's routers at u_m for ``batch`` (see ``RoutingState``).
 
         u_m apart: run the LLM on u_m alone (one one-token row per modality; it attends only to
@@ -387,7 +387,7 @@ class MultimodalModel(nn.Module):
         embeds = self.embed_layout(batch, images)
         # the routing state stays set until the next forward: a checkpointed backward pass
         # recomputes the layers with it
-        self._route(batch)
+        self.route(batch)
         kwargs = self._attention_inputs(batch, embeds.dtype)
         if return_logits:
             logits = self.llm(inputs_embeds=embeds, use_cache=False, **kwargs).logits
@@ -438,21 +438,10 @@ class MultimodalModel(nn.Module):
             images = images[has_image.to(images.device).bool()]
         if labels is None:
             embeds = self.embed_layout(batch, images)
-            self._route(batch)
+            self.route(batch)
             kwargs = self._attention_inputs(batch, embeds.dtype)
             return self.llm(inputs_embeds=embeds, use_cache=False, **kwargs)
         return self.forward_layout(batch, images, return_logits)
-
-    def _stopped(
-        self, new_tokens: torch.Tensor, done: torch.Tensor, eos: int, stop: Callable[[str], bool]
-    ) -> torch.Tensor:
-        """(B,) rows not yet done whose text so far satisfies ``stop``."""
-        rows = new_tokens.tolist()
-        flags = [
-            not finished and stop(_decoded(self.tokenizer, row, eos))
-            for row, finished in zip(rows, done.tolist(), strict=True)
-        ]
-        return torch.tensor(flags, dtype=torch.bool, device=done.device)
 
     @torch.no_grad()
     def generate(
@@ -473,105 +462,15 @@ class MultimodalModel(nn.Module):
             images = images[has_image.to(images.device).bool()]
         return self.generate_layout(batch.to(input_ids.device), images, **settings)
 
-    @torch.no_grad()
     def generate_layout(
-        self,
-        batch: BatchLayout,
-        images: torch.Tensor | None = None,
-        *,
-        max_new_tokens: int = 64,
-        temperature: float = 0.1,
-        top_p: float = 0.75,
-        seed: int | None = None,
-        stop: Callable[[str], bool] | None = None,
+        self, batch: BatchLayout, images: torch.Tensor | None = None, **settings: Any
     ) -> list[str]:
-        """Sample answers for a ``left`` layout of prompts, batched with a KV cache.
+        """Sample answers for a ``left`` layout of prompts (call ``eval()`` first).
 
-        ``temperature <= 0`` decodes greedily. Returns the decoded new text of every sample
-        (up to its EOS, special tokens skipped). Call ``eval()`` first: the mode is left as is,
-        and adapter dropout is active in training mode.
-
-        ``stop(text)`` ends a row as soon as it is true of the row's text so far (evaluation stops
-        once "The answer is X." is there). Every step still samples every row, so the random
-        stream, and hence every other row's tokens, are the same as without it.
+        See :func:`~ablate.model.generation.generate_answers` for the settings
+        (``max_new_tokens``, ``temperature``, ``top_p``, ``seed``, ``stop``).
         """
-        if self.tokenizer is None:
-            raise ValueError("generate needs a tokenizer (this model was built on the meta device)")
-        if batch.layout != "left":
-            raise ValueError(f"generation needs a left-padded layout, not {batch.layout!r}")
-        eos = self.tokenizer.eos_token_id
-        embeds = self.embed_layout(batch, images, role="eval")
-        device = embeds.device
-        generator = torch.Generator(device=device)
-        if seed is not None:
-            generator.manual_seed(seed)
-        rows = embeds.shape[0]
-        mask = batch.attention_mask
-        try:
-            self._route(batch, record=True)
-            out = self.llm(
-                inputs_embeds=embeds,
-                attention_mask=mask,
-                position_ids=batch.position_ids,
-                use_cache=True,
-            )
-            # decode steps: one new token a row, routed by its sample's prefill weights
-            state = self.routing
-            state.record, state.reuse, state.um_index = False, True, None
-            if batch.um_index is None:
-                state.token_route = batch.has_image.long()[:, None]  # (B, 1): u_m's variant
-            else:
-                state.token_route = torch.arange(rows, device=device)[:, None]  # (B, 1)
-            past = out.past_key_values
-            next_pos = batch.position_ids[:, -1:] + 1  # (B, 1)
-            logits = out.logits[:, -1].float()  # (B, V)
-            new_tokens = torch.zeros(rows, 0, dtype=torch.long, device=device)
-            done = torch.zeros(rows, dtype=torch.bool, device=device)
-            active = torch.zeros(rows, dtype=torch.long, device=device)  # tokens sampled per row
-            for _ in range(max_new_tokens):
-                active += ~done
-                token = _sample(logits, temperature, top_p, generator)  # (B,)
-                token = torch.where(done, torch.full_like(token, eos), token)
-                new_tokens = torch.cat([new_tokens, token[:, None]], dim=1)
-                done |= token == eos
-                if stop is not None:
-                    done |= self._stopped(new_tokens, done, eos, stop)
-                if bool(done.all()):
-                    break
-                mask = torch.cat([mask, mask.new_ones(rows, 1)], dim=1)
-                out = self.llm(
-                    input_ids=token[:, None],
-                    attention_mask=mask,
-                    position_ids=next_pos,
-                    past_key_values=past,
-                    use_cache=True,
-                )
-                past, next_pos = out.past_key_values, next_pos + 1
-                logits = out.logits[:, -1].float()
-        finally:
-            self.routing.reset()
-        self.generated_tokens = int(active.sum())  # read by evaluation's token count
-        return [_decoded(self.tokenizer, row, eos) for row in new_tokens.tolist()]
-
-
-def _decoded(tokenizer: Any, row: list[int], eos: int) -> str:
-    row = row[: row.index(eos)] if eos in row else row
-    return tokenizer.decode(row, skip_special_tokens=True)
-
-
-def _sample(
-    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator
-) -> torch.Tensor:
-    """Temperature + nucleus (top-p) sampling; greedy when temperature <= 0. (B, V) -> (B,)."""
-    if temperature <= 0:
-        return logits.argmax(-1)
-    probs = torch.softmax(logits / temperature, dim=-1)
-    sorted_probs, order = probs.sort(dim=-1, descending=True)
-    outside = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keep the smallest head >= top_p
-    sorted_probs = sorted_probs.masked_fill(outside, 0.0)
-    sorted_probs = sorted_probs / sorted_probs.sum(-1, keepdim=True)
-    choice = torch.multinomial(sorted_probs, 1, generator=generator)  # (B, 1)
-    return order.gather(-1, choice).squeeze(-1)
+        return generate_answers(self, batch, images, **settings)
 
 
 def move_trainable_to(model: MultimodalModel, device: str) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ablate.orchestrate.claims import held_claims
+from ablate.execution.claims import held_claims
 from ablate.store.record import AttemptStatus
 from ablate.store.results_store import ResultsStore
 
@@ -86,11 +86,6 @@ class Plan:
     def to_dispatch(self) -> list[PlanEntry]:
         """Entries the sweep will start, in sweep order."""
         return [e for e in self.entries if e.dispatch]
-
-    def retries_left(self, entry: PlanEntry) -> int:
-        """Failed attempts the run may still make."""
-        used = 0 if self.force else entry.history.failures
-        return max(0, self.retries + 1 - used)
 
     def rows(self) -> list[dict[str, Any]]:
         """One plain row per run (run_id, state, attempts, failures, axes) for tables."""

@@ -61,22 +61,21 @@ class PlanTable:
         return f"{len(self.rows)} runs: {text}; {self.to_dispatch} to dispatch"
 
 
-def plan_table(plan: Plan, title: str, jobs: dict[str, dict[str, Any]] | None = None) -> PlanTable:
-    """The rows of ``plan``; ``jobs`` (a SLURM sweep, by run id) adds each run's job and state.
+def plan_table(plan: Plan, title: str, slurm: Any = None) -> PlanTable:
+    """The rows of ``plan``; ``slurm`` (a look at a SLURM sweep) adds each run's job and state.
 
     A run whose SLURM job is queued or running holds no claim yet, so the plan alone would call
-    it new; with ``jobs`` it shows the job's state and is not counted as left to dispatch.
+    it new; with ``slurm`` it shows the job's state and is not counted as left to dispatch.
     """
     rows = plan.rows()
-    if jobs:
-        from ablate.execution.slurm_watch import LIVE_STATES
-
-        for row in rows:
-            job = jobs.get(row["run_id"])
-            if job is not None:
-                row["slurm"] = f"{job['job_id']} {job['state'].lower()}"
-                if job["state"] in LIVE_STATES and row["state"] != "done":
-                    row["state"], row["dispatch"] = job["state"].lower(), False
+    jobs = slurm.jobs if slurm is not None else {}
+    live = set(slurm.live) if slurm is not None else set()
+    for row in rows:
+        job = jobs.get(row["run_id"])
+        if job is not None:
+            row["slurm"] = f"{job['job_id']} {job['state'].lower()}"
+            if row["run_id"] in live and row["state"] != "done":
+                row["state"], row["dispatch"] = job["state"].lower(), False
     columns = list(BASE_COLUMNS)
     if jobs:
         columns.append("slurm")

@@ -1,9 +1,10 @@
-"""The tracker hook: where a sweep reports to an experiment tracker (MLflow comes later).
+"""The tracker hooks: where a sweep reports to an experiment tracker (MLflow, or nothing).
 
 The orchestrator calls these hooks and nothing else; the default :class:`NullTracker` does nothing,
-so every part of a sweep works (and is tested) without a tracking server. A real tracker creates
-the parent run once in ``on_sweep_start``, pre-creates a child run per attempt in
-``on_attempt_start`` and returns the environment that tells the worker which child run to log to.
+so every part of a sweep works (and is tested) without a tracking server. The real one,
+:class:`ablate.tracking.mlflow_tracker.MlflowTracker`, creates the parent run once in
+``on_sweep_start``, pre-creates a child run per attempt in ``on_attempt_start`` and returns the
+environment that tells the worker which child run to log to.
 """
 
 from __future__ import annotations

@@ -228,6 +228,7 @@ class MmtRecipe:
                 train_stats.dropped,
             )
         self.train_examples = trainable_examples(self.examples[data.train_split])
+        self.train_lengths = [len(e.input_ids) for e in self.train_examples]  # windows, cuts
         if not self.train_examples:
             raise ValueError(f"split {data.train_split!r} has no trainable sample")
         self.metrics.update(
@@ -314,13 +315,12 @@ class MmtRecipe:
         t0 = time.perf_counter()
         spec = self.cfg.train
         params = [p for _, p in self.trainable]
-        lengths = [len(e.input_ids) for e in self.train_examples]
         total_windows = self.steps_per_epoch * spec.epochs
         throughput = Throughput(self.device, self.model)
         side_s = 0.0
         step = self.position.step
         for epoch in range(self.position.epoch, spec.epochs):
-            windows = epoch_windows(lengths, spec, seed=self.spec.seed, epoch=epoch)
+            windows = epoch_windows(self.train_lengths, spec, seed=self.spec.seed, epoch=epoch)
             windows = windows[: self.steps_per_epoch]
             first = 0
             if epoch == self.position.epoch:  # checkpoints sit on window boundaries
@@ -368,7 +368,7 @@ class MmtRecipe:
         GPU across window boundaries), regrouped by window here.
         """
         spec = self.cfg.train
-        lengths = [len(e.input_ids) for e in self.train_examples]
+        lengths = self.train_lengths
         cuts = [split_window(window, lengths, self.micro_batch) for window in windows[first:]]
         collate = functools.partial(
             collate_layout,
@@ -409,7 +409,8 @@ class MmtRecipe:
 
         The backward loss of a micro-batch is the sum of its per-sample losses over the samples of
         the whole window, so any micro-batch gives the reference's batch-1 x 32 gradient. Losses
-        stay on the device; the one host sync of the step reads them all at the window's end.
+        stay on the device; the one host sync of the step reads them all at the window's end, with
+        the gradient norm that tells the fp16 scaler whether to step.
 
         A non-finite loss is the seed's ``if torch.isnan(loss): continue``: that micro-batch gets
         no backward pass, and when it ends the window, no optimiser step (the gradients carry
@@ -418,7 +419,11 @@ class MmtRecipe:
         ``train.nan_loss: raise`` fails the run instead.
         """
         sums = [self._forward_backward(mb, window_samples) for mb in micro_batches]
-        values = torch.stack(sums).tolist()  # the step's one host sync
+        grads = [p.grad for p in params if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm(grads) if grads else sums[0].new_zeros(())
+        # the step's one host sync: the losses and the (scaled) gradient norm together
+        values = torch.stack([*sums, norm.float().to(sums[0].device)]).tolist()
+        grad_norm: float | None = values.pop()
         for mb in micro_batches:
             throughput.add(mb["layout"])
         finite = [math.isfinite(v) for v in values]
@@ -433,13 +438,14 @@ class MmtRecipe:
             for mb, ok in zip(micro_batches, finite, strict=True):
                 if ok:
                     self._forward_backward(mb, window_samples)
+            grad_norm = None  # recomputed by the step (a second sync, on this rare path only)
         kept = [(mb, v) for mb, v, ok in zip(micro_batches, values, finite, strict=True) if ok]
         n_ok = sum(mb["layout"].n_samples for mb, _ in kept)
         loss_sum = sum(v for _, v in kept)
         self._loss_sum += loss_sum
         self._loss_count += n_ok
         if finite[-1]:
-            self._optimizer_step(params, self.cfg.train.grad_clip)
+            self._optimizer_step(params, self.cfg.train.grad_clip, grad_norm)
         return loss_sum / max(n_ok, 1)
 
     def _forward_backward(self, batch: dict[str, Any], window_samples: int) -> torch.Tensor:
@@ -459,16 +465,29 @@ class MmtRecipe:
             loss.backward()
         return total.detach().float()
 
-    def _optimizer_step(self, params: list[torch.nn.Parameter], grad_clip: float | None) -> None:
+    def _optimizer_step(
+        self, params: list[torch.nn.Parameter], grad_clip: float | None, grad_norm: float | None
+    ) -> None:
+        """Unscale, clip and step; with the fp16 scaler, skip the step on non-finite gradients.
+
+        ``grad_norm`` is the norm of the (scaled) gradients already read with the window's losses:
+        it is finite exactly when the unscaled gradients are, so the step is skipped and the scale
+        lowered as ``GradScaler.step`` would, without its own host sync. None: let the scaler
+        check (its sync).
+        """
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        if self.scaler is not None:
+        if self.scaler is None:
+            self.optimizer.step()
+        elif grad_norm is None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
-            self.optimizer.step()
+            if math.isfinite(grad_norm):
+                self.optimizer.step()
+            self.scaler.update()  # reads the inf check unscale_ recorded: lowers the scale if any
         self.optimizer.zero_grad(set_to_none=True)
 
     # -------------------------------------------------------------- evaluate

@@ -116,7 +116,8 @@ def tune_command(
       ablate tune sweeps/tune_ba.yaml --max-parallel 4 --storage journal:runs/tune_ba.journal
       ablate tune sweeps/tune_ba.yaml --summary --out reports/out
     """  # noqa: D301 - click keeps a paragraph after \b (backspace) unwrapped
-    from ablate.execution.runner_profile import load_runner_profile, make_executor
+    from ablate.execution.registry import make_executor
+    from ablate.execution.runner_profile import load_runner_profile
     from ablate.spec.sweep import load_sweep
     from ablate.store.results_store import ResultsStore
     from ablate.tracking.commands import make_tracker
@@ -138,8 +139,6 @@ def tune_command(
     profile = load_runner_profile(runner)
     store = ResultsStore(runs_root)
     executor = make_executor(profile, store, max_parallel=max_parallel)
-    if getattr(executor, "detached", False):  # SLURM: one job per trial, polled while it runs
-        executor = executor.attached()
     tracker = make_tracker(store.root, tracking_uri, enabled=not no_tracking)
     progress: SweepProgress = NullProgress() if quiet else TuneLog(name)
     progress.message(f"study {name} in {storage_url}; runs in {store.root}/{sweep.name}/")

@@ -1,9 +1,10 @@
 """The tuning loop: an Optuna study whose trials are ordinary runs of the sweep machinery.
 
 :func:`run_study` drives a study with ask/tell from this process only (workers never touch
-Optuna). It reuses the sweep loop (:class:`~ablate.orchestrate.sweep_loop.SweepLoop`: claims,
+Optuna). It runs the sweep loop (:class:`~ablate.orchestrate.sweep_loop.SweepLoop`: claims,
 ``spec.json``, executors, one record per attempt, run-level retries, timeouts, graceful Ctrl-C,
-tracker hooks) and only changes, through the loop's hooks, where the runs come from:
+tracker hooks) with a :class:`TrialSource` as its run source, which only changes where the runs
+come from:
 
 1. while fewer than ``n_trials`` trials are finished or running, ask a trial, draw its point, build
    its spec with :func:`build_run_spec` (so it gets a run id like any run);
@@ -30,12 +31,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ablate.errors import SpecError
-from ablate.orchestrate.claims import claim_holder
+from ablate.execution.claims import claim_holder
 from ablate.orchestrate.lock import SweepLock
-from ablate.orchestrate.orchestrator import SweepOptions
-from ablate.orchestrate.outcomes import EXIT_INTERRUPTED
+from ablate.orchestrate.options import SweepOptions
+from ablate.orchestrate.outcomes import EXIT_INTERRUPTED, SweepResult
 from ablate.orchestrate.plan import Plan, PlanEntry, RunHistory, RunState, state_of, summarise
-from ablate.orchestrate.progress import SweepStatus
+from ablate.orchestrate.progress import NullProgress, SweepProgress, SweepStatus
 from ablate.orchestrate.sweep_loop import SweepLoop
 from ablate.spec.run_spec import build_run_spec
 from ablate.spec.sweep import PlannedRun
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
 
     from ablate.execution.base import Executor
     from ablate.spec.sweep import Sweep
+    from ablate.store.layout import RunsLayout
     from ablate.store.results_store import ResultsStore
     from ablate.tune.search_spec import SearchSpec
 
@@ -93,8 +95,19 @@ class TuneResult:
         return EXIT_INTERRUPTED if self.interrupted else 0
 
 
-class _TuneLoop(SweepLoop):
-    """The sweep loop with runs asked from the study as slots free up (its hooks overridden)."""
+class TrialSource:
+    """The sweep loop's run source for a study: a trial is asked whenever a slot is free.
+
+    Args:
+        sweep: the tune file loaded as a sweep; its single run is the base every trial changes.
+        study: the Optuna study.
+        search: the validated ``search:`` section.
+        n_trials: the study's trial budget.
+        owner: this tuner's owner name (its trials carry it; see :mod:`ablate.tune.owners`).
+        store: the results store (reused successes, run histories).
+        retries: failed attempts allowed per run beyond the first.
+        progress: where trial events are shown.
+    """
 
     def __init__(
         self,
@@ -104,14 +117,19 @@ class _TuneLoop(SweepLoop):
         search: SearchSpec,
         n_trials: int,
         owner: str,
-        **kwargs: Any,
+        store: ResultsStore,
+        retries: int,
+        progress: SweepProgress,
     ) -> None:
-        super().__init__(sweep, force=False, **kwargs)
-        self.idle_wait_s = self.poll_s * 5
+        self.sweep = sweep
         self.study = study
         self.search = search
         self.n_trials = n_trials
         self.owner = owner
+        self.store = store
+        self.layout: RunsLayout = store.layout
+        self.retries = retries
+        self.progress = progress
         self.base = sweep.runs[0].spec.to_dict()
         self.waiting: dict[str, list[optuna.Trial]] = {}  # run id -> trials told by that run
         self.reports: dict[str, tuple[int, int]] = {}  # run id -> (file offset, reports made)
@@ -121,13 +139,13 @@ class _TuneLoop(SweepLoop):
         self._counts_cache: tuple[float, tuple[int, int]] | None = None
 
     # ----------------------------------------------------------------------------- hooks
-    def begin(self) -> Plan:
+    def begin(self, loop: SweepLoop) -> Plan:
         """No plan: trials are asked as slots free up."""
         return Plan(sweep=self.sweep, entries=(), retries=self.retries, force=False, counts={})
 
-    def turn(self) -> None:
+    def turn(self, loop: SweepLoop) -> None:
         """Prune running trials; every ``RECOVER_EVERY_S`` recover trials of dead tuners."""
-        self._check_pruning()
+        self._check_pruning(loop)
         if time.monotonic() - self._last_recover > RECOVER_EVERY_S:
             self._last_recover = time.monotonic()
             self._recover_orphans()
@@ -147,7 +165,7 @@ class _TuneLoop(SweepLoop):
             for trial in self.waiting.pop(run_id):
                 self._give_back(trial, use_budget=False, why="tuner stopped")
 
-    def end(self) -> None:
+    def end(self, loop: SweepLoop, result: SweepResult) -> None:
         """Nothing to report: the study holds the outcome (see :class:`TuneResult`)."""
 
     def _counts(self) -> tuple[int, int]:
@@ -162,9 +180,8 @@ class _TuneLoop(SweepLoop):
             self._counts_cache = (now, counts)
         return self._counts_cache[1]
 
-    def status(self) -> SweepStatus:
-        """The sweep snapshot, counted in trials of this study (finished of ``n_trials``)."""
-        status = super().status()
+    def status(self, status: SweepStatus) -> SweepStatus:
+        """The loop's snapshot, counted in trials of this study (finished of ``n_trials``)."""
         settled, running = self._counts()
         left = max(0, self.n_trials - settled - running)
         return replace(
@@ -177,7 +194,7 @@ class _TuneLoop(SweepLoop):
         )
 
     # ---------------------------------------------------------------------------- asking
-    def add_run(self) -> None:
+    def add_run(self, loop: SweepLoop) -> None:
         """Ask a trial and start its run (or tell it at once: invalid, reused, exhausted)."""
         import optuna
 
@@ -209,12 +226,11 @@ class _TuneLoop(SweepLoop):
             trial.set_user_attr(ERROR_ATTR, f"run {run_id}: failed-attempt budget already spent")
             self._tell(trial, optuna.trial.TrialState.FAIL)
             return
-        self.failures[run_id] = history.failures
         self.waiting[run_id] = [trial]
         run = PlannedRun(
             spec=spec, axes={"trial": trial.number, **params}, label=f"trial {trial.number}"
         )
-        self.start(PlanEntry(run, RunState.NEW, history, True))
+        loop.start(PlanEntry(run, RunState.NEW, history, True))
 
     # --------------------------------------------------------------------------- telling
     def _settle(self, run_id: str, record: AttemptRecord) -> None:
@@ -276,11 +292,11 @@ class _TuneLoop(SweepLoop):
         self.progress.message(f"trial {number} {why}; its point is asked again")
 
     # --------------------------------------------------------------------------- pruning
-    def _check_pruning(self) -> None:
+    def _check_pruning(self, loop: SweepLoop) -> None:
         metric = self.search.intermediate
         if metric is None:
             return
-        for active in self.active:
+        for active in loop.running():
             run_id = active.entry.run_id
             trials = self.waiting.get(run_id)
             if not trials or active.stop_kind is not None:
@@ -296,7 +312,7 @@ class _TuneLoop(SweepLoop):
                 self.progress.message(
                     f"trial {trials[0].number} ({run_id}) pruned at report {values[-1][0]}"
                 )
-                self.ask_to_stop(active, FailureKind.CANCELLED)
+                loop.ask_to_stop(active, FailureKind.CANCELLED)
 
     def _new_values(self, run_id: str, run_dir: Path, metric: str) -> list[tuple[int, float]]:
         """Complete new lines of ``metrics.jsonl`` with ``metric``, numbered by report order."""
@@ -423,16 +439,24 @@ def run_study(
             OwnerLock(layout.sweep_dir(sweep.name)) as owner,
             opts.stop_signals(executor) as stop,
         ):
-            loop = _TuneLoop(
+            source = TrialSource(
                 sweep,
                 study=study,
                 search=search,
                 n_trials=budget,
                 owner=owner.name,
+                store=store,
+                retries=opts.retries,
+                progress=opts.progress or NullProgress(),
+            )
+            loop = SweepLoop(
+                sweep,
                 executor=executor,
                 store=store,
                 options=opts,
                 stop=stop,
+                source=source,
+                idle_wait_s=opts.poll_s * 5,
             )
             result = loop.run()
     finally:
@@ -441,7 +465,7 @@ def run_study(
     return TuneResult(
         study=study.study_name,
         storage=storage,
-        told=dict(loop.told),
+        told=dict(source.told),
         interrupted=result.interrupted,
         records=list(result.records),
     )

@@ -103,7 +103,7 @@ def test_status_reattaches_to_a_detached_slurm_sweep(write, tmp_path, monkeypatc
     """`ablate status` asks SLURM about a submitted sweep's jobs and records lost attempts."""
     from typer.testing import CliRunner
 
-    import ablate.execution.slurm_watch as slurm
+    import ablate.execution.slurm.watch as slurm
     from ablate.cli import app
     from ablate.spec.sweep import load_sweep
 
@@ -134,7 +134,7 @@ def test_slurm_sweep_records_lost_jobs_before_planning(write, tmp_path, monkeypa
     """A rerun of a SLURM sweep first records jobs that died without a record (budget counts)."""
     from typer.testing import CliRunner
 
-    import ablate.execution.slurm_watch as slurm
+    import ablate.execution.slurm.watch as slurm
     from ablate.cli import app
     from ablate.spec.sweep import load_sweep
     from ablate.store.run_folder import write_run_files
@@ -167,7 +167,7 @@ def test_slurm_sweep_records_lost_jobs_before_planning(write, tmp_path, monkeypa
 def test_status_of_a_local_sweep_never_calls_slurm(write, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import ablate.execution.slurm_watch as slurm
+    import ablate.execution.slurm.watch as slurm
     from ablate.cli import app
 
     def boom(*args, **kwargs):
@@ -194,3 +194,13 @@ def test_help_examples_keep_one_command_per_line():
         assert result.exit_code == 0
         assert example in result.output, result.output
         assert "\\b" not in result.output
+
+
+def test_plan_shows_gpu_hours_per_run_and_for_the_sweep(tmp_path):
+    """``ablate plan`` prices a table before it is launched: gpu_h per run and the sum."""
+    out = ablate("plan", str(REPO / "sweeps" / "table3.yaml"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "gpu_h" in out.stdout
+    line = next(x for x in out.stdout.splitlines() if x.startswith("estimated GPU-hours:"))
+    total = float(line.split()[2])
+    assert 5.0 < total < 100.0 and "for 11 runs" in line  # ~1.8 GPU-hours a 7B-lite row

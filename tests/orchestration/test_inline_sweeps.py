@@ -14,7 +14,7 @@ from sweep_helpers import (  # noqa: F401 (fixtures used by name)
     worker_can_import_quick_job,
 )
 
-from ablate.orchestrate.claims import try_claim
+from ablate.execution.claims import try_claim
 from ablate.orchestrate.lock import SweepLock, SweepLockedError
 from ablate.orchestrate.orchestrator import run_sweep
 from ablate.orchestrate.plan import RunState, make_plan

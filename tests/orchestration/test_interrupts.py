@@ -23,7 +23,7 @@ from sweep_helpers import (  # noqa: F401 (fixtures used by name)
     worker_can_import_quick_job,
 )
 
-from ablate.orchestrate.claims import held_claims
+from ablate.execution.claims import held_claims
 from ablate.orchestrate.lock import sweep_lock_holder
 from ablate.spec.sweep import load_sweep
 from ablate.store import ResultsStore

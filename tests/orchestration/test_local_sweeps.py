@@ -18,8 +18,8 @@ from sweep_helpers import (  # noqa: F401 (fixtures used by name)
     worker_can_import_quick_job,
 )
 
+from ablate.execution.claims import held_claims
 from ablate.execution.worker import EXIT_CANCELLED
-from ablate.orchestrate.claims import held_claims
 from ablate.orchestrate.orchestrator import run_sweep
 from ablate.store import AttemptStatus
 from ablate.store.run_folder import write_run_files

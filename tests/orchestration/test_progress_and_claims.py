@@ -19,7 +19,7 @@ from sweep_helpers import (  # noqa: F401 (fixtures used by name)
     worker_can_import_quick_job,
 )
 
-from ablate.orchestrate.claims import claim_holder, held_claims, try_claim
+from ablate.execution.claims import claim_holder, held_claims, try_claim
 from ablate.orchestrate.lock import SweepLock, sweep_lock_holder
 from ablate.orchestrate.orchestrator import run_sweep
 from ablate.orchestrate.progress import (

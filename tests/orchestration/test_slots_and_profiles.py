@@ -15,10 +15,10 @@ from ablate.errors import SpecError
 from ablate.execution.base import AttemptRequest
 from ablate.execution.inline import InlineExecutor
 from ablate.execution.local import LocalExecutor
+from ablate.execution.registry import make_executor
 from ablate.execution.runner_profile import (
     BUILTIN_PROFILES,
     load_runner_profile,
-    make_executor,
     parse_runner_profile,
 )
 from ablate.execution.slots import (

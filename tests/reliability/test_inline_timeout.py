@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 from reliability_helpers import linear_sweep_file
 
-from ablate.execution.runner_profile import make_executor, parse_runner_profile
+from ablate.execution.registry import make_executor
+from ablate.execution.runner_profile import parse_runner_profile
 from ablate.orchestrate.orchestrator import run_sweep
 from ablate.spec.sweep import load_sweep
 from ablate.store import ResultsStore

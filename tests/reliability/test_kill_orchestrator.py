@@ -29,7 +29,7 @@ from reliability_helpers import (
     success_counts,
 )
 
-from ablate.orchestrate.claims import held_claims
+from ablate.execution.claims import held_claims
 from ablate.orchestrate.lock import sweep_lock_holder
 from ablate.spec.sweep import load_sweep
 from ablate.store import ResultsStore

@@ -103,7 +103,7 @@ def start_task_until_progress(task, run_dir: Path, steps: int = 3):
 
 
 def prepared_run(tmp_path: Path, body: str, sweep_name: str = "unit"):
-    """A one-run quick-fit sweep's run folder with spec.json written, as submit_sweep leaves it.
+    """A one-run quick-fit sweep's run folder with spec.json written, as a detached sweep leaves it.
 
     Returns:
         ``(store, sweep, run, run_dir)``.

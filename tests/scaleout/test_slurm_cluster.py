@@ -21,8 +21,8 @@ from slurm_helpers import (
     write_sweep,
 )
 
-from ablate.execution.slurm import SlurmExecutor, SlurmResources
-from ablate.execution.slurm_watch import (
+from ablate.execution.slurm.executor import SlurmExecutor, SlurmResources
+from ablate.execution.slurm.watch import (
     LIVE_STATES,
     record_lost_slurm_attempts,
     slurm_available,
@@ -81,7 +81,9 @@ def test_sweep_through_sbatch_with_failure_and_preemption(tmp_path, monkeypatch)
     )
     ok, fails, preempted = (by_label(sweep, n) for n in ("ok", "fails", "preempted"))
     started = time.monotonic()
-    result = run_sweep(sweep, executor=executor(store), store=store, install_signal_handlers=False)
+    result = run_sweep(
+        sweep, executor=executor(store), store=store, install_signal_handlers=False, detach=True
+    )
     assert time.monotonic() - started < 20, "submission must not wait for the jobs"
     assert result.exit_code == 0 and result.records == []
     jobs = slurm_run_states(store, "slurmq")
@@ -123,7 +125,12 @@ def test_sweep_through_sbatch_with_failure_and_preemption(tmp_path, monkeypatch)
 
     # rerun: nothing is done twice; the failed run is out of retries (0) and not resubmitted
     again = run_sweep(
-        sweep, executor=executor(store), store=store, retries=0, install_signal_handlers=False
+        sweep,
+        executor=executor(store),
+        store=store,
+        retries=0,
+        install_signal_handlers=False,
+        detach=True,
     )
     assert again.not_done == [fails]
     assert slurm_run_states(store, "slurmq")[ok]["job_id"] == jobs[ok]["job_id"]
@@ -137,7 +144,9 @@ def test_scancelled_run_is_submitted_again_and_recorded_once(tmp_path, monkeypat
     )
     [run] = sweep.runs
     run_id = run.spec.run_id
-    run_sweep(sweep, executor=executor(store), store=store, install_signal_handlers=False)
+    run_sweep(
+        sweep, executor=executor(store), store=store, install_signal_handlers=False, detach=True
+    )
     run_dir = store.layout.run_dir("slurmc", run_id)
     wait_for("the run to make progress", lambda: progress_step(run_dir) >= 5, 120)
     first_job = slurm_run_states(store, "slurmc")[run_id]["job_id"]
@@ -152,7 +161,9 @@ def test_scancelled_run_is_submitted_again_and_recorded_once(tmp_path, monkeypat
     )
     assert slurm_run_states(store, "slurmc")[run_id]["state"] == "CANCELLED"
 
-    run_sweep(sweep, executor=executor(store), store=store, install_signal_handlers=False)
+    run_sweep(
+        sweep, executor=executor(store), store=store, install_signal_handlers=False, detach=True
+    )
     second_job = slurm_run_states(store, "slurmc")[run_id]["job_id"]
     assert second_job != first_job
     wait_for(
@@ -179,7 +190,14 @@ def test_time_limit_checkpoints_requeues_and_resumes(tmp_path, monkeypatch):
     resources = SlurmResources(cpus=1, mem_gb=0.25, time_min=1, signal_delay_s=30, max_requeues=6)
     executor = SlurmExecutor(resources, runs_root=store.root, grace_s=10)
     tracker = MlflowTracker(store.root, f"sqlite:///{tmp_path / 'mlflow.db'}")
-    run_sweep(sweep, executor=executor, store=store, tracker=tracker, install_signal_handlers=False)
+    run_sweep(
+        sweep,
+        executor=executor,
+        store=store,
+        tracker=tracker,
+        install_signal_handlers=False,
+        detach=True,
+    )
 
     def finished():
         info = slurm_run_states(store, "slurmt")[run_id]

@@ -18,11 +18,13 @@ from slurm_helpers import job_env, start_task_until_progress, write_sweep
 from submitit.slurm.slurm import _make_sbatch_string
 
 from ablate.errors import SpecError
-from ablate.execution import slurm as slurm_executor_mod
-from ablate.execution import slurm_task
-from ablate.execution import slurm_watch as slurm_mod
-from ablate.execution.runner_profile import load_runner_profile, make_executor, parse_runner_profile
-from ablate.execution.slurm import SLURM_JOB_FILE, SlurmAttempt, SlurmExecutor
+from ablate.execution.registry import make_executor
+from ablate.execution.runner_profile import load_runner_profile, parse_runner_profile
+from ablate.execution.slurm import executor as slurm_executor_mod
+from ablate.execution.slurm import task as slurm_task
+from ablate.execution.slurm import watch as slurm_mod
+from ablate.execution.slurm.executor import SlurmExecutor
+from ablate.execution.slurm.task import SLURM_JOB_FILE, SlurmAttempt
 from ablate.orchestrate.orchestrator import run_sweep
 from ablate.store.record import AttemptStatus, FailureKind
 from ablate.store.results_store import ResultsStore
@@ -52,7 +54,7 @@ def test_profile_becomes_sbatch_options(tmp_path):
         signal_delay_s=100,
     )
     executor = make_executor(prof, ResultsStore(tmp_path / "runs"))
-    assert isinstance(executor, SlurmExecutor) and executor.detached
+    assert isinstance(executor, SlurmExecutor) and executor.detachable
     params = executor.resources.submitit_parameters("ablate-x")
     text = _make_sbatch_string(command="python -m x", folder=tmp_path, map_count=12, **params)
     for line in (
@@ -87,7 +89,7 @@ def test_bad_slurm_key_is_named():
 
 
 def prepared_run(tmp_path, body: str):
-    """A run folder with spec.json written, as submit_sweep leaves it."""
+    """A run folder with spec.json written, as a detached sweep leaves it."""
     store, _sweep, run, run_dir = slurm_helpers.prepared_run(tmp_path, body)
     return store, run.spec.run_id, run_dir
 
@@ -145,28 +147,32 @@ def test_checkpoint_stops_worker_and_requeue_takes_next_attempt(tmp_path, monkey
     assert success.status is AttemptStatus.SUCCESS and success.metrics["steps_run"] < 400
 
 
-def test_submit_sweep_skips_done_and_live_runs(tmp_path, monkeypatch):
+def test_detached_sweep_skips_done_and_live_runs(tmp_path, monkeypatch):
     store = ResultsStore(tmp_path / "runs")
     sweep = write_sweep(tmp_path, "sub", "base: {job: quick-fit}\nseeds: [0, 1, 2]\n")
     ids = [r.spec.run_id for r in sweep.runs]
     submitted: list = []
 
-    def fake_submit(self, requests, *, force=False):
+    def fake_submit(self, requests):
         submitted.append([(r.run_id, r.attempt) for r in requests])
         jobs = [f"77_{i}" for i in range(len(requests))]
         for r, job in zip(requests, jobs, strict=True):
             (r.run_dir / SLURM_JOB_FILE).write_text(f'{{"job_id": "{job}", "attempt": 1}}')
         return jobs
 
-    monkeypatch.setattr(SlurmExecutor, "submit_requests", fake_submit)
+    monkeypatch.setattr(SlurmExecutor, "submit_arrays", fake_submit)
     monkeypatch.setattr(slurm_mod, "query_job_states", lambda jobs: dict.fromkeys(jobs, "PENDING"))
     monkeypatch.setattr(slurm_executor_mod, "slurm_available", lambda: None)  # no cluster needed
     executor = make_executor(profile(), store)
     attempt(store, write_one(store, sweep, 0))()  # seed 0 is done already
-    first = run_sweep(sweep, executor=executor, store=store, install_signal_handlers=False)
+    first = run_sweep(
+        sweep, executor=executor, store=store, install_signal_handlers=False, detach=True
+    )
     assert submitted == [[(ids[1], 1), (ids[2], 1)]] and first.exit_code == 0
     assert (store.layout.run_dir("sub", ids[1]) / "spec.json").is_file()
-    second = run_sweep(sweep, executor=executor, store=store, install_signal_handlers=False)
+    second = run_sweep(
+        sweep, executor=executor, store=store, install_signal_handlers=False, detach=True
+    )
     assert len(submitted) == 1, "pending jobs are not submitted twice"
     assert second.exit_code == 0
 
@@ -190,7 +196,7 @@ def test_lost_tasks_are_recorded_once_slurm_says_they_ended(tmp_path, monkeypatc
 
 
 def test_task_leaves_a_run_held_elsewhere_alone(tmp_path, monkeypatch):
-    from ablate.orchestrate.claims import try_claim
+    from ablate.execution.claims import try_claim
 
     store, run_id, run_dir = prepared_run(tmp_path, "{steps: 5}")
     claim = try_claim(store.layout, run_id, sweep="other")
@@ -251,7 +257,7 @@ def test_worker_threads_follow_the_tasks_cpus(tmp_path, monkeypatch):
 
 def test_attached_task_runs_under_the_orchestrators_claim_and_is_not_requeued(tmp_path):
     """``ablate tune`` on SLURM: the orchestrator holds the claim; a preemption is not requeued."""
-    from ablate.orchestrate.claims import try_claim
+    from ablate.execution.claims import try_claim
 
     store, run_id, run_dir = prepared_run(tmp_path, "{steps: 400, sleep_per_step: 0.02}")
     claim = try_claim(store.layout, run_id, sweep="unit")  # held by the waiting orchestrator

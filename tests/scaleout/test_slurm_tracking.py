@@ -14,8 +14,9 @@ import sys
 import pytest
 from slurm_helpers import job_env, prepared_run, start_task_until_progress, write_sweep
 
-from ablate.execution import slurm_task, slurm_watch
-from ablate.execution.slurm import SLURM_JOB_FILE, SlurmAttempt
+from ablate.execution.slurm import task as slurm_task
+from ablate.execution.slurm import watch as slurm_watch
+from ablate.execution.slurm.task import SLURM_JOB_FILE, SlurmAttempt
 from ablate.store.record import AttemptStatus
 from ablate.store.results_store import ResultsStore
 from ablate.tracking.config import RUN_ID_ENV
@@ -32,7 +33,7 @@ def _env(monkeypatch):
 
 
 def submitted(tmp_path, body: str):
-    """What ``submit_sweep`` leaves for one run: spec, child run, the task's environment."""
+    """What a detached sweep leaves for one run: spec, child run, the task's environment."""
     store, sweep, run, run_dir = prepared_run(tmp_path, body, "track")
     tracker = MlflowTracker(store.root, f"sqlite:///{tmp_path / 'mlflow.db'}")
     tracker.on_sweep_start(sweep, None)
@@ -109,24 +110,31 @@ def test_status_catch_up_reports_an_attempt_whose_task_died(tmp_path, monkeypatc
 
 def test_submitted_runs_are_scheduled_in_mlflow_until_their_task_starts(tmp_path, monkeypatch):
     """A sweep queued for hours must not look RUNNING in the MLflow UI."""
-    from ablate.execution import slurm as slurm_executor_mod
-    from ablate.execution.slurm import SlurmExecutor, SlurmResources
+    from ablate.execution.slurm import executor as slurm_executor_mod
+    from ablate.execution.slurm.executor import SlurmExecutor, SlurmResources
     from ablate.orchestrate.orchestrator import run_sweep
 
     store = ResultsStore(tmp_path / "runs")
     sweep = write_sweep(tmp_path, "queued", "base: {job: quick-fit, fit: {steps: 5}}\n")
     requests = []
 
-    def fake_submit(self, reqs, *, force=False):
+    def fake_submit(self, reqs):
         requests.extend(reqs)
         return [f"50_{i}" for i in range(len(reqs))]
 
-    monkeypatch.setattr(SlurmExecutor, "submit_requests", fake_submit)
+    monkeypatch.setattr(SlurmExecutor, "submit_arrays", fake_submit)
     monkeypatch.setattr(slurm_executor_mod, "slurm_available", lambda: None)
     monkeypatch.setattr(slurm_watch, "query_job_states", lambda jobs: {})
     tracker = MlflowTracker(store.root, f"sqlite:///{tmp_path / 'mlflow.db'}")
     executor = SlurmExecutor(SlurmResources(), runs_root=store.root)
-    run_sweep(sweep, executor=executor, store=store, tracker=tracker, install_signal_handlers=False)
+    run_sweep(
+        sweep,
+        executor=executor,
+        store=store,
+        tracker=tracker,
+        install_signal_handlers=False,
+        detach=True,
+    )
     [request] = requests
     run = child_run(tracker, request.env)
     assert run.info.status == "SCHEDULED" and run.data.tags["ablate.status"] == "queued"

@@ -4,7 +4,7 @@ The study is the one of ``tests/tune/test_tune_study.py`` (its search, four tria
 real one-node SLURM of ``.ci/slurm-up`` (skipped with the reason without one). The
 tuner stays attached: it reads each trial's per-step loss from the shared runs folder, prunes the
 crafted slow learner (its job is cancelled and the run recorded cancelled) and samples the next
-trial when one ends. Unit tests of the attached executor's polling need no cluster.
+trial when one ends. Unit tests of the polling of attached jobs need no cluster.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import pytest
 from slurm_helpers import job_env
 from tune_helpers import PRUNING_SEARCH, tune_file
 
-from ablate.execution import slurm_attached
 from ablate.execution.base import AttemptRequest
-from ablate.execution.slurm import SlurmExecutor, SlurmResources
-from ablate.execution.slurm_watch import slurm_available
+from ablate.execution.slurm import jobs as slurm_jobs
+from ablate.execution.slurm.executor import SlurmExecutor, SlurmResources
+from ablate.execution.slurm.watch import slurm_available
 from ablate.store.record import AttemptStatus
 from ablate.store.results_store import ResultsStore
 
@@ -65,32 +65,31 @@ def test_attached_jobs_are_polled_together_and_at_most_every_poll_s(tmp_path, mo
         asked.append(list(job_ids))
         return {j: states[j] for j in job_ids}
 
-    monkeypatch.setattr(slurm_attached, "query_job_states", fake_states)
+    monkeypatch.setattr(slurm_jobs, "query_job_states", fake_states)
     store = ResultsStore(tmp_path / "runs")
-    slurm = SlurmExecutor(SlurmResources(array_parallelism=3), runs_root=store.root)
-    executor = slurm.attached()
-    assert executor.capacity == 3 and not getattr(executor, "detached", False)
+    executor = SlurmExecutor(SlurmResources(array_parallelism=3), runs_root=store.root)
+    assert executor.capacity == 3 and executor.detachable
     handles = []
     for job_id in ("5", "6"):
         request = AttemptRequest(
             run_id=f"r{job_id}", sweep="s", attempt=1, run_dir=tmp_path / job_id
         )
-        handle = slurm_attached.SlurmJobHandle(request, job_id, executor)
-        executor._live[job_id] = handle
-        handles.append(handle)
+        handles.append(slurm_jobs.SlurmJobHandle(request, job_id, executor.jobs))
     assert executor.free_slots() == 1
+    assert [h.label for h in handles] == ["slurm:5", "slurm:6"]
     for _ in range(50):  # the loop polls every 0.1 s: SLURM is asked once per poll_s
         assert not any(h.done() for h in handles)
     assert asked == [["5", "6"]]
+    assert handles[0].state == "RUNNING"
     states["5"] = "COMPLETED"
-    executor._asked_at = 0.0  # poll_s has passed
+    executor.jobs.refresh_now()  # poll_s has passed
     assert handles[0].done() and not handles[1].done()
     assert handles[0].outcome().returncode == 0
     states["5"] = "FAILED"
-    executor._asked_at = 0.0
+    executor.jobs.refresh_now()
     assert handles[0].outcome().returncode == 1
     states["6"] = "UNREACHABLE"
-    executor._asked_at = 0.0
+    executor.jobs.refresh_now()
     assert not handles[1].done(), "SLURM not answering is not an ended job"
     executor.release(handles[0])
     assert executor.free_slots() == 2

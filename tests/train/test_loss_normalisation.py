@@ -108,7 +108,7 @@ def test_a_nan_micro_batch_is_skipped_as_the_seed_does(recipe, monkeypatch, nan_
     monkeypatch.setattr(
         recipe,
         "_optimizer_step",
-        lambda params, clip: stepped.update(
+        lambda params, clip, norm: stepped.update(
             {n: p.grad.clone() for n, p in recipe.trainable if p.grad is not None}
         ),
     )
@@ -157,3 +157,25 @@ def test_answer_only_head_gives_the_full_logits_loss_and_gradients(recipe):
     for name, grad in full_grads.items():
         diff = (fast_grads[name] - grad).abs().max().item()
         assert diff <= 1e-4 * grad.abs().max().item() + 1e-8, (name, diff, grad.abs().max().item())
+
+
+def test_fp16_step_skips_non_finite_gradients_without_the_scalers_sync(
+    tmp_path, tiny_spec, make_ctx
+):
+    """The window's one read carries the scaled gradient norm: non-finite -> no step and the scale
+    lowered (``GradScaler.step``'s rule), finite -> a step; the scaler's own check is not used."""
+    spec = tiny_spec(model={"precision": "fp16"}, train={"autocast": "fp16"})
+    r = MmtRecipe(spec, make_ctx(tmp_path))
+    r.setup()
+    params = [p for _, p in r.trainable]
+    examples = _window(r)
+    for norm, steps in ((float("inf"), False), (1.0, True)):
+        r._forward_backward(_collate(r, examples[:2]), 2)
+        before = [p.detach().clone() for p in params]
+        scale = r.scaler.get_scale()
+        if not steps:
+            params[0].grad.fill_(float("inf"))
+        r._optimizer_step(params, None, norm)
+        changed = any(not torch.equal(b, p) for b, p in zip(before, params, strict=True))
+        assert changed is steps
+        assert (r.scaler.get_scale() < scale) is not steps

@@ -136,6 +136,28 @@ def test_trials_are_runs_and_done_points_are_reused(tmp_path):
     assert len(store.records()) == n_records
 
 
+def test_the_tuner_runs_through_the_sweep_loop_as_its_run_source(tmp_path, monkeypatch):
+    """One dispatch path: the tuner composes the sweep loop (a run source), never subclasses it."""
+    from ablate.orchestrate.sweep_loop import SweepLoop
+    from ablate.tune import tuner
+
+    loops = []
+    real_run = SweepLoop.run
+
+    def spy_run(loop):
+        loops.append(loop)
+        return real_run(loop)
+
+    monkeypatch.setattr(SweepLoop, "run", spy_run)
+    path = tune_file(tmp_path, search=FAST_SEARCH.replace("n_trials: 3", "n_trials: 2"))
+    study, store, result = tune_inline(path, tmp_path / "runs")
+    [loop] = loops
+    assert type(loop) is SweepLoop and isinstance(loop.source, tuner.TrialSource)
+    assert not issubclass(tuner.TrialSource, SweepLoop)
+    assert len(result.records) == 2 and {r.executor for r in result.records} == {"inline"}
+    assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.COMPLETE] * 2
+
+
 def test_invalid_points_and_missing_objective_fail_the_trial(tmp_path):
     runs = tmp_path / "runs"
     path = tune_file(

@@ -6,7 +6,8 @@ A sweep submitted with ``--runner slurm`` is followed from the store alone: each
 jobs still live; :func:`reattach_slurm_sweep` records the attempts whose job ended without a
 record (node died, job killed before its worker started) and sends to MLflow the attempts whose
 task could not report them itself (:mod:`ablate.tracking.detached`).
-:func:`wait_for_slurm_sweep` repeats that until no job of the sweep lives (``ablate sweep --wait``).
+:func:`reattach_if_submitted` does it only for a sweep that was submitted to SLURM at all, and
+:func:`wait_for_slurm_sweep` repeats it until no job of the sweep lives (``ablate sweep --wait``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ablate.execution.slurm_task import SLURM_JOB_FILE
+from ablate.execution.lost_attempts import lost_attempt_record
+from ablate.execution.slurm.task import SLURM_JOB_FILE
 from ablate.store.results_store import ResultsStore
 from ablate.store.run_folder import planned_run_of
 
@@ -145,8 +147,6 @@ def record_lost_slurm_attempts(
     Returns:
         The records written (failed, ``killed``, with SLURM's state in the reason).
     """
-    from ablate.orchestrate.outcomes import lost_attempt_record
-
     written = []
     states = slurm_run_states(store, sweep) if states is None else states
     if any(info["state"] == UNREACHABLE for info in states.values()):
@@ -232,6 +232,16 @@ def reattach_slurm_sweep(store: ResultsStore, sweep: str) -> SlurmSweepState:
             if sent:
                 state.reported[run_id] = sent
     return state
+
+
+def reattach_if_submitted(store: ResultsStore, sweep: str) -> SlurmSweepState | None:
+    """:func:`reattach_slurm_sweep` when a run folder of ``sweep`` names a SLURM job, else None.
+
+    A sweep never submitted to SLURM never calls SLURM (``ablate status`` of a local sweep).
+    """
+    if not any(store.layout.sweep_dir(sweep).glob(f"*/{SLURM_JOB_FILE}")):
+        return None
+    return reattach_slurm_sweep(store, sweep)
 
 
 def wait_for_slurm_sweep(

@@ -12,8 +12,8 @@ attempt, which resumes from the training checkpoint. A worker that dies without 
 out of memory) gets one from the supervisor, and a task that did not succeed raises, so SLURM
 shows it ``FAILED``, never ``COMPLETED``.
 
-No orchestrator waits for the task, so the supervisor also reports to MLflow (when the sweep is
-tracked) what the orchestrator's tracker would have: the attempt starting, then its end; an
+No orchestrator waits for a detached task, so the supervisor also reports to MLflow (when the
+sweep is tracked) what the orchestrator's tracker would have: the attempt starting, then its end; an
 attempt stopped by a preemption is reported by the requeued task before its own attempt (see
 :mod:`ablate.tracking.detached`).
 """
@@ -31,8 +31,9 @@ from typing import Any
 
 from submitit.helpers import Checkpointable, DelayedSubmission
 
-import ablate
-from ablate.execution.worker import EXIT_CANCELLED, PARENT_PID_ENV
+from ablate.execution.claims import RunClaim, claim_holder, try_claim
+from ablate.execution.lost_attempts import lost_attempt_record, read_log_tail
+from ablate.execution.worker import EXIT_CANCELLED, PARENT_PID_ENV, worker_pythonpath
 from ablate.store.files import write_atomic
 from ablate.store.layout import RunsLayout
 from ablate.store.record import AttemptStatus
@@ -44,15 +45,6 @@ SLURM_JOB_FILE = "slurm.json"  # in each run folder: the SLURM job running its l
 CANCELLED_WAIT_S = 5.0  # after a worker stopped on SIGTERM, how long to wait for submitit's USR2
 POLL_S = 0.5
 THREAD_ENVS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # set to the task's CPUs for the worker
-
-
-def source_pythonpath(env: dict[str, str]) -> str:
-    """``PYTHONPATH`` that lets a job import this checkout of ``ablate`` (as the local executor)."""
-    source_root = str(Path(ablate.__file__).resolve().parent.parent)
-    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if Path(source_root).name not in ("site-packages", "dist-packages"):
-        paths.insert(0, source_root)
-    return os.pathsep.join(dict.fromkeys(paths))
 
 
 def _ignore_checkpoint_signal() -> None:
@@ -76,9 +68,8 @@ class SlurmAttempt(Checkpointable):
         env: extra environment for the worker (profile env, tracker ids, git state).
         python: the interpreter for the worker.
         grace_s: seconds the worker gets to checkpoint after SIGTERM before SIGKILL.
-        force: run even when the run already succeeded (``--force``).
         attached: an orchestrator waits for this task (``ablate tune`` on SLURM, see
-            :mod:`ablate.execution.slurm_attached`): it holds the run's claim, tracks the
+            :mod:`ablate.execution.slurm.executor`): it holds the run's claim, tracks the
             attempt and decides what follows a preemption, so the task runs exactly ``attempt``,
             takes no claim, reports nothing to MLflow and is never requeued.
     """
@@ -92,7 +83,6 @@ class SlurmAttempt(Checkpointable):
         env: dict[str, str],
         python: str,
         grace_s: float,
-        force: bool = False,
         attached: bool = False,
     ) -> None:
         self.attached = attached
@@ -102,7 +92,6 @@ class SlurmAttempt(Checkpointable):
         self.env = dict(env)
         self.python = python
         self.grace_s = grace_s
-        self.force = force
         self._proc: subprocess.Popen | None = None
         self._started_at = time.time()
 
@@ -128,7 +117,7 @@ class SlurmAttempt(Checkpointable):
             for r in store.attempts_of(run_id)
             if r.status is AttemptStatus.SUCCESS and r.attempt >= self.attempt
         ]
-        if done and not self.force:
+        if done:  # this attempt (or a later one) already succeeded: a requeue after the end
             self._log(f"job {job}: attempt {done[0].attempt} already succeeded; nothing to do")
             return {"run_id": run_id, "attempt": done[0].attempt, "status": "success"}
         # A task requeued after its attempt wrote a record runs the next attempt number.
@@ -162,10 +151,8 @@ class SlurmAttempt(Checkpointable):
             )
         return {"run_id": run_id, "attempt": attempt, "status": record.status.value}
 
-    def _claim(self, run_id: str, attempt: int, job: str) -> Any:
+    def _claim(self, run_id: str, attempt: int, job: str) -> RunClaim:
         """Claim the run for this task; raise (task FAILED) when another process runs it."""
-        from ablate.orchestrate.claims import claim_holder, try_claim
-
         layout = RunsLayout(self.runs_root)
         meta = read_run_meta(self.run_dir)
         claim = try_claim(layout, run_id, sweep=meta["sweep"], attempt=attempt, slurm_job=job)
@@ -212,7 +199,7 @@ class SlurmAttempt(Checkpointable):
             for name in THREAD_ENVS:
                 if name not in self.env:
                     env[name] = cpus
-        env["PYTHONPATH"] = source_pythonpath(env)
+        env["PYTHONPATH"] = worker_pythonpath(env)
         env[PARENT_PID_ENV] = str(os.getpid())
         env["PYTHONUNBUFFERED"] = "1"
         return env
@@ -250,9 +237,6 @@ class SlurmAttempt(Checkpointable):
         return self._proc.returncode
 
     def _record_lost(self, store: ResultsStore, attempt: int, returncode: int | None) -> Any:
-        from ablate.execution.local import read_log_tail
-        from ablate.orchestrate.outcomes import lost_attempt_record
-
         record = lost_attempt_record(
             planned_run_of(self.run_dir),
             sweep=str(read_run_meta(self.run_dir)["sweep"]),

@@ -6,7 +6,9 @@ held for exactly as long as either process lives: the kernel drops it when both 
 after SIGKILL, so a crashed sweep never leaves a run stuck in ``running``. The file also holds the
 holder's pid, host and sweep for humans (``ablate status`` shows who runs what).
 
-Run ids are global, so claims are too: two sweeps sharing a run never run it twice at once.
+Run ids are global, so claims are too: two sweeps sharing a run never run it twice at once. The
+sweep loop claims the runs it dispatches; a detached SLURM task claims its own.
+:func:`lock_holder` (who holds a flocked file) serves the sweep lock too.
 """
 
 from __future__ import annotations

@@ -407,7 +407,7 @@ def plan(sweep_file: SweepFile, scale: ScaleOpt = None) -> None:
     """
     from rich.table import Table
 
-    from ablate.jobs.registry import get_job
+    from ablate.spec.job_kinds import get_job
     from ablate.spec.sweep import load_sweep
 
     sweep = load_sweep(sweep_file, scale=scale)

@@ -3,6 +3,10 @@
 Every error a user can cause by what they wrote (a sweep YAML, a runner profile, a predictions file,
 a weight path) derives from :class:`AblateError`. The CLI prints ``str(error)`` and exits with
 ``error.exit_code``; anything else is a bug and keeps its traceback.
+
+Two exceptions here are not user errors but the ways a job ends an attempt on purpose
+(:class:`JobCancelled`, :class:`BatchCannotShrink`): they live at the bottom layer because the
+training loop, the evaluation loop and the executors all raise or classify them.
 """
 
 from __future__ import annotations
@@ -64,3 +68,11 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """A ``" (did you mean 'x'?)"`` suffix when a close candidate exists, else ``""``."""
     matches = difflib.get_close_matches(str(word), list(candidates), n=1, cutoff=0.6)
     return f" (did you mean {matches[0]!r}?)" if matches else ""
+
+
+class JobCancelled(Exception):
+    """Raised by a job that stopped because it was asked to (the attempt is recorded cancelled)."""
+
+
+class BatchCannotShrink(MemoryError):
+    """The micro-batch cannot be halved again after out-of-memory failures (recorded as OOM)."""

@@ -152,7 +152,7 @@ def host_syncs() -> None:
     module_spec.loader.exec_module(helpers)
     build_ctx, build_tiny_spec = helpers.build_ctx, helpers.build_tiny_spec
 
-    from ablate.train.recipe import MmtRecipe
+    from ablate.jobs.mmt_recipe import MmtRecipe
     from ablate.train.throughput import Throughput
 
     print("# 3. host syncs per optimiser step (recipe window, tiny twins, micro-batch 2 of 4)")
@@ -165,14 +165,12 @@ def host_syncs() -> None:
         recipe.setup()
         lengths = [len(e.input_ids) for e in recipe.train_examples]
         windows = epoch_windows(lengths, recipe.cfg.train, seed=0, epoch=0)
-        params = [p for _, p in recipe.trainable]
         throughput = Throughput("cpu", recipe.model)
         counts = []
         for mbs in list(recipe._window_batches(windows, 0, 0))[:3]:
             counter = SyncCounter()
             with counter:
-                recipe._train_window(mbs, sum(m["layout"].n_samples for m in mbs), params,
-                                     throughput)  # fmt: skip
+                recipe._train_window(mbs, sum(m["layout"].n_samples for m in mbs), throughput)
             counts.append(counter.count)
         print(f"  {autocast}: {counts} per step, by call: {counter.seen}")
 

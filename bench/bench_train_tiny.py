@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from ablate.data.scienceqa import load_scienceqa, resolve_dataset_root
-    from ablate.train.recipe import run_mmt
+    from ablate.jobs.mmt_recipe import run_mmt
 
     sweep = load_sweep(args.sweep, scale="tiny")
     rows = (

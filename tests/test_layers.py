@@ -17,8 +17,6 @@ from collections import defaultdict
 from importlib.util import resolve_name
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[1] / "ablate"
 
 LAYERS: list[tuple[str, ...]] = [
@@ -31,20 +29,6 @@ LAYERS: list[tuple[str, ...]] = [
     ("store", "spec", "errors", "json_input", "assets"),
 ]
 LAYER_OF = {part: depth for depth, parts in enumerate(LAYERS) for part in parts}
-
-# Imports that still run up a layer, each outside the dispatch refactor's reach (issue 17 parts B
-# and C, and the model code). The list may only shrink: an import that runs up and is not here
-# fails test_no_new_import_runs_up_a_layer.
-KNOWN_UPWARD: set[tuple[str, str]] = {
-    ("ablate.evaluation.generate", "ablate.jobs.context"),
-    ("ablate.train.recipe", "ablate.jobs.context"),
-    ("ablate.spec.run_spec", "ablate.jobs.registry"),
-    ("ablate.spec.sweep", "ablate.jobs.registry"),
-    ("ablate.tracking.detached", "ablate.execution.attempt"),
-    ("ablate.tracking.tailer", "ablate.execution.attempt"),
-    ("ablate.tracking.worker_sink", "ablate.execution.attempt"),
-    ("ablate.tracking.mlflow_tracker", "ablate.report.collect"),
-}
 
 
 def module_name(path: Path) -> str:
@@ -138,30 +122,11 @@ def test_every_subpackage_has_a_layer():
     assert parts <= set(LAYER_OF), f"give these a layer in LAYERS: {sorted(parts - set(LAYER_OF))}"
 
 
-def test_no_new_import_runs_up_a_layer():
-    new = sorted(upward_imports() - KNOWN_UPWARD)
-    assert not new, "imports that run up a layer:\n" + "\n".join(f"{a} -> {b}" for a, b in new)
-
-
-_REMAINING = "\n".join(f"{a} -> {b}" for a, b in sorted(KNOWN_UPWARD))
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="imports still running up a layer (issue 17 parts B and C, model code):\n" + _REMAINING,
-)
 def test_no_import_runs_up_a_layer():
     found = sorted(upward_imports())
     assert not found, "imports that run up a layer:\n" + "\n".join(f"{a} -> {b}" for a, b in found)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="circles: {data, evaluation, jobs, model, spec, train} and {execution, report, "
-    "tracking}, closed by the upward imports above; and {evaluation, train} within one layer "
-    "(ablate.evaluation.generate -> ablate.train.batches, ablate.train.recipe -> "
-    "ablate.evaluation.generate)",
-)
 def test_no_circles_between_subpackages():
     assert subpackage_circles() == []
 

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ablate.errors import JobCancelled
 from ablate.evaluation.answers import ANSWER_PATTERN, parse_answer, resolve_unparseable
 from ablate.evaluation.predictions import PredictionRecord, write_predictions_jsonl
 from ablate.evaluation.scoring import COLUMNS, accuracy_table
 from ablate.evaluation.spec import EvalSpec
-from ablate.jobs.context import JobCancelled
 from ablate.train.batches import Example, ImageSource, collate_layout
 
 

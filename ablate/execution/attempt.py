@@ -44,9 +44,9 @@ def run_attempt(
         stop_flag: returns True once the attempt was asked to stop.
         device: ``cuda``/``cpu``; resolved from the environment when ``None``.
     """
-    from ablate.errors import AblateError
-    from ablate.jobs.context import JobCancelled, JobContext
-    from ablate.jobs.registry import get_job, import_job_modules
+    from ablate.errors import AblateError, JobCancelled
+    from ablate.jobs.context import JobContext
+    from ablate.spec.job_kinds import get_job, import_job_modules
     from ablate.spec.run_spec import load_run_spec
 
     run_dir = Path(run_dir)

@@ -43,7 +43,7 @@ def oom_advice(batch_plan: tuple[int, int, int] | None, exc: BaseException) -> s
             batch through ``JobContext.micro_batch``.
         exc: what the job raised.
     """
-    from ablate.jobs.context import BatchCannotShrink
+    from ablate.errors import BatchCannotShrink
 
     if isinstance(exc, BatchCannotShrink):
         return ""

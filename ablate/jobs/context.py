@@ -14,15 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ablate.errors import BatchCannotShrink
 from ablate.store.run_folder import write_progress
-
-
-class JobCancelled(Exception):
-    """Raised by a job that stopped because it was asked to (the attempt is recorded cancelled)."""
-
-
-class BatchCannotShrink(MemoryError):
-    """The micro-batch cannot be halved again after out-of-memory failures (recorded as OOM)."""
 
 
 @dataclass

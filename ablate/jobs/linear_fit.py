@@ -13,9 +13,10 @@ import time
 
 from pydantic import Field
 
-from ablate.jobs.context import JobCancelled, JobContext
-from ablate.jobs.registry import JobKind, register_job
+from ablate.errors import JobCancelled
+from ablate.jobs.context import JobContext
 from ablate.spec.base import SpecModel
+from ablate.spec.job_kinds import JobKind, register_job
 from ablate.store.run_folder import (
     CheckpointInvalid,
     read_checkpoint_bytes,

@@ -1,7 +1,7 @@
 """The ``mmt`` job kind: multimodal model tuning (adapters on a frozen ViT + LLaMA) on ScienceQA.
 
 This module holds only the schema (torch-free, so planning a sweep never imports torch) and the
-``tiny`` scale; the work is :func:`ablate.train.recipe.run_mmt`, imported inside the worker.
+``tiny`` scale; the work is :func:`ablate.jobs.mmt_recipe.run_mmt`, imported inside the worker.
 
 Sections of an ``mmt`` spec::
 
@@ -28,11 +28,11 @@ from pydantic import BeforeValidator, Field, SerializeAsAny, model_validator
 
 from ablate.data.spec import DataSpec
 from ablate.evaluation.spec import EvalSpec
-from ablate.jobs.registry import JobKind, register_job
 from ablate.model.adapters import AdapterConfig, BottleneckConfig, validate_adapter_config
 from ablate.model.presets import llm_preset, vision_preset
 from ablate.model.spec import ModelSpec, twin_of
 from ablate.spec.base import SpecModel, invalid_at, nonsemantic
+from ablate.spec.job_kinds import JobKind, register_job
 from ablate.train.spec import TrainSpec
 
 AdapterSection = Annotated[SerializeAsAny[AdapterConfig], BeforeValidator(validate_adapter_config)]
@@ -145,7 +145,7 @@ register_job(
     JobKind(
         name="mmt",
         config_cls=MmtConfig,
-        run="ablate.train.recipe:run_mmt",
+        run="ablate.jobs.mmt_recipe:run_mmt",
         scale=scale_mmt,
         describe=describe_mmt,
     )

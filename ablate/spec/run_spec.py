@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from ablate.errors import SpecError, did_you_mean
-from ablate.jobs.registry import get_job, is_job_name, job_names
 from ablate.json_input import parse_json
 from ablate.spec.base import SpecModel
 from ablate.spec.dotted import copy_tree, flatten, get_dotted
 from ablate.spec.identity import run_id_of, semantic_dict
+from ablate.spec.job_kinds import get_job, is_job_name, job_names
 from ablate.spec.sweep_document import MAX_SEED, is_seed
 from ablate.spec.validation import validate
 

@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from ablate.errors import SpecError, did_you_mean
-from ablate.jobs.registry import get_job
 from ablate.spec.dotted import copy_tree, flatten, get_dotted, set_dotted
+from ablate.spec.job_kinds import get_job
 from ablate.spec.run_spec import RunSpec, build_run_spec
 from ablate.spec.sweep_document import NAME_PATTERN, SweepDocument
 from ablate.spec.validation import error_at, source_locator, validate

@@ -11,10 +11,10 @@ import sys
 import pytest
 
 from ablate.jobs.linear_fit import LinearFitConfig
-from ablate.jobs.registry import JobKind, get_job, job_names, register_job
 from ablate.model.adapters import BottleneckConfig, adapter_names, validate_adapter_config
 from ablate.model.adapters.registry import AdapterMethod, get_method, register_method
 from ablate.model.presets import LLM_PRESETS, VISION_PRESETS, llm_preset, twin_of, vision_preset
+from ablate.spec.job_kinds import JobKind, get_job, job_names, register_job
 
 
 def test_every_adapter_package_registers_its_config_citation_and_layers():

@@ -11,8 +11,8 @@ import signal
 
 from pydantic import Field
 
-from ablate.jobs.registry import JobKind, register_job
 from ablate.spec.base import SpecModel
+from ablate.spec.job_kinds import JobKind, register_job
 
 
 class LeakyConfig(SpecModel):

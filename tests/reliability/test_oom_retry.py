@@ -12,8 +12,9 @@ from __future__ import annotations
 import pytest
 from reliability_helpers import linear_sweep_file
 
+from ablate.errors import BatchCannotShrink
 from ablate.execution.inline import InlineExecutor
-from ablate.jobs.context import BatchCannotShrink, JobContext
+from ablate.jobs.context import JobContext
 from ablate.orchestrate.orchestrator import run_sweep
 from ablate.spec.sweep import load_sweep
 from ablate.store import ResultsStore
@@ -126,21 +127,21 @@ def test_mmt_retry_after_oom_splits_the_micro_batch_and_resumes(tmp_path, monkey
 
     from ablate.execution.attempt import run_attempt
     from ablate.jobs.mmt import scale_mmt
+    from ablate.jobs.mmt_recipe import MmtRecipe
     from ablate.spec.run_spec import build_run_spec
     from ablate.store.run_folder import write_run_files
-    from ablate.train.recipe import MmtRecipe
 
     monkeypatch.setenv("ABLATE_TWIN_DIR", str(tmp_path / "twins"))
     monkeypatch.setenv("ABLATE_CACHE_DIR", str(tmp_path / "cache"))
     spec = build_run_spec({"job": "mmt", "seed": 0, **scale_mmt(MMT_SECTIONS, "tiny")})
-    forward_backward = MmtRecipe._forward_backward
+    train_window = MmtRecipe._train_window
 
-    def oom_in_second_epoch_above_two(self, batch, window):
-        if self.position.step > 0 and batch["layout"].n_samples > 2:
+    def oom_in_second_epoch_above_two(self, micro_batches, window, throughput):
+        if self.position.step > 0 and any(mb["layout"].n_samples > 2 for mb in micro_batches):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return forward_backward(self, batch, window)
+        return train_window(self, micro_batches, window, throughput)
 
-    monkeypatch.setattr(MmtRecipe, "_forward_backward", oom_in_second_epoch_above_two)
+    monkeypatch.setattr(MmtRecipe, "_train_window", oom_in_second_epoch_above_two)
     store = ResultsStore(tmp_path / "runs")
     run_dir = store.layout.run_dir("mmt-oom", spec.run_id)
     write_run_files(run_dir, spec.to_json(), sweep="mmt-oom", axes={})

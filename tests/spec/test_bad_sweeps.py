@@ -122,7 +122,7 @@ def test_project_job_kinds_come_from_ablate_job_modules(write, tmp_path, monkeyp
     """A sweep may name a job kind a project registers in a module named by the environment."""
     (tmp_path / "project_jobs.py").write_text(
         "from ablate.jobs.linear_fit import LinearFitConfig\n"
-        "from ablate.jobs.registry import JobKind, register_job\n"
+        "from ablate.spec.job_kinds import JobKind, register_job\n"
         "register_job(JobKind('project-fit', LinearFitConfig, 'project_jobs:run'))\n"
     )
     path = write("p.yaml", "name: p\nbase: {job: project-fit}\n")

@@ -14,8 +14,8 @@ import numpy as np
 from pydantic import Field
 
 from ablate.jobs.context import JobContext
-from ablate.jobs.registry import JobKind, register_job
 from ablate.spec.base import SpecModel
+from ablate.spec.job_kinds import JobKind, register_job
 
 
 class TrackFit(SpecModel):

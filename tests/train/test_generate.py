@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from ablate.data.scienceqa import load_scienceqa
+from ablate.errors import JobCancelled
 from ablate.evaluation.generate import evaluate_split, write_predictions
 from ablate.evaluation.predictions import read_predictions
 from ablate.evaluation.spec import EvalSpec
-from ablate.jobs.context import JobCancelled
 from ablate.model.spec import ModelSpec
 from ablate.model.twins import build_twin_tokenizer
 from ablate.train.batches import encode_problems

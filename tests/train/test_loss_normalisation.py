@@ -13,8 +13,8 @@ import math
 import pytest
 import torch
 
+from ablate.jobs.mmt_recipe import MmtRecipe
 from ablate.train.batches import collate_layout
-from ablate.train.recipe import MmtRecipe
 from ablate.train.throughput import Throughput
 from ablate.train.windows import epoch_windows
 
@@ -49,7 +49,7 @@ def _grads(recipe, examples, splits, layout="pad"):
     start = 0
     for size in splits:
         batch = _collate(recipe, examples[start : start + size], layout)
-        recipe._forward_backward(batch, window_samples=len(examples))
+        recipe.step.forward_backward(batch, window_samples=len(examples))
         start += size
     return {n: p.grad.clone() for n, p in recipe.trainable if p.grad is not None}
 
@@ -106,14 +106,14 @@ def test_a_nan_micro_batch_is_skipped_as_the_seed_does(recipe, monkeypatch, nan_
     stepped = {}
     monkeypatch.setattr(recipe.model, "forward_layout", nan_forward)
     monkeypatch.setattr(
-        recipe,
-        "_optimizer_step",
-        lambda params, clip, norm: stepped.update(
+        recipe.step,
+        "optimizer_step",
+        lambda norm: stepped.update(
             {n: p.grad.clone() for n, p in recipe.trainable if p.grad is not None}
         ),
     )
     before = recipe.metrics.get("train/nan_skipped", 0.0)
-    loss = recipe._train_window(micro_batches, 2, [], Throughput("cpu", recipe.model))
+    loss = recipe._train_window(micro_batches, 2, Throughput("cpu", recipe.model))
     assert math.isfinite(loss) and recipe.metrics["train/nan_skipped"] == before + 1
     grads = (
         stepped if nan_at == 1 else {n: p.grad for n, p in recipe.trainable if p.grad is not None}
@@ -170,12 +170,12 @@ def test_fp16_step_skips_non_finite_gradients_without_the_scalers_sync(
     params = [p for _, p in r.trainable]
     examples = _window(r)
     for norm, steps in ((float("inf"), False), (1.0, True)):
-        r._forward_backward(_collate(r, examples[:2]), 2)
+        r.step.forward_backward(_collate(r, examples[:2]), 2)
         before = [p.detach().clone() for p in params]
         scale = r.scaler.get_scale()
         if not steps:
             params[0].grad.fill_(float("inf"))
-        r._optimizer_step(params, None, norm)
+        r.step.optimizer_step(norm)
         changed = any(not torch.equal(b, p) for b, p in zip(before, params, strict=True))
         assert changed is steps
         assert (r.scaler.get_scale() < scale) is not steps

@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ablate.jobs.context import JobCancelled
-from ablate.train.recipe import MmtRecipe, run_mmt
+from ablate.errors import JobCancelled
+from ablate.jobs.mmt_recipe import MmtRecipe, run_mmt
 
 
 def _semantic(metrics: dict[str, float]) -> dict[str, float]:

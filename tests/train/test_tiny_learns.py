@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from ablate.data.scienceqa import load_scienceqa, resolve_dataset_root
+from ablate.jobs.mmt_recipe import run_mmt
 from ablate.spec.sweep import load_sweep
-from ablate.train.recipe import run_mmt
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -31,7 +31,8 @@ from typing import Any
 
 import torch
 
-from ablate.jobs.context import BatchCannotShrink, JobCancelled, JobContext
+from ablate.errors import BatchCannotShrink, JobCancelled
+from ablate.jobs.context import JobContext
 from ablate.store.files import write_atomic_with
 from ablate.train.batches import (
     EncodeStats,
@@ -43,6 +44,7 @@ from ablate.train.batches import (
 )
 from ablate.train.checkpoint import TrainPosition, load_checkpoint, save_checkpoint
 from ablate.train.optim import build_optimizer, lr_at_step, set_learning_rate
+from ablate.train.step import WindowStep
 from ablate.train.throughput import Throughput
 from ablate.train.windows import auto_micro_batch, epoch_windows, split_window
 
@@ -123,7 +125,15 @@ class MmtRecipe:
         device_type = torch.device(self.device).type
         # the seed: fp16 with util/misc.py's NativeScaler (a torch GradScaler); CPU has one too
         self.scaler = torch.amp.GradScaler(device_type) if train_spec.autocast == "fp16" else None
-        self._nan_skipped = 0
+        self.step = WindowStep(
+            model=self.model,
+            optimizer=self.optimizer,
+            params=[p for _, p in self.trainable],
+            scaler=self.scaler,
+            autocast=self._autocast,
+            grad_clip=train_spec.grad_clip,
+            nan_loss=train_spec.nan_loss,
+        )
         n_batches = math.ceil(len(self.train_examples) / train_spec.batch_size)
         if train_spec.drop_last_window:
             self.steps_per_epoch = n_batches // train_spec.accumulation
@@ -274,7 +284,7 @@ class MmtRecipe:
         self.history = extra.get("history", self.history)
         self._loss_sum = float(extra.get("loss_sum", 0.0))
         self._loss_count = int(extra.get("loss_count", 0))
-        self._nan_skipped = int(extra.get("nan_skipped", 0))
+        self.step.nan_skipped = int(extra.get("nan_skipped", 0))
         self.position = payload["position"]
         saved_micro = int(extra.get("micro_batch", self.cfg.train.batch_size))
         if saved_micro != self.cfg.train.batch_size and self.position.batch_in_epoch:
@@ -299,7 +309,7 @@ class MmtRecipe:
             "loss_count": self._loss_count,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "micro_batch": self.cfg.train.batch_size,
-            "nan_skipped": self._nan_skipped,
+            "nan_skipped": self.step.nan_skipped,
         }
         save_checkpoint(
             self.ctx.run_dir,
@@ -314,7 +324,6 @@ class MmtRecipe:
         """Run the remaining epochs, checkpointing after each and on a stop request."""
         t0 = time.perf_counter()
         spec = self.cfg.train
-        params = [p for _, p in self.trainable]
         total_windows = self.steps_per_epoch * spec.epochs
         throughput = Throughput(self.device, self.model)
         side_s = 0.0
@@ -331,7 +340,7 @@ class MmtRecipe:
             for w, micro_batches in enumerate(self._window_batches(windows, first, epoch), first):
                 lr = lr_at_step(step, self.steps_per_epoch, spec)
                 set_learning_rate(self.optimizer, lr)
-                loss = self._train_window(micro_batches, len(windows[w]), params, throughput)
+                loss = self._train_window(micro_batches, len(windows[w]), throughput)
                 step += 1
                 if step % spec.log_every == 0:
                     self.ctx.log_metrics(step, {"train/loss": loss, "train/lr": lr})
@@ -399,96 +408,18 @@ class MmtRecipe:
         }
 
     def _train_window(
-        self,
-        micro_batches: list[dict[str, Any]],
-        window_samples: int,
-        params: list[torch.nn.Parameter],
-        throughput: Throughput,
+        self, micro_batches: list[dict[str, Any]], window_samples: int, throughput: Throughput
     ) -> float:
-        """Forward and backward every micro-batch of one window, then step; the window's loss.
-
-        The backward loss of a micro-batch is the sum of its per-sample losses over the samples of
-        the whole window, so any micro-batch gives the reference's batch-1 x 32 gradient. Losses
-        stay on the device; the one host sync of the step reads them all at the window's end, with
-        the gradient norm that tells the fp16 scaler whether to step.
-
-        A non-finite loss is the seed's ``if torch.isnan(loss): continue``: that micro-batch gets
-        no backward pass, and when it ends the window, no optimiser step (the gradients carry
-        into the next window). Found only at the window's end here, it is handled by recomputing
-        the window's finite micro-batches (rare; counted in ``train/nan_skipped``).
-        ``train.nan_loss: raise`` fails the run instead.
-        """
-        sums = [self._forward_backward(mb, window_samples) for mb in micro_batches]
-        grads = [p.grad for p in params if p.grad is not None]
-        norm = torch.nn.utils.get_total_norm(grads) if grads else sums[0].new_zeros(())
-        # the step's one host sync: the losses and the (scaled) gradient norm together
-        values = torch.stack([*sums, norm.float().to(sums[0].device)]).tolist()
-        grad_norm: float | None = values.pop()
-        for mb in micro_batches:
-            throughput.add(mb["layout"])
-        finite = [math.isfinite(v) for v in values]
-        if not all(finite):
-            if self.cfg.train.nan_loss == "raise":
-                raise FloatingPointError(
-                    f"non-finite loss at {self.position} (train.nan_loss: raise)"
-                )
-            self._nan_skipped += finite.count(False)
-            self.metrics["train/nan_skipped"] = float(self._nan_skipped)
-            self.optimizer.zero_grad(set_to_none=True)
-            for mb, ok in zip(micro_batches, finite, strict=True):
-                if ok:
-                    self._forward_backward(mb, window_samples)
-            grad_norm = None  # recomputed by the step (a second sync, on this rare path only)
-        kept = [(mb, v) for mb, v, ok in zip(micro_batches, values, finite, strict=True) if ok]
-        n_ok = sum(mb["layout"].n_samples for mb, _ in kept)
-        loss_sum = sum(v for _, v in kept)
-        self._loss_sum += loss_sum
-        self._loss_count += n_ok
-        if finite[-1]:
-            self._optimizer_step(params, self.cfg.train.grad_clip, grad_norm)
-        return loss_sum / max(n_ok, 1)
-
-    def _forward_backward(self, batch: dict[str, Any], window_samples: int) -> torch.Tensor:
-        """Forward and backward one micro-batch; its per-sample losses' sum (on the device).
-
-        A micro-batch whose loss is not finite gets no backward here either: its gradient is
-        masked to zero, and :meth:`_train_window` recomputes the window without it.
-        """
-        with self._autocast():
-            out = self.model.forward_layout(batch["layout"], batch["images"])
-        total = out.sample_losses.sum()
-        loss = total / window_samples
-        loss = torch.where(torch.isfinite(loss), loss, loss.new_zeros(()))  # no host sync
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-        else:
-            loss.backward()
-        return total.detach().float()
-
-    def _optimizer_step(
-        self, params: list[torch.nn.Parameter], grad_clip: float | None, grad_norm: float | None
-    ) -> None:
-        """Unscale, clip and step; with the fp16 scaler, skip the step on non-finite gradients.
-
-        ``grad_norm`` is the norm of the (scaled) gradients already read with the window's losses:
-        it is finite exactly when the unscaled gradients are, so the step is skipped and the scale
-        lowered as ``GradScaler.step`` would, without its own host sync. None: let the scaler
-        check (its sync).
-        """
-        if self.scaler is not None:
-            self.scaler.unscale_(self.optimizer)
-        if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        if self.scaler is None:
-            self.optimizer.step()
-        elif grad_norm is None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            if math.isfinite(grad_norm):
-                self.optimizer.step()
-            self.scaler.update()  # reads the inf check unscale_ recorded: lowers the scale if any
-        self.optimizer.zero_grad(set_to_none=True)
+        """One optimiser step (:class:`~ablate.train.step.WindowStep`); the window's mean loss."""
+        try:
+            result = self.step(micro_batches, window_samples, throughput)
+        except FloatingPointError as exc:
+            raise FloatingPointError(f"{exc} at {self.position}") from None
+        if self.step.nan_skipped:
+            self.metrics["train/nan_skipped"] = float(self.step.nan_skipped)
+        self._loss_sum += result.loss_sum
+        self._loss_count += result.samples
+        return result.loss
 
     # -------------------------------------------------------------- evaluate
     def _evaluate(self, split: str, max_questions: int | None = None) -> Any:

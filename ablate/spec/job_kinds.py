@@ -8,6 +8,11 @@ Job modules are imported lazily (``_BUILTIN``) so that ``ablate status`` or ``ab
 pay for importing torch. A project adds its own kinds by naming the modules that register them in
 ``$ABLATE_JOB_MODULES`` (comma-separated, importable): the CLI and every worker import them the
 first time a job kind is looked up.
+
+It lives with the specs, below the jobs, because validating a spec needs a job's schema: the jobs
+register themselves here (each job module calls :func:`register_job` on import) and ``_BUILTIN``
+names the built-in modules as plain strings, the way an entry point would, so the spec layer never
+imports the layers above it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ablate.jobs.context import JobContext
     from ablate.spec.base import SpecModel
     from ablate.spec.run_spec import RunSpec
 
@@ -55,8 +59,8 @@ class JobKind:
     scale: Callable[[dict[str, Any], str], dict[str, Any]] | None = None
     describe: Callable[[RunSpec], dict[str, Any]] | None = None
 
-    def load_runner(self) -> Callable[[RunSpec, JobContext], dict[str, float]]:
-        """Import and return the job's run function."""
+    def load_runner(self) -> Callable[..., dict[str, float]]:
+        """Import and return the job's run function, ``run(spec, ctx)`` (ctx: a ``JobContext``)."""
         module_name, _, func = self.run.partition(":")
         return getattr(importlib.import_module(module_name), func)
 

@@ -88,7 +88,7 @@ class StopRequest:
         self._event.set()
 
     def __call__(self) -> bool:
-        """Forward one call (see the class docstring)."""
+        """Whether a stop was asked for (the job polls this through ``ctx.should_stop()``)."""
         return self._event.is_set()
 
 

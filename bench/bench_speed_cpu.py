@@ -163,7 +163,7 @@ def host_syncs() -> None:
         )
         recipe = MmtRecipe(spec, build_ctx(Path(tempfile.mkdtemp())))
         recipe.setup()
-        lengths = [len(e.input_ids) for e in recipe.train_examples]
+        lengths = [len(e.input_ids) for e in recipe.data.train_examples]
         windows = epoch_windows(lengths, recipe.cfg.train, seed=0, epoch=0)
         throughput = Throughput("cpu", recipe.model)
         counts = []
@@ -180,7 +180,7 @@ def width_real(repeats: int) -> None:
     from real_width import IMAGE_QUESTION, TEXT_QUESTION, write_llm, write_vision
 
     from ablate.model.adapters import BottleneckConfig
-    from ablate.model.multimodal import build_multimodal_model
+    from ablate.model.build import build_multimodal_model
     from ablate.model.spec import ModelSpec
 
     scratch = Path(tempfile.mkdtemp())

@@ -159,7 +159,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from ablate.evaluation.generate import evaluate_split
-    from ablate.model.multimodal import build_multimodal_model
+    from ablate.model.build import build_multimodal_model
 
     device = "cuda" if torch.cuda.is_available() and not args.tiny else "cpu"
     if device == "cpu":

@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import functools
 import gc
+import json
 import logging
 import math
 import random
@@ -35,15 +36,17 @@ from ablate.errors import BatchCannotShrink, JobCancelled
 from ablate.jobs.context import JobContext
 from ablate.store.files import write_atomic_with
 from ablate.train.batches import (
-    EncodeStats,
-    Example,
     collate_layout,
-    encode_problems,
     layout_loader,
-    trainable_examples,
 )
-from ablate.train.checkpoint import TrainPosition, load_checkpoint, save_checkpoint
+from ablate.train.checkpoint import (
+    TrainPosition,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
 from ablate.train.optim import build_optimizer, lr_at_step, set_learning_rate
+from ablate.train.run_data import encode_splits, load_splits
 from ablate.train.step import WindowStep
 from ablate.train.throughput import Throughput
 from ablate.train.windows import auto_micro_batch, epoch_windows, split_window
@@ -100,12 +103,12 @@ class MmtRecipe:
     def setup(self) -> None:
         """Build the model, load and encode the data, build the optimiser, resume if possible."""
         t0 = time.perf_counter()
-        from ablate.model.multimodal import build_multimodal_model
+        from ablate.model.build import build_multimodal_model
 
         if torch.device(self.device).type == "cpu":
             torch.set_num_threads(self.cfg.train.cpu_threads)
 
-        self._load_problems()  # before the model: a bad data root fails in seconds, not minutes
+        self.data = load_splits(self.cfg.data)  # before the model: a bad root fails in seconds
         _materialise_twins(self.cfg.model)
         seed_everything(self.spec.seed)
 
@@ -134,13 +137,13 @@ class MmtRecipe:
             grad_clip=train_spec.grad_clip,
             nan_loss=train_spec.nan_loss,
         )
-        n_batches = math.ceil(len(self.train_examples) / train_spec.batch_size)
+        n_batches = math.ceil(len(self.data.train_examples) / train_spec.batch_size)
         if train_spec.drop_last_window:
             self.steps_per_epoch = n_batches // train_spec.accumulation
             if self.steps_per_epoch == 0:
                 raise ValueError(
                     f"train.batch_size x train.accumulation = {train_spec.effective_batch} "
-                    f"exceeds the {len(self.train_examples)} training samples; lower them or "
+                    f"exceeds the {len(self.data.train_examples)} training samples; lower them or "
                     "set train.drop_last_window: false"
                 )
         else:
@@ -189,72 +192,9 @@ class MmtRecipe:
         self.metrics["train/micro_batch"] = float(micro)
         self.metrics["train/packed"] = float(train.pack)
 
-    def _load_problems(self) -> None:
-        from ablate.data.scienceqa import load_scienceqa, resolve_dataset_root
-
-        data = self.cfg.data
-        self.data_root = Path(resolve_dataset_root(data))
-        self.problems: dict[str, list[Any]] = {}
-        for split in dict.fromkeys((data.train_split, data.val_split, data.test_split)):
-            self.problems[split] = load_scienceqa(
-                self.data_root,
-                split,
-                source_format=data.source_format,
-                image_placeholder=data.image_placeholder,
-            )
-
     def _encode_data(self) -> None:
-        from ablate.data.scienceqa import count_placeholders
-
-        data = self.cfg.data
-        tokenizer = self.model.tokenizer
-        self.examples: dict[str, list[Example]] = {}
-        stats: dict[str, EncodeStats] = {}
-        from ablate.data.encoding import build_layout
-
-        layout = build_layout(
-            tokenizer,
-            n_visual=len(self.model.taps),
-            max_seq_len=data.max_seq_len,
-            image_marker=data.image_marker,
-            tokenize=data.tokenize,
-        )
-        for split, problems in self.problems.items():
-            self.examples[split], stats[split] = encode_problems(
-                problems,
-                tokenizer,
-                data.prompt,
-                layout,
-                drop_empty_because=data.drop_empty_because,
-            )
-        train_stats = stats[data.train_split]
-        if train_stats.truncated or train_stats.dropped:
-            logger.warning(
-                "%s: %d of %d sequences truncated to %d tokens, %d dropped (no answer left)",
-                data.train_split,
-                train_stats.truncated,
-                train_stats.n,
-                data.max_seq_len,
-                train_stats.dropped,
-            )
-        self.train_examples = trainable_examples(self.examples[data.train_split])
-        self.train_lengths = [len(e.input_ids) for e in self.train_examples]  # windows, cuts
-        if not self.train_examples:
-            raise ValueError(f"split {data.train_split!r} has no trainable sample")
-        self.metrics.update(
-            {
-                "data/truncated": float(train_stats.truncated),
-                "data/dropped": float(train_stats.dropped),
-                "data/prompts_truncated": float(sum(s.prompts_truncated for s in stats.values())),
-                "data/n_train": float(len(self.train_examples)),
-                "data/n_val": float(len(self.problems[data.val_split])),
-                "data/n_test": float(len(self.problems[data.test_split])),
-                "data/image_placeholder": float(data.image_placeholder),
-                "data/placeholder_images": float(
-                    sum(count_placeholders(ps) for ps in self.problems.values())
-                ),
-            }
-        )
+        encode_splits(self.data, self.cfg.data, self.model.tokenizer, len(self.model.taps))
+        self.metrics.update(self.data.metrics)
         from ablate.data.image_cache import ImageCache
         from ablate.data.scienceqa import cache_dir
 
@@ -272,8 +212,6 @@ class MmtRecipe:
         if payload is None:
             logger.info("attempt %d: no usable checkpoint, starting over", self.ctx.attempt)
             return
-        from ablate.train.checkpoint import restore_rng_state
-
         self.model.load_trainable_state_dict(
             {k: v.to(self.device) for k, v in payload["trainable"].items()}
         )
@@ -329,7 +267,7 @@ class MmtRecipe:
         side_s = 0.0
         step = self.position.step
         for epoch in range(self.position.epoch, spec.epochs):
-            windows = epoch_windows(self.train_lengths, spec, seed=self.spec.seed, epoch=epoch)
+            windows = epoch_windows(self.data.train_lengths, spec, seed=self.spec.seed, epoch=epoch)
             windows = windows[: self.steps_per_epoch]
             first = 0
             if epoch == self.position.epoch:  # checkpoints sit on window boundaries
@@ -377,7 +315,7 @@ class MmtRecipe:
         GPU across window boundaries), regrouped by window here.
         """
         spec = self.cfg.train
-        lengths = self.train_lengths
+        lengths = self.data.train_lengths
         cuts = [split_window(window, lengths, self.micro_batch) for window in windows[first:]]
         collate = functools.partial(
             collate_layout,
@@ -389,7 +327,7 @@ class MmtRecipe:
         )
         on_cuda = torch.device(self.device).type == "cuda"
         loader = layout_loader(
-            self.train_examples,
+            self.data.train_examples,
             [mb for cut in cuts for mb in cut],
             collate,
             num_workers=spec.num_workers,
@@ -427,8 +365,8 @@ class MmtRecipe:
 
         return evaluate_split(
             self.model,
-            self.problems[split],
-            self.examples[split],
+            self.data.problems[split],
+            self.data.examples[split],
             self.cfg.eval,
             split=split,
             seed=self.spec.seed,
@@ -470,7 +408,12 @@ class MmtRecipe:
         state = {
             k: v.detach().cpu().contiguous() for k, v in self.model.trainable_state_dict().items()
         }
-        metadata = {"run_id": str(getattr(self.spec, "run_id", ""))}
+        from ablate.model.build import model_record
+
+        metadata = {  # safetensors metadata: str -> str
+            "run_id": str(getattr(self.spec, "run_id", "")),
+            "model": json.dumps(model_record(self.model), sort_keys=True),
+        }
         return write_atomic_with(
             self.ctx.run_dir / ADAPTER_FILE,
             lambda tmp: save_file(state, str(tmp), metadata=metadata),

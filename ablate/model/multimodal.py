@@ -29,8 +29,8 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from ablate.model.adapters.base import AdaptedInput, RoutingHead, RoutingState
-from ablate.model.adapters.configs import AdapterConfig, validate_adapter_config
+from ablate.model.adapters.base import RoutingHead, RoutingState
+from ablate.model.adapters.configs import AdapterConfig
 from ablate.model.batch_layout import (
     IGNORE_INDEX,
     BatchLayout,
@@ -40,7 +40,6 @@ from ablate.model.batch_layout import (
     build_batch_layout,
 )
 from ablate.model.generation import generate_answers
-from ablate.model.llm import load_llm, meta_llm, torch_dtype
 from ablate.model.neck import ModalityToken, VisualNeck
 from ablate.model.placement import place_adapters
 from ablate.model.spec import ModelSpec
@@ -50,15 +49,13 @@ from ablate.model.vision import (
     image_resize_transform,
     image_statistics,
     image_transform,
-    load_vision_tower,
-    meta_vision_tower,
     normalize_images,
     tap_indices,
     tower_blocks,
     tower_width,
 )
 
-__all__ = ["IGNORE_INDEX", "MultimodalModel", "build_meta_model", "build_multimodal_model"]
+__all__ = ["IGNORE_INDEX", "MultimodalModel"]
 
 
 class MultimodalModel(nn.Module):
@@ -170,33 +167,6 @@ class MultimodalModel(nn.Module):
                 if saved != wanted:
                     raise ValueError(f"shape of {name!r}: saved {saved}, model {wanted}")
                 p.copy_(state[name].to(p.device, p.dtype))
-
-    def record(self) -> dict[str, Any]:
-        """What was built, for the run's provenance: presets, transform, taps, sizes."""
-        preset = get_vision_preset(self.spec.vision)
-        return {
-            "llm": self.spec.llm,
-            "llm_source": str(getattr(self.llm, "name_or_path", "") or "random"),
-            "llm_layers": int(self.llm.config.num_hidden_layers),
-            "llm_width": int(self.llm.config.hidden_size),
-            "precision": self.spec.precision,
-            "quantization": self.spec.quantization,
-            "vision": self.spec.vision,
-            "vision_open_clip_model": preset.model_name,
-            "vision_quick_gelu": preset.quick_gelu,
-            "image_size": preset.image_size,
-            "image_resize": self.spec.image_resize,
-            "image_norm": self.spec.image_norm,
-            "image_mean_train": list(self.image_stats["train"][0]),
-            "image_std_train": list(self.image_stats["train"][1]),
-            "image_mean_eval": list(self.image_stats["eval"][0]),
-            "image_std_eval": list(self.image_stats["eval"][1]),
-            "taps": [i + 1 for i in self.taps],
-            "adapter": self.adapter_config.name,
-            "trainable_params": sum(p.numel() for _, p in self.trainable_named_parameters()),
-            "trainable_params_effective": self.effective_trainable_count(),
-            "modality_token_inert": self.modality_token_inert,
-        }
 
     def enable_gradient_checkpointing(self) -> None:
         """Recompute the frozen blocks' activations in the backward pass (less memory, ~30% slower).
@@ -471,42 +441,3 @@ class MultimodalModel(nn.Module):
         (``max_new_tokens``, ``temperature``, ``top_p``, ``seed``, ``stop``).
         """
         return generate_answers(self, batch, images, **settings)
-
-
-def move_trainable_to(model: MultimodalModel, device: str) -> None:
-    """Put every adapter (fp32) and the neck/u_m on ``device``; frozen modules stay as loaded."""
-    for module in model.modules():
-        if isinstance(module, AdaptedInput):
-            module.adapter.to(device)
-    model.neck.to(device)
-    model.modality.to(device)
-
-
-def build_multimodal_model(
-    model: ModelSpec, adapter: AdapterConfig | dict, device: str = "cpu"
-) -> MultimodalModel:
-    """Load the backbones of ``model``, insert ``adapter`` and return the multimodal model.
-
-    Frozen backbones are in ``model.precision`` (the LLM possibly 4/8-bit); trainable modules in
-    fp32. Weights are loaded from ``llm_path`` / ``vision_path``, the presets' defaults, or the
-    tiny twins (materialised on first use).
-
-    Raises:
-        FileNotFoundError: weights missing or unreachable (one clear message).
-        ValueError: a bad adapter config or a checkpoint that does not fit.
-    """
-    adapter = validate_adapter_config(adapter)
-    llm, tokenizer = load_llm(model, device)
-    visual = load_vision_tower(model).to(device=device, dtype=torch_dtype(model.precision))
-    mm = MultimodalModel(model, adapter, llm, visual, tokenizer)
-    move_trainable_to(mm, device)
-    return mm
-
-
-def build_meta_model(model: ModelSpec, adapter: AdapterConfig | dict) -> MultimodalModel:
-    """The multimodal model at real shapes on the meta device (no weights, no allocation)."""
-    adapter = validate_adapter_config(adapter)
-    llm = meta_llm(model.llm)
-    visual = meta_vision_tower(model.vision)
-    with torch.device("meta"):
-        return MultimodalModel(model, adapter, llm, visual, tokenizer=None)

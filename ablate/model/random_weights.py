@@ -13,8 +13,9 @@ import torch
 from torch import nn
 
 from ablate.model.adapters.configs import AdapterConfig, validate_adapter_config
+from ablate.model.build import move_trainable_to
 from ablate.model.llm import llm_config, torch_dtype
-from ablate.model.multimodal import MultimodalModel, move_trainable_to
+from ablate.model.multimodal import MultimodalModel
 from ablate.model.spec import ModelSpec
 from ablate.model.twins import build_twin_tokenizer
 from ablate.model.vision import get_vision_preset

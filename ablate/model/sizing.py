@@ -35,7 +35,7 @@ def _counts(
 ) -> dict[str, int]:
     from torch import nn
 
-    from ablate.model.multimodal import build_meta_model
+    from ablate.model.build import build_meta_model
     from ablate.model.placement import llm_layers as decoder_layers
 
     mm = build_meta_model(model, adapter)

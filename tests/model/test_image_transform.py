@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from ablate.model.build import model_record
 from ablate.model.spec import ModelSpec
 from ablate.model.vision import (
     IMAGENET_MEAN,
@@ -118,7 +119,7 @@ def test_model_transforms_and_record_hold_the_statistics_actually_used(make_mode
         assert torch.allclose(out.mean(dim=(1, 2)), expected, atol=1e-3)
         left, right = edge_colours(transform(wide_diagram()), mean, std)
         assert is_colour(left, RED) and is_colour(right, BLUE)  # no centre crop
-    record = mm.record()
+    record = model_record(mm)
     assert (record["image_resize"], record["image_norm"]) == ("direct", "seed")
     assert record["image_mean_train"] == list(OPENAI_MEAN)
     assert record["image_std_train"] == list(OPENAI_STD)

@@ -4,6 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
+from ablate.model.build import model_record
 from ablate.model.llm import llm_config, load_llm, twin_llm_dir
 from ablate.model.spec import ModelSpec
 from ablate.model.twins import build_twin_tokenizer
@@ -128,7 +129,7 @@ def test_presets_record_transform_and_taps():
 
 @pytest.mark.parametrize("llm, vision", [("tiny-llama", "tiny-clip"), ("tiny-llama2", "tiny-alip")])
 def test_build_multimodal_model_end_to_end(llm, vision):
-    from ablate.model.multimodal import build_multimodal_model
+    from ablate.model.build import build_multimodal_model
 
     mm = build_multimodal_model(
         ModelSpec(llm=llm, vision=vision, precision="fp32"), {"name": "bottleneck"}
@@ -141,7 +142,7 @@ def test_build_multimodal_model_end_to_end(llm, vision):
     out = mm(enc.input_ids, enc.attention_mask, enc.input_ids, image[None], torch.tensor([True]))
     assert torch.isfinite(out.loss)
     assert mm.tokenizer.pad_token is not None
-    record = mm.record()
+    record = model_record(mm)
     assert record["vision"] == vision and record["image_size"] == 64
     assert record["taps"] == [4, 8]  # tiny-clip and tiny-alip: 8 blocks, a tap every 4th
     assert record["trainable_params"] == sum(p.numel() for _, p in mm.trainable_named_parameters())

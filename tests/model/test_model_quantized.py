@@ -4,7 +4,7 @@ import pytest
 import torch
 from model_helpers import text_batch
 
-from ablate.model.multimodal import build_multimodal_model
+from ablate.model.build import build_multimodal_model
 from ablate.model.spec import ModelSpec
 
 

@@ -112,7 +112,7 @@ def _check_real_shapes(model, quantization: str) -> None:
 
 def test_memory_model_of_a_layer_reduced_llm_counts_the_kept_layers():
     """``llm_layers`` keeps the preset's first layers (and their adapters) on the meta device."""
-    from ablate.model.multimodal import build_meta_model
+    from ablate.model.build import build_meta_model
     from ablate.model.sizing import estimate_gpu_memory_gib, gpu_memory_terms
     from ablate.model.spec import ModelSpec
 
@@ -163,7 +163,7 @@ def test_real_width_step_generate_and_checkpoint(weights, quantization, tmp_path
     or more in their own mappings: see ``real_width.PeakRss``). Both sides hold the grads and
     AdamW moments; neither holds the CUDA context, the libraries or transient workspace.
     """
-    from ablate.model.multimodal import build_multimodal_model
+    from ablate.model.build import build_multimodal_model
     from ablate.model.sizing import GIB, gpu_memory_terms
     from ablate.train.checkpoint import TrainPosition, load_checkpoint, save_checkpoint
 

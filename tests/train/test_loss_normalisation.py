@@ -31,7 +31,7 @@ def recipe(tmp_path_factory, tiny_spec, make_ctx):
 
 def _window(recipe):
     """Four training examples with clearly different answer lengths, images and text mixed."""
-    examples = sorted(recipe.train_examples, key=lambda e: len(e.input_ids))
+    examples = sorted(recipe.data.train_examples, key=lambda e: len(e.input_ids))
     n = len(examples)
     picked = [examples[0], examples[n // 3], examples[-(n // 3)], examples[-1]]
     assert len({sum(label != -100 for label in e.labels) for e in picked}) > 1
@@ -134,9 +134,9 @@ def test_the_last_partial_window_is_dropped_as_the_seed_does(
     )
     r = MmtRecipe(spec, make_ctx(tmp_path))
     r.setup()
-    assert len(r.train_examples) == 10
+    assert len(r.data.train_examples) == 10
     assert r.metrics["train/steps"] == steps
-    lengths = [len(e.input_ids) for e in r.train_examples]
+    lengths = [len(e.input_ids) for e in r.data.train_examples]
     windows = epoch_windows(lengths, r.cfg.train, seed=0, epoch=0)
     assert [len(w) for w in windows] == ([4, 4] if drop else [4, 4, 2])
 

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from ablate.errors import JobCancelled
@@ -67,6 +68,10 @@ def test_run_writes_metrics_predictions_and_adapter(reference, spec):
     assert sum(r["correct"] for r in rows) == pytest.approx(metrics["test/Avg"] * 12 / 100)
     adapter = load_file(str(run_dir / "adapter.safetensors"))
     assert sum(t.numel() for t in adapter.values()) == metrics["train/trainable_params"]
+    with safe_open(str(run_dir / "adapter.safetensors"), "pt") as handle:  # what it was trained on
+        built = json.loads(handle.metadata()["model"])
+    assert built["llm"] == spec.config.model.llm and built["adapter"] == spec.config.adapter.name
+    assert built["trainable_params"] == metrics["train/trainable_params"] and built["taps"]
 
 
 def test_same_seed_same_metrics_bit_for_bit(reference, tmp_path, tiny_spec, make_ctx):

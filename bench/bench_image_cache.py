@@ -24,7 +24,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from ablate.data.image_cache import ImageCache
-from ablate.data.scienceqa import Problem, load_image
+from ablate.data.problem import Problem, load_image
 from ablate.model.vision import ImageResize, normalize_images
 
 SIZES = [(302, 232), (640, 480), (750, 429), (1024, 768), (400, 300), (512, 512)]

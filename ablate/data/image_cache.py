@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-    from ablate.data.scienceqa import Problem
+    from ablate.data.problem import Problem
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def _npy_header(size: int) -> bytes:
 class ImageCache:
     """A problem's decoded, resized image as uint8 (3, S, S), decoded once.
 
-    Lookups go memory, then disk, then decode (:func:`ablate.data.scienceqa.load_image`) and
+    Lookups go memory, then disk, then decode (:func:`ablate.data.problem.load_image`) and
     resize. The memory tier keeps the first images that fit in ``max_bytes`` and never evicts:
     epochs visit images in random order, so least-recently-used eviction would hit no more
     often and would cost bookkeeping on every lookup. One instance serves one dataset (the memory
@@ -200,7 +200,7 @@ class ImageCache:
     def _decode(self, problem: Problem) -> torch.Tensor:
         import torch
 
-        from ablate.data.scienceqa import load_image
+        from ablate.data.problem import load_image
 
         pil = load_image(problem)
         assert pil is not None  # has_image was checked

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ablate.data.scienceqa import Problem, problem_from_record
+from ablate.data.problem import Problem, problem_from_record
 
 SPLIT_ALIASES = {"val": ("val", "validation"), "validation": ("validation", "val")}
 

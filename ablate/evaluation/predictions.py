@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ablate.data.scienceqa import Problem, load_scienceqa
+from ablate.data.problem import Problem
+from ablate.data.scienceqa import load_scienceqa
 from ablate.errors import AblateError
 from ablate.evaluation.answers import parse_answer
 from ablate.evaluation.scoring import COLUMNS, accuracy_table

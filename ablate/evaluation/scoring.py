@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 
-from ablate.data.scienceqa import Problem
+from ablate.data.problem import Problem
 from ablate.evaluation.answers import resolve_unparseable
 
 __all__ = ["COLUMNS", "accuracy_table", "column_members", "resolve_unparseable"]

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from ablate.data.image_cache import ImageCache, image_cache_key
-from ablate.data.scienceqa import Problem, load_image
+from ablate.data.problem import Problem, load_image
 from ablate.model.vision import ImageResize, get_vision_preset, image_resize_transform
 
 SIDE = get_vision_preset("tiny-clip").image_size  # 64

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from ablate.data.problem import Problem
 from ablate.data.prompts import build_prompt
-from ablate.data.scienceqa import Problem
 
 
 def problem(**kw) -> Problem:

@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from ablate.data.problem import PLACEHOLDER_COLOR, PLACEHOLDER_SIZE, load_image
 from ablate.data.scienceqa import (
-    PLACEHOLDER_COLOR,
-    PLACEHOLDER_SIZE,
     count_placeholders,
-    load_image,
     load_scienceqa,
     resolve_dataset_root,
 )

@@ -10,8 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from ablate.data.problem import load_image
 from ablate.data.prompts import build_prompt
-from ablate.data.scienceqa import load_image, load_scienceqa
+from ablate.data.scienceqa import load_scienceqa
 
 
 def png_bytes(color) -> bytes:

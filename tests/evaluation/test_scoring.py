@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ablate.data.scienceqa import Problem, load_scienceqa
+from ablate.data.problem import Problem
+from ablate.data.scienceqa import load_scienceqa
 from ablate.evaluation.scoring import COLUMNS, accuracy_table, column_members
 
 

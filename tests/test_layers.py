@@ -37,25 +37,53 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def is_module(name: str) -> bool:
+    """Whether ``name`` is a module or package of the (possibly substituted) ``PACKAGE``."""
+    path = PACKAGE.parent.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
 def part_of(module: str) -> str | None:
     """The subpackage (or top-level module) ``ablate.<part>...`` lives in; None for ``ablate``."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else None
 
 
-def imports_of(path: Path) -> set[str]:
-    """Every ``ablate`` module ``path`` imports, anywhere in the file."""
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of ``tree`` outside ``if TYPE_CHECKING:`` blocks."""
+    nodes, todo = [], [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            todo.extend(node.orelse)
+            continue
+        nodes.append(node)
+        todo.extend(ast.iter_child_nodes(node))
+    return nodes
+
+
+def imports_of(path: Path, *, runtime_only: bool = False) -> set[str]:
+    """Every ``ablate`` module ``path`` imports, anywhere in the file (``runtime_only``: not the
+    ones under ``if TYPE_CHECKING:``, which never run)."""
     module = module_name(path)
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in _runtime_nodes(tree) if runtime_only else ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: resolve against this module's package
                 package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-                found.add(resolve_name("." * node.level + (node.module or ""), package))
-            elif node.module:
-                found.add(node.module)
+                source = resolve_name("." * node.level + (node.module or ""), package)
+            else:
+                source = node.module or ""
+            found.add(source)
+            # ``from package import module`` imports that module too
+            found.update(
+                f"{source}.{alias.name}"
+                for alias in node.names
+                if is_module(f"{source}.{alias.name}")
+            )
     return {name for name in found if name == "ablate" or name.startswith("ablate.")}
 
 
@@ -78,15 +106,9 @@ def upward_imports() -> set[tuple[str, str]]:
     return found
 
 
-def subpackage_circles() -> list[list[str]]:
-    """Strongly connected groups of more than one subpackage (Tarjan's algorithm)."""
-    graph: dict[str, set[str]] = defaultdict(set)
-    for module, targets in import_graph().items():
-        here = part_of(module)
-        for target in targets:
-            there = part_of(target)
-            if here and there and here != there:
-                graph[here].add(there)
+def circles_in(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one node (Tarjan's algorithm); edges to nodes
+    outside ``graph`` are ignored."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -96,6 +118,8 @@ def subpackage_circles() -> list[list[str]]:
         index[node] = low[node] = len(index)
         stack.append(node)
         for nxt in sorted(graph[node]):
+            if nxt not in graph:
+                continue
             if nxt not in index:
                 visit(nxt)
                 low[node] = min(low[node], low[nxt])
@@ -117,6 +141,18 @@ def subpackage_circles() -> list[list[str]]:
     return circles
 
 
+def subpackage_circles() -> list[list[str]]:
+    """Strongly connected groups of more than one subpackage (Tarjan's algorithm)."""
+    graph: dict[str, set[str]] = defaultdict(set)
+    for module, targets in import_graph().items():
+        here = part_of(module)
+        for target in targets:
+            there = part_of(target)
+            if here and there and here != there:
+                graph[here].add(there)
+    return circles_in(graph)
+
+
 def test_every_subpackage_has_a_layer():
     parts = {part_of(module_name(p)) for p in PACKAGE.rglob("*.py")} - {None}
     assert parts <= set(LAYER_OF), f"give these a layer in LAYERS: {sorted(parts - set(LAYER_OF))}"
@@ -129,6 +165,28 @@ def test_no_import_runs_up_a_layer():
 
 def test_no_circles_between_subpackages():
     assert subpackage_circles() == []
+
+
+def module_circles() -> list[list[str]]:
+    """Modules that import each other at run time, directly or through others.
+
+    Annotations under ``TYPE_CHECKING`` never run and a package's own ``__init__`` imported by
+    its modules (the registries' plug-in discovery) is not a dependency between files, so neither
+    counts here.
+    """
+    graph = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = module_name(path)
+        graph[module] = {
+            target
+            for target in imports_of(path, runtime_only=True)
+            if not module.startswith(target + ".")
+        }
+    return circles_in(graph)
+
+
+def test_no_circles_between_modules():
+    assert module_circles() == []
 
 
 def test_the_checks_see_an_upward_import_and_a_circle(tmp_path, monkeypatch):
@@ -145,3 +203,6 @@ def test_the_checks_see_an_upward_import_and_a_circle(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", pkg)
     assert upward_imports() == {("ablate.store.low", "ablate.execution.base")}
     assert subpackage_circles() == [["execution", "store"]]
+    assert module_circles() == []  # the way back is an annotation only
+    (pkg / "execution/base.py").write_text("from ablate.store import low\n")
+    assert module_circles() == [["ablate.execution.base", "ablate.store", "ablate.store.low"]]

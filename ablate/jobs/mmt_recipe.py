@@ -11,9 +11,11 @@ function of ``(seed, epoch)``, generation seeds derive from ``(seed, batch)``. O
 gives the same metrics bit for bit. A checkpoint saves the RNG states with the position, so a
 resumed run continues exactly where the interrupted one stood.
 
-Checkpoints are written after every epoch (after its validation pass) and when the worker asks
-the job to stop (at the next optimiser-step boundary, then :class:`JobCancelled` is raised). An
-attempt > 1 resumes from ``run_dir``'s checkpoint when a valid one is there.
+Checkpoints are written after every epoch (after its validation pass), at the end of an epoch's
+training when a validation pass follows (a stop during validation resumes at that pass, not at the
+epoch's first step), and when the worker asks the job to stop (at the next optimiser-step
+boundary, then :class:`JobCancelled` is raised). An attempt > 1 resumes from ``run_dir``'s
+checkpoint when a valid one is there.
 """
 
 from __future__ import annotations
@@ -275,22 +277,35 @@ class MmtRecipe:
             if first == 0:
                 self._loss_sum, self._loss_count = 0.0, 0
             self.model.train()
-            for w, micro_batches in enumerate(self._window_batches(windows, first, epoch), first):
-                lr = lr_at_step(step, self.steps_per_epoch, spec)
-                set_learning_rate(self.optimizer, lr)
-                loss = self._train_window(micro_batches, len(windows[w]), throughput)
-                step += 1
-                if step % spec.log_every == 0:
-                    self.ctx.log_metrics(step, {"train/loss": loss, "train/lr": lr})
-                if self.ctx.should_stop():
-                    self._checkpoint(TrainPosition(epoch, (w + 1) * spec.accumulation, step))
-                    raise JobCancelled(f"stopped at step {step}; checkpoint saved")
-                done = epoch * self.steps_per_epoch + w + 1
-                self.ctx.report_progress(done, total_windows, phase="train", epoch=epoch)
+            if first < len(windows):  # else resumed after this epoch's training, before its val
+                for w, batches in enumerate(self._window_batches(windows, first, epoch), first):
+                    lr = lr_at_step(step, self.steps_per_epoch, spec)
+                    set_learning_rate(self.optimizer, lr)
+                    loss = self._train_window(batches, len(windows[w]), throughput)
+                    step += 1
+                    if step % spec.log_every == 0:
+                        self.ctx.log_metrics(step, {"train/loss": loss, "train/lr": lr})
+                    if self.ctx.should_stop():
+                        self._checkpoint(TrainPosition(epoch, (w + 1) * spec.accumulation, step))
+                        raise JobCancelled(f"stopped at step {step}; checkpoint saved")
+                    done = epoch * self.steps_per_epoch + w + 1
+                    self.ctx.report_progress(
+                        done,
+                        total_windows,
+                        phase="train",
+                        epoch=epoch + 1,
+                        epochs=spec.epochs,
+                        loss=loss,
+                    )
             epoch_loss = self._loss_sum / max(self._loss_count, 1)
-            self.history["epoch_loss"].append(epoch_loss)
+            if len(self.history["epoch_loss"]) <= epoch:
+                self.history["epoch_loss"].append(epoch_loss)
             epoch_metrics = {"train/epoch_loss": epoch_loss, "train/epoch": float(epoch + 1)}
             if spec.eval_every_epoch and epoch + 1 < spec.epochs:
+                # the epoch's training is saved first: a stop during validation resumes here
+                t_ckpt = time.perf_counter()
+                self._checkpoint(TrainPosition(epoch, len(windows) * spec.accumulation, step))
+                side_s += time.perf_counter() - t_ckpt
                 val = self._evaluate(self.cfg.data.val_split, spec.eval_every_epoch_max_questions)
                 side_s += val.seconds
                 self.history["val_acc"].append(val.table["Avg"])
@@ -375,7 +390,7 @@ class MmtRecipe:
             autocast=self._autocast,
             max_questions=max_questions,
             progress=lambda done, total: self.ctx.report_progress(
-                done, total, phase=f"eval-{split}"
+                done, total, phase="test" if split == self.cfg.data.test_split else "validate"
             ),
             should_stop=self.ctx.should_stop,
         )

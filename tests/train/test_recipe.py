@@ -107,6 +107,34 @@ def test_resume_after_stop_equals_uninterrupted_run(reference, tmp_path, tiny_sp
     assert _semantic(resumed) == _semantic(ref_metrics)
 
 
+def test_stop_during_validation_resumes_without_retraining_the_epoch(
+    reference, tmp_path, tiny_spec, make_ctx
+):
+    """Cancelled during epoch 0's validation: the next attempt starts at that validation pass."""
+    _, ref_metrics = reference
+    spec = tiny_spec()
+    # 4 optimiser steps in epoch 0 poll the stop flag 4 times; the 5th poll is validation's
+    with pytest.raises(JobCancelled, match="evaluating val"):
+        run_mmt(spec, make_ctx(tmp_path, stop_after=5))
+    manifest = json.loads((tmp_path / "checkpoint.json").read_text())
+    assert (manifest["epoch"], manifest["batch_in_epoch"], manifest["step"]) == (0, 8, 4)
+    resumed_ctx = make_ctx(tmp_path, attempt=2)
+    trained: list[int] = []
+    report = resumed_ctx.report_progress
+
+    def spy(step: int, total: int, phase: str = "train", **info: float) -> None:
+        if phase == "train":
+            trained.append(step)
+        report(step, total, phase, **info)
+
+    resumed_ctx.report_progress = spy
+    resumed = run_mmt(spec, resumed_ctx)
+    assert resumed["train/resumed_from_step"] == 4
+    assert trained == [5, 6, 7, 8], "epoch 0's four steps were not run again"
+    resumed.pop("train/resumed_from_step")
+    assert _semantic(resumed) == _semantic(ref_metrics)
+
+
 def test_first_attempt_ignores_a_stale_checkpoint(tmp_path, tiny_spec, make_ctx):
     spec = tiny_spec(train={"epochs": 1})
     with pytest.raises(JobCancelled):

@@ -407,6 +407,8 @@ def plan(sweep_file: SweepFile, scale: ScaleOpt = None) -> None:
     """
     from rich.table import Table
 
+    from ablate.orchestrate.plan_view import cell_text
+    from ablate.orchestrate.run_columns import axis_keys_of, flat_axes, varying_keys
     from ablate.spec.job_kinds import get_job
     from ablate.spec.sweep import load_sweep
 
@@ -421,11 +423,13 @@ def plan(sweep_file: SweepFile, scale: ScaleOpt = None) -> None:
         info = describe(run.spec) if describe is not None else {}
         extra_cols += [k for k in info if k not in extra_cols]
         rows.append((run, info))
-    for col in ["run_id", "label", *sweep.axis_keys, *extra_cols]:
+    axes = [flat_axes(run.axes) for run, _ in rows]
+    axis_cols = varying_keys(axes, axis_keys_of(axes))  # only the fields that differ
+    for col in ["run_id", "label", *axis_cols, *extra_cols]:
         table.add_column(col, overflow="fold")
-    for run, info in rows:
+    for (run, info), flat in zip(rows, axes, strict=True):
         cells = [run.spec.run_id, run.label or ""]
-        cells += [str(run.axes.get(k, "")) for k in sweep.axis_keys]
+        cells += [cell_text(flat.get(k)) for k in axis_cols]
         cells += [
             f"{info[c]:,}" if isinstance(info.get(c), int) else str(info.get(c, ""))
             for c in extra_cols

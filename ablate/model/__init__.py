@@ -11,3 +11,21 @@ Modules, one idea each:
     sizing          trainable counts on the meta device, GPU-memory estimates, plan columns
     random_weights  real shapes with random weights (benchmarks, GPU smoke test)
 """
+
+import logging
+
+
+class _NoOptionalKernelsNotice(logging.Filter):
+    """Drops bitsandbytes's notice that the optional ``kernels`` package is not installed.
+
+    bitsandbytes logs it at import on CPUs with AVX512-BF16 (``Failed to load CPU
+    gemm_4bit_forward from kernels-community``); it names an optional speed-up that ablate does
+    not use and showed up in ``ablate plan``, which only sizes models on the meta device.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "kernels-community" not in str(record.msg)
+
+
+# installed before anything imports bitsandbytes (its logger is the same object once created)
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_NoOptionalKernelsNotice())

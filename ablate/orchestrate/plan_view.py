@@ -8,6 +8,11 @@ the full table only on request: ``--show all`` on screen, ``--format csv|json`` 
 Off a terminal (a pipe, a log, CI) the table is plain aligned text without box drawing or colour,
 so logs stay greppable. ``-q`` prints the counts line alone. The counts line (``2 runs: 2 new; 2
 to dispatch``) is the last line of every text form, the one that scripts and tests look for.
+
+Text forms show only what differs between the runs: nested axis values (a Table 3 row's whole
+``adapter`` section) as dotted fields, and of those, and of the bookkeeping columns, the ones whose
+values are not the same in every row (:mod:`ablate.orchestrate.run_columns`). CSV and JSON keep
+every field.
 """
 
 from __future__ import annotations
@@ -23,12 +28,15 @@ if TYPE_CHECKING:
 
     from ablate.orchestrate.plan import Plan
 
+from ablate.orchestrate.run_columns import axis_keys_of, flat_axes, varying_keys
+
 SUMMARY_ABOVE = 40  # plans with more rows print as a summary unless `--show all`
 EDGE_ROWS = 5  # rows shown at each end of a summary
 AXIS_VALUES_SHOWN = 8  # distinct values listed per axis in a summary
 SHOW_CHOICES = ("auto", "all", "summary")
 FORMATS = ("table", "csv", "json")
 BASE_COLUMNS = ("run_id", "state", "dispatch", "attempts", "failures")
+ALWAYS_SHOWN = ("run_id", "state")  # the other base columns only when they differ between rows
 
 
 @dataclass(frozen=True)
@@ -37,9 +45,10 @@ class PlanTable:
 
     Attributes:
         title: e.g. ``sweep table3 (scale tiny) -> runs/table3/``.
-        columns: column names in order: the base columns, ``slurm`` and ``label`` when any row
-            has one, then the sweep's axes.
-        axis_keys: the sweep's axes (the last columns).
+        columns: every column in order (what CSV and JSON write): the base columns, ``slurm``
+            and ``label`` when any row has one, then the axes as dotted fields.
+        axis_keys: the axes as dotted fields (the last columns).
+        shown: the columns a text table prints: run id, state, and the others that vary.
         rows: one dict per run, in sweep order; ``dispatch`` is a bool.
         counts: runs per state, plan states first, then SLURM's (``pending``, ``running``).
     """
@@ -49,6 +58,12 @@ class PlanTable:
     axis_keys: tuple[str, ...]
     rows: tuple[dict[str, Any], ...]
     counts: dict[str, int]
+    shown: tuple[str, ...] = ()
+
+    @property
+    def shown_axes(self) -> tuple[str, ...]:
+        """The axis fields that vary between rows (the ones a text table prints)."""
+        return tuple(key for key in self.axis_keys if key in self.shown)
 
     @property
     def to_dispatch(self) -> int:
@@ -67,7 +82,7 @@ def plan_table(plan: Plan, title: str, slurm: Any = None) -> PlanTable:
     A run whose SLURM job is queued or running holds no claim yet, so the plan alone would call
     it new; with ``slurm`` it shows the job's state and is not counted as left to dispatch.
     """
-    rows = plan.rows()
+    rows = [_flat_row(row, plan.sweep.axis_keys) for row in plan.rows()]
     jobs = slurm.jobs if slurm is not None else {}
     live = set(slurm.live) if slurm is not None else set()
     for row in rows:
@@ -81,10 +96,22 @@ def plan_table(plan: Plan, title: str, slurm: Any = None) -> PlanTable:
         columns.append("slurm")
     if any(row.get("label") for row in rows):
         columns.append("label")
-    axis_keys = tuple(plan.sweep.axis_keys)
+    axis_keys = tuple(axis_keys_of(flat_axes(row.get("_axes", {})) for row in rows))
+    for row in rows:
+        row.pop("_axes", None)
     states = Counter(row["state"] for row in rows)
     counts = {state: states[state] for state in dict.fromkeys([*plan.counts, *states])}
-    return PlanTable(title, (*columns, *axis_keys), axis_keys, tuple(rows), counts)
+    everything = (*columns, *axis_keys)
+    varying = set(varying_keys(rows, everything))
+    shown = tuple(c for c in everything if c in ALWAYS_SHOWN or c in varying or c == "slurm")
+    return PlanTable(title, everything, axis_keys, tuple(rows), counts, shown)
+
+
+def _flat_row(row: dict[str, Any], axis_keys: tuple[str, ...]) -> dict[str, Any]:
+    """A plan row with its axes as dotted fields (kept aside under ``_axes`` for their order)."""
+    axes = {key: row.pop(key) for key in axis_keys if key in row}
+    flat = flat_axes(axes)
+    return {**row, **flat, "_axes": flat}
 
 
 def show_plan(
@@ -138,11 +165,11 @@ def _edge_rows(rows: tuple[dict[str, Any], ...]) -> list[dict[str, Any] | None]:
 
 def axis_lines(table: PlanTable) -> list[str]:
     """One line per axis: how many distinct values it takes and the first of them, in order."""
-    if not table.axis_keys:
+    if not table.shown_axes:
         return []
-    width = max(len(key) for key in table.axis_keys)
-    lines = [f"axes ({len(table.axis_keys)}):"]
-    for key in table.axis_keys:
+    width = max(len(key) for key in table.shown_axes)
+    lines = [f"axes ({len(table.shown_axes)}):"]
+    for key in table.shown_axes:
         values = list(dict.fromkeys(cell_text(row.get(key)) for row in table.rows))
         shown = ", ".join(values[:AXIS_VALUES_SHOWN])
         if len(values) > AXIS_VALUES_SHOWN:
@@ -158,6 +185,8 @@ def cell_text(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "yes" if value else ""
+    if isinstance(value, (list, tuple)):
+        return ",".join(cell_text(v) for v in value)
     return str(value)
 
 
@@ -170,8 +199,8 @@ def _print_plain(
     stream: IO[str], table: PlanTable, rows: list[dict[str, Any] | None], lines: list[str]
 ) -> None:
     """Aligned columns, a dashed rule under the header, no box drawing and no colour."""
-    cells = [[cell_text(row.get(c)) for c in table.columns] if row else None for row in rows]
-    widths = [len(c) for c in table.columns]
+    cells = [[cell_text(row.get(c)) for c in table.shown] if row else None for row in rows]
+    widths = [len(c) for c in table.shown]
     for line in cells:
         for i, text in enumerate(line or ()):
             widths[i] = max(widths[i], len(text))
@@ -179,7 +208,7 @@ def _print_plain(
     def join(parts: list[str]) -> str:
         return "  ".join(p.ljust(w) for p, w in zip(parts, widths, strict=True)).rstrip()
 
-    out = [table.title, *lines, join(list(table.columns)), join(["-" * w for w in widths])]
+    out = [table.title, *lines, join(list(table.shown)), join(["-" * w for w in widths])]
     shown = sum(1 for line in cells if line is not None)
     out += [join(line) if line is not None else _more_text(table, shown) for line in cells]
     out.append(table.counts_line())
@@ -197,13 +226,13 @@ def _print_rich(
     for line in [table.title, *lines]:
         console.print(line, markup=False, highlight=False)
     grid = Table()
-    for column in table.columns:
+    for column in table.shown:
         grid.add_column(column, overflow="fold")
     for row in rows:
         if row is None:
-            grid.add_row(*("…" for _ in table.columns), style="dim")
+            grid.add_row(*("…" for _ in table.shown), style="dim")
         else:
-            grid.add_row(*(cell_text(row.get(c)) for c in table.columns))
+            grid.add_row(*(cell_text(row.get(c)) for c in table.shown))
     console.print(grid)
     if shown < len(table.rows):
         console.print(_more_text(table, shown), style="dim", markup=False, highlight=False)

@@ -1,0 +1,71 @@
+"""Which fields of a sweep's runs a table shows: dotted leaves, only the ones that differ.
+
+A Table 3 row replaces the whole ``adapter`` section, so the sweep's axis is ``adapter`` and its
+value a nested dict; printed whole that is a Python repr of 5-7 lines a row. Every table of runs
+(the plan, the live display, ``ablate compare``) flattens such values to dotted fields
+(``adapter.name``, ``adapter.dim``) and keeps the fields whose values differ between the runs
+shown: the ones a reader compares. Machine-readable forms (CSV, JSON) keep every field.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ablate.spec.dotted import flatten
+
+#: The accuracy columns of a comparison, in order (ScienceQA's headline is the test average).
+ACCURACY_KEYS = ("val/Avg", "test/Avg")
+#: Metrics a run's one-number summary comes from, first present wins.
+HEADLINE_KEYS = ("test/Avg", "val/Avg", "eval/r2", "eval/mse")
+
+
+def flat_axes(axes: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's axes with nested values as dotted leaves: ``{"adapter.dim": 8, "seed": 0}``."""
+    return flatten(dict(axes))
+
+
+def _comparable(value: Any) -> Any:
+    """A hashable stand-in for a leaf (lists become tuples) to tell values apart."""
+    if isinstance(value, list):
+        return tuple(_comparable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _comparable(v)) for k, v in value.items()))
+    return value
+
+
+def varying_keys(rows: Iterable[Mapping[str, Any]], keys: Iterable[str]) -> list[str]:
+    """The ``keys`` (in their order) whose values are not the same in every row.
+
+    A key missing from some rows but present in others varies (a Table 3 row without
+    ``adapter.groups`` differs from one with it).
+    """
+    rows = list(rows)
+    out = []
+    for key in keys:
+        seen = {_comparable(row.get(key)) for row in rows}
+        if len(seen) > 1:
+            out.append(key)
+    return out
+
+
+def axis_keys_of(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every dotted key of the flattened rows, in first-seen order."""
+    return list(dict.fromkeys(key for row in rows for key in row))
+
+
+def headline(metrics: Mapping[str, Any] | None) -> tuple[str, float] | None:
+    """A run's one-number result, ``("test/Avg", 88.4)``, or None when it has none."""
+    for key in HEADLINE_KEYS:
+        value = (metrics or {}).get(key)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if number and math.isfinite(value):
+            return key, float(value)
+    return None
+
+
+def headline_text(metrics: Mapping[str, Any] | None) -> str:
+    """``test/Avg 88.35``, or blank when the run has no result."""
+    found = headline(metrics)
+    return f"{found[0]} {found[1]:.4g}" if found else ""

@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 
 from ablate.errors import AblateError
+from ablate.execution.registry import runner_help
+from ablate.orchestrate.commands import compare_command
 from ablate.report.commands import report_command
 from ablate.tracking.commands import RunsDirOpt, TrackingUriOpt, sync_command, ui_command
 from ablate.tune.commands import tune_command
@@ -27,6 +29,7 @@ app = typer.Typer(
         "  ablate sweep sweeps/table3.yaml --scale tiny   # Table 3 on tiny twins, on a CPU\n"
         "  ablate sweep sweeps/table2.yaml --dry-run      # show the plan, run nothing\n"
         "  ablate status sweeps/table3.yaml               # done, failed, left\n"
+        "  ablate compare sweeps/table3.yaml --sort test/Avg   # one row per run, results\n"
         "  ablate plan sweeps/table3.yaml                 # trainable params, GPU memory\n"
         "  ablate report sweeps/table3.yaml --scale tiny  # Table 3 from the results store\n"
         "  ablate tune sweeps/tune_ba.yaml --scale tiny --trials 6   # Optuna search\n"
@@ -125,7 +128,7 @@ def sweep(
         str | None,
         typer.Option(
             "--runner",
-            help="Runner profile: a name in runners/ (local, cpu, inline) or a YAML path.",
+            help=runner_help(),
             show_default="local",
         ),
     ] = None,
@@ -290,8 +293,22 @@ def _print_slurm_catch_up(state: Any) -> None:
 
 @app.command()
 def status(
-    sweep_file: SweepFile,
-    scale: ScaleOpt = None,
+    sweep_file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Sweep YAML; without it, every sweep in the store with its runs per scale.",
+            show_default=False,
+        ),
+    ] = None,
+    scale: Annotated[
+        str | None,
+        typer.Option(
+            "--scale",
+            help="The sweep's `scales:` entry to show (default: the scale with the most runs "
+            "in the store).",
+            show_default=False,
+        ),
+    ] = None,
     runs_dir: RunsDirOpt = None,
     retries: Annotated[
         int, typer.Option("--retries", min=0, help="Retry budget to judge failed runs against.")
@@ -299,19 +316,27 @@ def status(
     show: ShowOpt = "auto",
     fmt: FormatOpt = "table",
 ) -> None:
-    """What ran, what failed and why, what is left, for one sweep.
+    """What ran, what failed and why, what is left, for one sweep (or every sweep in the store).
 
-    Example: ablate status sweeps/table3.yaml --scale tiny
-    """
+    \b
+    Examples:
+      ablate status                         # every sweep in the store, runs per scale
+      ablate status sweeps/table3.yaml      # its runs at the scale they were made at
+      ablate status sweeps/table3.yaml --scale tiny
+    """  # noqa: D301 - click keeps a paragraph after \b (backspace) unwrapped
     from ablate.execution.slurm.watch import reattach_if_submitted
+    from ablate.orchestrate.commands import show_store_overview
+    from ablate.orchestrate.compare import load_sweep_as_stored
     from ablate.orchestrate.orchestrator import plan_sweep
     from ablate.orchestrate.plan_view import SUMMARY_ABOVE
-    from ablate.spec.sweep import load_sweep
     from ablate.store.results_store import ResultsStore
 
     _check_view_flags(show, fmt)
-    spec = load_sweep(sweep_file, scale=scale)
+    if sweep_file is None:
+        raise typer.Exit(show_store_overview(_runs_root(runs_dir)))
     store = ResultsStore(_runs_root(runs_dir))
+    spec = load_sweep_as_stored(sweep_file, store, scale)
+    scale = spec.scale
     slurm = reattach_if_submitted(store, spec.name)  # SLURM is asked only if it ran the sweep
     _print_slurm_catch_up(slurm)
     the_plan = plan_sweep(spec, store, retries=retries)
@@ -358,10 +383,13 @@ def runs(
     ] = None,
     limit: Annotated[int, typer.Option(help="Show the last N attempts.")] = 50,
 ) -> None:
-    """Every attempt in the results store, newest last.
+    """Every attempt in the results store, newest last, with its row label and scale.
 
+    Label and scale come from the sweep's file (sweeps/NAME.yaml) when it is there.
     Example: ablate runs --sweep table3 --status failed
     """
+    from ablate.orchestrate.commands import run_names
+    from ablate.orchestrate.run_columns import headline_text
     from ablate.store.results_store import ResultsStore
 
     frame = ResultsStore(_runs_root(runs_dir)).dataframe()
@@ -373,30 +401,22 @@ def runs(
     if status_filter:
         frame = frame[frame["status"] == status_filter]
     frame = frame.sort_values("ended_at").tail(limit)
+    names = run_names(frame["sweep"])
     rows = []
     for rec in frame.to_dict("records"):
-        metrics = rec.get("metrics") or {}
-        headline = next(
-            (
-                f"{k}={v:.4g}"
-                for k in ("test/Avg", "eval/r2", "eval/mse")
-                if isinstance(v := metrics.get(k), (int, float))
-            ),
-            "",
-        )
         dur = rec.get("duration_s")
+        label, scale = names.get(rec["run_id"], ("", ""))
         rows.append(
             {
                 **rec,
+                "label": label,
+                "scale": scale,
                 "duration": f"{dur:.1f}s" if isinstance(dur, float) else "",
-                "headline": headline,
+                "headline": headline_text(rec.get("metrics")).replace(" ", "=", 1),
             }
         )
-    _print_rows(
-        f"{len(rows)} attempts",
-        rows,
-        ["run_id", "sweep", "attempt", "status", "failure_kind", "duration", "headline", "host"],
-    )
+    columns = ["run_id", "sweep", "label", "scale", "attempt", "status", "failure_kind"]
+    _print_rows(f"{len(rows)} attempts", rows, [*columns, "duration", "headline", "host"])
 
 
 @app.command()
@@ -484,6 +504,7 @@ def score(
 
 
 app.command("report")(report_command)
+app.command("compare")(compare_command)
 app.command("ui")(ui_command)
 app.command("sync")(sync_command)
 app.command("tune")(tune_command)

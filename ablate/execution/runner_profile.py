@@ -18,41 +18,16 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from ablate.errors import SpecError, did_you_mean
+from ablate.execution.registry import (
+    BUILTIN_PROFILES,
+    DEFAULT_PROFILE,
+    PROFILE_DIR,
+    runner_profile_names,
+)
 from ablate.execution.slots import discover_gpus
 from ablate.spec.base import SpecModel
 from ablate.spec.validation import Locator, source_locator, validate
 from ablate.spec.yaml_source import load_yaml
-
-DEFAULT_PROFILE = "local"
-PROFILE_DIR = Path("runners")
-
-BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
-    "local": {
-        "executor": "local",
-        "description": "This machine: one job per GPU, or CPU slots when there is no GPU.",
-    },
-    "inline": {
-        "executor": "inline",
-        "description": "In the orchestrator's process, one run at a time (debugging).",
-    },
-    "cpu": {
-        "executor": "local",
-        "description": "This machine's CPUs only, two jobs at once, GPUs hidden.",
-        "gpus": "none",
-        "cpu_slots": 2,
-    },
-    "slurm": {
-        "executor": "slurm",
-        "description": "SLURM job arrays (submitit): one GPU per run, requeued on preemption.",
-        "gpus": 1,
-        "cpus": 8,
-        "mem_gb": 64,
-        "time_min": 240,
-        "array_parallelism": 16,
-        "signal_delay_s": 120,
-        "grace_s": 90,
-    },
-}
 
 
 class ProfileBase(SpecModel):
@@ -256,8 +231,7 @@ def load_runner_profile(
             return parse_runner_profile(
                 BUILTIN_PROFILES[name_or_path], name=name_or_path, source=f"<builtin {name}>"
             )
-        found = sorted(p.stem for p in Path(search_dir).glob("*.yaml"))
-        choices = sorted(set(found) | set(BUILTIN_PROFILES))
+        choices = runner_profile_names(search_dir)
         raise SpecError(
             f"runner profile not found{did_you_mean(name, choices)}",
             file=path,

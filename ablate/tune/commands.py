@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ablate.execution.registry import runner_help
 from ablate.orchestrate.progress import NullProgress, PlainProgress, SweepProgress
 from ablate.report.render import DEFAULT_OUT_DIR
 from ablate.store.layout import default_runs_root
@@ -69,7 +70,7 @@ def tune_command(
         str | None,
         typer.Option(
             "--runner",
-            help="Runner profile: a name in runners/ (local, cpu, inline) or a YAML path.",
+            help=runner_help(),
             show_default="local",
         ),
     ] = None,

@@ -1,0 +1,215 @@
+"""One row per run of a sweep, its result beside the fields that set it apart: ``ablate compare``.
+
+The same rows close a sweep's live display (the runs it just ran) and answer ``ablate compare
+FILE`` (every run of the sweep in the store): the run's label, the axis fields that differ
+between the runs (:mod:`ablate.orchestrate.run_columns`), its scale, its state, the validation and
+test averages of its latest successful attempt and that attempt's wall time. Rows sort by any
+column (accuracies best first, missing values last) and print as a table, markdown, CSV or JSON.
+
+A sweep file names no scale; the runs in the store were made at one (``--scale tiny``). Without
+``--scale`` the sweep is expanded at full scale and at each of its ``scales`` and the variant with
+the most recorded runs is the one shown (ties go to full scale): ``ablate status`` and ``ablate
+compare`` on a file describe the runs that exist, not a plan nobody ran.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from ablate.orchestrate.plan_view import cell_text
+from ablate.orchestrate.run_columns import ACCURACY_KEYS, axis_keys_of, flat_axes, varying_keys
+
+if TYPE_CHECKING:
+    from ablate.orchestrate.plan import Plan
+    from ablate.spec.sweep import PlannedRun, Sweep
+    from ablate.store.record import AttemptRecord
+    from ablate.store.results_store import ResultsStore
+
+COMPARE_FORMATS = ("table", "md", "csv", "json")
+FULL_SCALE = "full"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Rows of runs and the columns to show, in order.
+
+    Attributes:
+        columns: ``run_id``, ``label`` (when any run has one), the varying axis fields,
+            ``scale``, ``state``, the accuracy columns, ``time``.
+        rows: one dict per run; accuracies as floats (None when missing), ``time_s`` seconds.
+    """
+
+    columns: tuple[str, ...]
+    rows: tuple[dict[str, Any], ...]
+
+    def sorted_by(self, column: str, *, reverse: bool = False) -> Comparison:
+        """Rows ordered by ``column``: accuracies best first, others ascending; blanks last.
+
+        Raises:
+            ValueError: ``column`` is not one of :attr:`columns` (the message lists them).
+        """
+        if column not in self.columns:
+            raise ValueError(f"--sort: no column {column!r}; columns: {', '.join(self.columns)}")
+        key = "time_s" if column == "time" else column
+        present = [r for r in self.rows if r.get(key) is not None]
+        missing = [r for r in self.rows if r.get(key) is None]
+        best_first = column in ACCURACY_KEYS
+        present.sort(key=lambda r: _sort_key(r[key]), reverse=best_first != reverse)
+        return Comparison(self.columns, (*present, *missing))
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    """Numbers before text, each in natural order."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, float(value))
+    return (1, cell_text(value))
+
+
+def compare_runs(
+    runs: Sequence[tuple[PlannedRun, str, AttemptRecord | None]], scale: str | None
+) -> Comparison:
+    """The comparison of ``(run, state, successful record or None)`` triples.
+
+    Args:
+        runs: each run with its state (``done``, ``failed``, ...) and the record its result
+            comes from (its latest successful attempt), if any.
+        scale: the scale the runs were expanded at (None: full scale).
+    """
+    flats = [flat_axes(run.axes) for run, _, _ in runs]
+    axis_cols = varying_keys(flats, axis_keys_of(flats))
+    rows = []
+    for (run, state, record), flat in zip(runs, flats, strict=True):
+        metrics = record.metrics if record is not None else {}
+        row: dict[str, Any] = {"run_id": run.spec.run_id, "label": run.label}
+        row.update({key: flat.get(key) for key in axis_cols})
+        row.update({"scale": scale or FULL_SCALE, "state": state})
+        row.update({key: _number(metrics.get(key)) for key in ACCURACY_KEYS})
+        row["time_s"] = record.duration_s if record is not None else None
+        rows.append(row)
+    label = ["label"] if any(run.label for run, _, _ in runs) else []
+    columns = ("run_id", *label, *axis_cols, "scale", "state", *ACCURACY_KEYS, "time")
+    return Comparison(columns, tuple(rows))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def compare_plan(plan: Plan, store: ResultsStore) -> Comparison:
+    """Every run of a plan with its latest successful attempt's result from the store."""
+    runs = []
+    for entry in plan.entries:
+        record = None
+        if entry.history.succeeded_in is not None:
+            successes = [r for r in store.attempts_of(entry.run_id) if r.status.value == "success"]
+            record = successes[-1] if successes else None
+        runs.append((entry.run, entry.state.value, record))
+    return compare_runs(runs, plan.sweep.scale)
+
+
+def load_sweep_as_stored(path: Path, store: ResultsStore, scale: str | None = None) -> Sweep:
+    """The sweep at ``scale``, or (None) at the scale with the most runs recorded in ``store``.
+
+    Expanding a sweep at each of its scales costs what loading it costs, once per scale (specs
+    only, no torch); the store is read from its summary index.
+    """
+    from ablate.spec.sweep import load_sweep
+
+    full = load_sweep(path, scale=scale)
+    if scale is not None or not full.scales:
+        return full
+    recorded = set(store.attempt_columns()["run_id"])
+    best, best_n = full, sum(run.spec.run_id in recorded for run in full.runs)
+    for name in full.scales:
+        variant = load_sweep(path, scale=name)
+        found = sum(run.spec.run_id in recorded for run in variant.runs)
+        if found > best_n:
+            best, best_n = variant, found
+    return best
+
+
+def cell(row: dict[str, Any], column: str) -> str:
+    """A comparison cell as text: accuracies to two decimals, the time as ``3m05s``."""
+    from ablate.orchestrate.progress import format_seconds
+
+    if column == "time":
+        seconds = row.get("time_s")
+        return format_seconds(seconds) if seconds is not None else ""
+    value = row.get(column)
+    if column in ACCURACY_KEYS and value is not None:
+        return f"{value:.2f}"
+    return cell_text(value)
+
+
+def write_comparison(table: Comparison, fmt: str, stream: IO[str]) -> None:
+    """Markdown, CSV or JSON (typed values) of ``table`` to ``stream``.
+
+    Raises:
+        ValueError: an unknown format.
+    """
+    if fmt == "json":
+        rows = [
+            {c: row.get("time_s" if c == "time" else c) for c in table.columns}
+            for row in table.rows
+        ]
+        json.dump({"columns": list(table.columns), "rows": rows}, stream, default=str)
+        stream.write("\n")
+    elif fmt == "csv":
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(table.columns)
+        writer.writerows([[_csv(row, c) for c in table.columns] for row in table.rows])
+    elif fmt == "md":
+        stream.write("\n".join(markdown_lines(table)) + "\n")
+    else:
+        raise ValueError(f"--format must be one of {', '.join(COMPARE_FORMATS)}, got {fmt!r}")
+    stream.flush()
+
+
+def _csv(row: dict[str, Any], column: str) -> str:
+    if column == "time":
+        seconds = row.get("time_s")
+        return f"{seconds:.1f}" if seconds is not None else ""
+    value = row.get(column)
+    return json.dumps(value) if isinstance(value, (list, dict)) else cell_text(value)
+
+
+def markdown_lines(table: Comparison) -> list[str]:
+    """A GitHub-markdown table (pipes in cells escaped)."""
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    for row in table.rows:
+        cells = (cell(row, c).replace("|", "\\|") for c in table.columns)
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def plain_lines(table: Comparison, columns: Iterable[str] | None = None) -> list[str]:
+    """Aligned text columns with a dashed rule under the header (logs, pipes)."""
+    columns = list(columns or table.columns)
+    cells = [[cell(row, c) for c in columns] for row in table.rows]
+    widths = [max([len(c), *(len(line[i]) for line in cells)]) for i, c in enumerate(columns)]
+
+    def join(parts: list[str]) -> str:
+        return "  ".join(p.ljust(w) for p, w in zip(parts, widths, strict=True)).rstrip()
+
+    return [join(columns), join(["-" * w for w in widths]), *(join(line) for line in cells)]
+
+
+def rich_table(table: Comparison, title: str | None = None) -> Any:
+    """A ``rich.table.Table`` of ``table`` (cells are plain text, never markup)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    grid = Table(title=title, title_justify="left")
+    for column in table.columns:
+        numeric = column in ACCURACY_KEYS or column == "time"
+        grid.add_column(column, justify="right" if numeric else "left", overflow="fold")
+    for row in table.rows:
+        grid.add_row(*(Text(cell(row, c)) for c in table.columns))
+    return grid

@@ -189,7 +189,7 @@ def sweep(
     from ablate.execution.runner_profile import load_runner_profile
     from ablate.execution.slurm.watch import reattach_if_submitted
     from ablate.orchestrate.orchestrator import plan_sweep, run_sweep
-    from ablate.orchestrate.progress import make_progress
+    from ablate.orchestrate.progress import SWEEP_LOG, make_progress
     from ablate.spec.sweep import load_sweep
     from ablate.store.results_store import ResultsStore
     from ablate.tracking.commands import make_tracker
@@ -222,19 +222,26 @@ def sweep(
     tracker = make_tracker(
         store.root, tracking_uri, enabled=not no_tracking, log_adapter=log_adapter
     )
-    result = run_sweep(
-        spec,
-        executor=executor,
-        store=store,
-        retries=retries,
-        max_parallel=max_parallel,
-        force=force,
-        progress=make_progress(quiet=quiet),
-        tracker=tracker,
-        timeout_s=profile.timeout_s,
-        grace_s=profile.grace_s,
-        detach=executor.detachable,
+    # the plan is printed above; library messages go to the sweep's log, not the live display
+    progress = make_progress(
+        quiet=quiet, announce=False, log_file=store.layout.sweep_dir(spec.name) / SWEEP_LOG
     )
+    try:
+        result = run_sweep(
+            spec,
+            executor=executor,
+            store=store,
+            retries=retries,
+            max_parallel=max_parallel,
+            force=force,
+            progress=progress,
+            tracker=tracker,
+            timeout_s=profile.timeout_s,
+            grace_s=profile.grace_s,
+            detach=executor.detachable,
+        )
+    finally:
+        progress.close()
     if wait and executor.detachable and not result.interrupted:
         raise typer.Exit(_wait_for_detached(spec, store, retries, poll_s, quiet))
     raise typer.Exit(result.exit_code)

@@ -25,6 +25,7 @@ from ablate.orchestrate.plan_view import cell_text
 from ablate.orchestrate.run_columns import ACCURACY_KEYS, axis_keys_of, flat_axes, varying_keys
 
 if TYPE_CHECKING:
+    from ablate.orchestrate.outcomes import SweepResult
     from ablate.orchestrate.plan import Plan
     from ablate.spec.sweep import PlannedRun, Sweep
     from ablate.store.record import AttemptRecord
@@ -112,6 +113,32 @@ def compare_plan(plan: Plan, store: ResultsStore) -> Comparison:
             record = successes[-1] if successes else None
         runs.append((entry.run, entry.state.value, record))
     return compare_runs(runs, plan.sweep.scale)
+
+
+def invocation_results(result: SweepResult) -> Comparison | None:
+    """The runs one ``ablate sweep`` ran, each by its success or else its last attempt."""
+    entries = {entry.run_id: entry for entry in result.plan.entries}
+    shown: dict[str, AttemptRecord] = {}
+    for record in result.records:
+        kept = shown.get(record.run_id)
+        if record.run_id in entries and (kept is None or kept.status.value != "success"):
+            shown[record.run_id] = record
+    if not shown:
+        return None
+    runs = [
+        (entries[run_id].run, r.status.value, r if r.status.value == "success" else None)
+        for run_id, r in shown.items()
+    ]
+    return compare_runs(runs, result.plan.sweep.scale)
+
+
+def next_commands(result: SweepResult) -> list[str]:
+    """What to run next: the report and the comparison of the sweep, once a run succeeded."""
+    if not any(record.status.value == "success" for record in result.records):
+        return []
+    sweep = result.plan.sweep
+    scale = f" --scale {sweep.scale}" if sweep.scale else ""
+    return [f"ablate report {sweep.path}{scale}", f"ablate compare {sweep.path}{scale}"]
 
 
 def load_sweep_as_stored(path: Path, store: ResultsStore, scale: str | None = None) -> Sweep:

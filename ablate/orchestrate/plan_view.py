@@ -221,6 +221,7 @@ def _print_rich(
 ) -> None:
     """A rich table on a terminal; a summary's gap is one dimmed row."""
     from rich.table import Table
+    from rich.text import Text
 
     shown = sum(1 for row in rows if row is not None)
     for line in [table.title, *lines]:
@@ -232,7 +233,8 @@ def _print_rich(
         if row is None:
             grid.add_row(*("…" for _ in table.shown), style="dim")
         else:
-            grid.add_row(*(cell_text(row.get(c)) for c in table.shown))
+            # text, not markup: a label such as "[dim 8, groups 2]" stays literal
+            grid.add_row(*(Text(cell_text(row.get(c))) for c in table.shown))
     console.print(grid)
     if shown < len(table.rows):
         console.print(_more_text(table, shown), style="dim", markup=False, highlight=False)

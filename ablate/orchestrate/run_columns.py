@@ -68,4 +68,7 @@ def headline(metrics: Mapping[str, Any] | None) -> tuple[str, float] | None:
 def headline_text(metrics: Mapping[str, Any] | None) -> str:
     """``test/Avg 88.35``, or blank when the run has no result."""
     found = headline(metrics)
-    return f"{found[0]} {found[1]:.4g}" if found else ""
+    if found is None:
+        return ""
+    key, value = found
+    return f"{key} {value:.2f}" if key in ACCURACY_KEYS else f"{key} {value:.4g}"

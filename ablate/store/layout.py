@@ -9,6 +9,7 @@ never build paths by hand::
       .store/summary.tsv                                            incremental index (planning)
       .store/claims/<run_id>.lock                                   who is running a run right now
       <sweep>/.lock                                                 the sweep lock
+      <sweep>/sweep.log                                             library messages of a live sweep
       <sweep>/<run_id>/spec.json, run.json, worker.log, progress.json, checkpoints ...
 
 Run ids are global: the store and the claims are shared by all sweeps, so a run that succeeded

@@ -70,12 +70,13 @@ def _cell(value: Any) -> str:
 def _print_rows(title: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
     """A rich table of ``rows`` (plain text when not on a terminal)."""
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title, title_justify="left")
     for col in columns:
         table.add_column(col, overflow="fold")
-    for row in rows:
-        table.add_row(*(_cell(row.get(c)) for c in columns))
+    for row in rows:  # text, not markup: a label such as "[lr 0.01]" stays literal
+        table.add_row(*(Text(_cell(row.get(c))) for c in columns))
     console.print(table)
 
 

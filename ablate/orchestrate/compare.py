@@ -126,9 +126,10 @@ def invocation_results(result: SweepResult) -> Comparison | None:
     if not shown:
         return None
     runs = [
-        (entries[run_id].run, r.status.value, r if r.status.value == "success" else None)
+        (entries[run_id].run, "done", r) if r.status.value == "success"
+        else (entries[run_id].run, r.status.value, None)
         for run_id, r in shown.items()
-    ]
+    ]  # fmt: skip
     return compare_runs(runs, result.plan.sweep.scale)
 
 

@@ -34,6 +34,11 @@ class ReportOutput:
     table: Table
     files: tuple[Path, ...]
 
+    @property
+    def has_results(self) -> bool:
+        """Whether any row holds a run of ours (else nothing was written: no empty plot)."""
+        return any(r["source"] == "ours" and r.get("n") for r in self.table.records)
+
 
 def resolve_targets(target: str | Path | None, reports_dir: Path) -> list[ReportSpec]:
     """The report specs a command-line target names (see the module docstring).
@@ -147,8 +152,11 @@ def render_report(
     outputs = []
     for spec in resolve_targets(target, Path(reports_dir)):
         table = build_report(spec, runs_root=runs_root, scale=scale)
-        files = write_report(spec, table, formats=formats, out_dir=Path(out_dir), plots=plots)
-        outputs.append(ReportOutput(spec, table, tuple(files)))
+        output = ReportOutput(spec, table, ())
+        if output.has_results:  # a sweep nobody ran gets a message, not empty tables and plots
+            files = write_report(spec, table, formats=formats, out_dir=Path(out_dir), plots=plots)
+            output = ReportOutput(spec, table, tuple(files))
+        outputs.append(output)
     return outputs
 
 

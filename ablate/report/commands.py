@@ -55,6 +55,9 @@ def report_command(
 ) -> None:
     """Tables 1-3 from the results store, the paper's values beside ours (never needs MLflow).
 
+    A sweep with no successful run in the store writes nothing and says which command fills it;
+    the exit code is 1 when no report had a run.
+
     Example: ablate report sweeps/table3.yaml --format md --format latex
     """
     from ablate.report.build import render_report  # heavy: only when the command runs
@@ -70,11 +73,31 @@ def report_command(
         scale=scale,
         plots=plots,
     )
+    root = runs_dir or default_runs_root()
     for output in outputs:
+        if not output.has_results:
+            typer.echo(
+                f"[ablate report] {output.spec.name}: no successful runs in {root}/ yet; fill "
+                f"it with `{fill_command(output.spec.sweep_path, scale)}` (nothing written)",
+                err=True,
+            )
+            continue
         if "md" in formats or "all" in formats:
             typer.echo(to_markdown(output.table))
-        found = sum(1 for r in output.table.records if r["source"] == "ours" and r.get("n"))
-        if not found:
-            typer.echo(f"[ablate report] {output.spec.name}: no successful runs in the store yet")
         for path in output.files:
             typer.echo(f"wrote {path}")
+    if not any(output.has_results for output in outputs):
+        raise typer.Exit(1)
+
+
+def fill_command(sweep_path: Path, scale: str | None) -> str:
+    """The ``ablate sweep`` that fills a report: ``--scale tiny`` when the sweep has that scale."""
+    from ablate.spec.sweep import load_sweep
+
+    if scale is None and "tiny" in load_sweep(sweep_path).scales:
+        scale = "tiny"  # the scale that runs anywhere (tiny twins on a CPU)
+    try:
+        shown = sweep_path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        shown = sweep_path
+    return f"ablate sweep {shown}" + (f" --scale {scale}" if scale else "")

@@ -53,17 +53,18 @@ def test_plain_progress_logs_each_event(tmp_path, store):
     assert "finished: 2 succeeded, 2 did not; 0 run(s) not done" in text
 
 
-def test_rich_progress_shows_counts_eta_and_steps(tmp_path):
+def test_rich_progress_shows_label_phase_epoch_loss_rate_and_eta(tmp_path):
     progress_file = tmp_path / "progress.json"
-    progress_file.write_text(json.dumps({"step": 30, "total": 120, "time": time.time()}))
+    report = {"step": 30, "total": 120, "phase": "train", "epoch": 2, "epochs": 4, "loss": 0.61234}
+    progress_file.write_text(json.dumps({**report, "time": time.time() - 10}))
     view = RunningView(
         "abc123abc123",
         2,
-        {"adapter.dim": 16},
+        {"adapter": {"name": "bottleneck", "dim": 8}},
         "gpu:1",
         time.time() - 65,
         progress_file,
-        label="7B-lite",
+        label="[dim 8, groups 2]",
     )
     status = SweepStatus(
         "table2",
@@ -77,13 +78,16 @@ def test_rich_progress_shows_counts_eta_and_steps(tmp_path):
         elapsed_s=30,
     )
     out = io.StringIO()
-    progress = RichProgress(Console(file=out, force_terminal=True, width=120))
-    rendered = progress._render(status)
-    Console(file=out, width=120).print(rendered)
+    progress = RichProgress(Console(file=out, force_terminal=True, width=160))
+    progress._render(status)  # the first report of the phase: the origin of its rate
+    progress_file.write_text(json.dumps({**report, "step": 50, "time": time.time()}))
+    Console(file=out, width=160).print(progress._render(status))
     text = out.getvalue()
     assert "done 3/10, running 1, failed 1, left 6" in text and "ETA 2m05s" in text
-    assert "abc123abc123" in text and "30/120" in text and "gpu:1" in text
-    assert "[7B-lite] adapter.dim=16" in text
+    assert "[dim 8, groups 2]" in text, "the label is text, not rich markup"
+    assert "abc123abc123 (attempt 2)" in text and "gpu:1" in text
+    assert "train" in text and "2/4" in text and "50/120" in text and "0.6123" in text
+    assert "2.00" in text and "35s" in text, "2 steps/s; 70 steps left in the phase"
 
 
 def test_step_from_an_earlier_attempt_is_not_shown(tmp_path):

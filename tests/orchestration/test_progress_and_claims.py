@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from ablate.orchestrate.progress import (
     make_progress,
 )
 from ablate.orchestrate.signals import StopSignals
+from ablate.orchestrate.tracker import NullTracker
 from ablate.store.provenance import git_state, package_versions
 
 
@@ -88,6 +90,56 @@ def test_rich_progress_shows_label_phase_epoch_loss_rate_and_eta(tmp_path):
     assert "abc123abc123 (attempt 2)" in text and "gpu:1" in text
     assert "train" in text and "2/4" in text and "50/120" in text and "0.6123" in text
     assert "2.00" in text and "35s" in text, "2 steps/s; 70 steps left in the phase"
+
+
+class ChattyTracker(NullTracker):
+    """Logs the way MLflow does (a handler writing to whatever ``sys.stderr`` is), prints there."""
+
+    def __init__(self) -> None:
+        class CurrentStderr:
+            def write(self, text: str) -> None:
+                sys.stderr.write(text)
+
+            def flush(self) -> None:
+                sys.stderr.flush()
+
+        self.logger = logging.getLogger("chatty-library")
+        self.logger.handlers = [logging.StreamHandler(CurrentStderr())]
+        self.logger.propagate = False
+
+    def on_sweep_start(self, sweep, plan) -> None:
+        self.logger.warning("INFO chatty.store: Creating initial database tables...")
+
+    def on_attempt_start(self, run, attempt) -> dict[str, str]:
+        print("UserWarning: a library warning", file=sys.stderr)  # what warnings.warn prints
+        return {}
+
+
+def test_live_display_sends_library_lines_to_the_sweep_log_and_ends_with_results(tmp_path, store):
+    sweep = quick_sweep(tmp_path, seeds=(0, 1))
+    out = io.StringIO()
+    log = tmp_path / "sweep.log"
+    progress = RichProgress(
+        Console(file=out, force_terminal=True, width=160), announce=False, log_file=log
+    )
+    stderr = sys.stderr
+    run_sweep(
+        sweep,
+        executor=inline_executor(store),
+        store=store,
+        progress=progress,
+        tracker=ChattyTracker(),
+    )
+    progress.close()
+    assert sys.stderr is stderr, "stderr is given back"
+    text = out.getvalue()
+    assert "Creating initial database tables" not in text and "library warning" not in text
+    assert "Creating initial database tables" in log.read_text()
+    assert "a library warning" in log.read_text()
+    assert "2 runs (new 2)" not in text, "the caller printed the plan"
+    assert "finished: 2 succeeded" in text and "seed" in text and "done" in text
+    assert f"next: ablate report {sweep.path}" in text
+    assert f"library messages (MLflow, warnings): {log}" in text
 
 
 def test_step_from_an_earlier_attempt_is_not_shown(tmp_path):

@@ -435,8 +435,7 @@ def plan(sweep_file: SweepFile, scale: ScaleOpt = None) -> None:
     """
     from rich.table import Table
 
-    from ablate.orchestrate.plan_view import cell_text
-    from ablate.orchestrate.run_columns import axis_keys_of, flat_axes, varying_keys
+    from ablate.orchestrate.run_columns import axis_columns, flat_axes
     from ablate.spec.job_kinds import get_job
     from ablate.spec.sweep import load_sweep
 
@@ -452,12 +451,12 @@ def plan(sweep_file: SweepFile, scale: ScaleOpt = None) -> None:
         extra_cols += [k for k in info if k not in extra_cols]
         rows.append((run, info))
     axes = [flat_axes(run.axes) for run, _ in rows]
-    axis_cols = varying_keys(axes, axis_keys_of(axes))  # only the fields that differ
-    for col in ["run_id", "label", *axis_cols, *extra_cols]:
+    axis_cols = axis_columns(axes, sweep.axis_keys)  # only the fields that differ
+    for col in ["run_id", "label", *(c.name for c in axis_cols), *extra_cols]:
         table.add_column(col, overflow="fold")
     for (run, info), flat in zip(rows, axes, strict=True):
         cells = [run.spec.run_id, run.label or ""]
-        cells += [cell_text(flat.get(k)) for k in axis_cols]
+        cells += [column.cell(flat) for column in axis_cols]
         cells += [
             f"{info[c]:,}" if isinstance(info.get(c), int) else str(info.get(c, ""))
             for c in extra_cols

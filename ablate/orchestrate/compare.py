@@ -17,12 +17,11 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ablate.orchestrate.plan_view import cell_text
-from ablate.orchestrate.run_columns import ACCURACY_KEYS, axis_keys_of, flat_axes, varying_keys
+from ablate.orchestrate.run_columns import ACCURACY_KEYS, axis_columns, cell_text, flat_axes
 
 if TYPE_CHECKING:
     from ablate.orchestrate.outcomes import SweepResult
@@ -40,28 +39,38 @@ class Comparison:
     """Rows of runs and the columns to show, in order.
 
     Attributes:
-        columns: ``run_id``, ``label`` (when any run has one), the varying axis fields,
-            ``scale``, ``state``, the accuracy columns, ``time``.
-        rows: one dict per run; accuracies as floats (None when missing), ``time_s`` seconds.
+        columns: ``run_id``, ``label`` (when any run has one), the axis columns
+            (:class:`~ablate.orchestrate.run_columns.AxisColumn`), ``scale``, ``state``, the
+            accuracy columns, ``time``.
+        rows: one dict per run: the axis columns' text, every varying dotted field's value,
+            accuracies as floats (None when missing), ``time_s`` in seconds.
+        fields: axis column -> the dotted fields it shows (CSV and JSON write those instead).
     """
 
     columns: tuple[str, ...]
     rows: tuple[dict[str, Any], ...]
+    fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def data_columns(self) -> list[str]:
+        """:attr:`columns` with each axis column replaced by its dotted fields."""
+        return [f for c in self.columns for f in self.fields.get(c, (c,))]
 
     def sorted_by(self, column: str, *, reverse: bool = False) -> Comparison:
         """Rows ordered by ``column``: accuracies best first, others ascending; blanks last.
 
         Raises:
-            ValueError: ``column`` is not one of :attr:`columns` (the message lists them).
+            ValueError: ``column`` is neither a column nor a dotted field (the message lists the
+                columns).
         """
-        if column not in self.columns:
+        if column not in self.columns and column not in self.data_columns:
             raise ValueError(f"--sort: no column {column!r}; columns: {', '.join(self.columns)}")
         key = "time_s" if column == "time" else column
         present = [r for r in self.rows if r.get(key) is not None]
         missing = [r for r in self.rows if r.get(key) is None]
         best_first = column in ACCURACY_KEYS
         present.sort(key=lambda r: _sort_key(r[key]), reverse=best_first != reverse)
-        return Comparison(self.columns, (*present, *missing))
+        return Comparison(self.columns, (*present, *missing), self.fields)
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
@@ -82,19 +91,20 @@ def compare_runs(
         scale: the scale the runs were expanded at (None: full scale).
     """
     flats = [flat_axes(run.axes) for run, _, _ in runs]
-    axis_cols = varying_keys(flats, axis_keys_of(flats))
+    axes = axis_columns(flats, dict.fromkeys(key for run, _, _ in runs for key in run.axes))
     rows = []
     for (run, state, record), flat in zip(runs, flats, strict=True):
         metrics = record.metrics if record is not None else {}
         row: dict[str, Any] = {"run_id": run.spec.run_id, "label": run.label}
-        row.update({key: flat.get(key) for key in axis_cols})
+        row.update({f: flat.get(f) for column in axes for f in column.fields})
+        row.update({c.name: c.cell(flat) for c in axes if c.fields != (c.name,)})
         row.update({"scale": scale or FULL_SCALE, "state": state})
         row.update({key: _number(metrics.get(key)) for key in ACCURACY_KEYS})
         row["time_s"] = record.duration_s if record is not None else None
         rows.append(row)
     label = ["label"] if any(run.label for run, _, _ in runs) else []
-    columns = ("run_id", *label, *axis_cols, "scale", "state", *ACCURACY_KEYS, "time")
-    return Comparison(columns, tuple(rows))
+    columns = ("run_id", *label, *(c.name for c in axes), "scale", "state", *ACCURACY_KEYS)
+    return Comparison((*columns, "time"), tuple(rows), {c.name: c.fields for c in axes})
 
 
 def _number(value: Any) -> float | None:
@@ -182,17 +192,15 @@ def write_comparison(table: Comparison, fmt: str, stream: IO[str]) -> None:
     Raises:
         ValueError: an unknown format.
     """
+    columns = table.data_columns
     if fmt == "json":
-        rows = [
-            {c: row.get("time_s" if c == "time" else c) for c in table.columns}
-            for row in table.rows
-        ]
-        json.dump({"columns": list(table.columns), "rows": rows}, stream, default=str)
+        rows = [{c: row.get("time_s" if c == "time" else c) for c in columns} for row in table.rows]
+        json.dump({"columns": columns, "rows": rows}, stream, default=str)
         stream.write("\n")
     elif fmt == "csv":
         writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(table.columns)
-        writer.writerows([[_csv(row, c) for c in table.columns] for row in table.rows])
+        writer.writerow(columns)
+        writer.writerows([[_csv(row, c) for c in columns] for row in table.rows])
     elif fmt == "md":
         stream.write("\n".join(markdown_lines(table)) + "\n")
     else:

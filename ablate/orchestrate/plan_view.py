@@ -23,12 +23,18 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
+from ablate.orchestrate.run_columns import (
+    axis_columns,
+    axis_keys_of,
+    cell_text,
+    flat_axes,
+    varying_keys,
+)
+
 if TYPE_CHECKING:
     from rich.console import Console
 
     from ablate.orchestrate.plan import Plan
-
-from ablate.orchestrate.run_columns import axis_keys_of, flat_axes, varying_keys
 
 SUMMARY_ABOVE = 40  # plans with more rows print as a summary unless `--show all`
 EDGE_ROWS = 5  # rows shown at each end of a summary
@@ -48,7 +54,9 @@ class PlanTable:
         columns: every column in order (what CSV and JSON write): the base columns, ``slurm``
             and ``label`` when any row has one, then the axes as dotted fields.
         axis_keys: the axes as dotted fields (the last columns).
-        shown: the columns a text table prints: run id, state, and the others that vary.
+        shown: the columns a text table prints: run id, state, the others that vary, then the
+            axes' :class:`~ablate.orchestrate.run_columns.AxisColumn` names (their text is in
+            the rows under those names).
         rows: one dict per run, in sweep order; ``dispatch`` is a bool.
         counts: runs per state, plan states first, then SLURM's (``pending``, ``running``).
     """
@@ -62,8 +70,8 @@ class PlanTable:
 
     @property
     def shown_axes(self) -> tuple[str, ...]:
-        """The axis fields that vary between rows (the ones a text table prints)."""
-        return tuple(key for key in self.axis_keys if key in self.shown)
+        """The axis columns a text table prints (after the bookkeeping ones)."""
+        return tuple(c for c in self.shown if c not in BASE_COLUMNS and c not in ("slurm", "label"))
 
     @property
     def to_dispatch(self) -> int:
@@ -96,15 +104,17 @@ def plan_table(plan: Plan, title: str, slurm: Any = None) -> PlanTable:
         columns.append("slurm")
     if any(row.get("label") for row in rows):
         columns.append("label")
-    axis_keys = tuple(axis_keys_of(flat_axes(row.get("_axes", {})) for row in rows))
-    for row in rows:
-        row.pop("_axes", None)
+    flats = [row.pop("_axes") for row in rows]
+    axis_keys = tuple(axis_keys_of(flats))
+    on_screen = axis_columns(flats, plan.sweep.axis_keys)
+    for row, flat in zip(rows, flats, strict=True):  # an axis's varying fields share a cell
+        row.update({c.name: c.cell(flat) for c in on_screen if c.name not in flat})
     states = Counter(row["state"] for row in rows)
     counts = {state: states[state] for state in dict.fromkeys([*plan.counts, *states])}
-    everything = (*columns, *axis_keys)
-    varying = set(varying_keys(rows, everything))
-    shown = tuple(c for c in everything if c in ALWAYS_SHOWN or c in varying or c == "slurm")
-    return PlanTable(title, everything, axis_keys, tuple(rows), counts, shown)
+    varying = set(varying_keys(rows, columns))
+    shown = [c for c in columns if c in ALWAYS_SHOWN or c in varying or c == "slurm"]
+    shown += [c.name for c in on_screen]
+    return PlanTable(title, (*columns, *axis_keys), axis_keys, tuple(rows), counts, tuple(shown))
 
 
 def _flat_row(row: dict[str, Any], axis_keys: tuple[str, ...]) -> dict[str, Any]:
@@ -177,17 +187,6 @@ def axis_lines(table: PlanTable) -> list[str]:
         noun = "value" if len(values) == 1 else "values"
         lines.append(f"  {key:<{width}}  {len(values)} {noun}: {shown}")
     return lines
-
-
-def cell_text(value: Any) -> str:
-    """Table text for a value: blank when missing (None, NaN), ``yes`` / blank for a bool."""
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else ""
-    if isinstance(value, (list, tuple)):
-        return ",".join(cell_text(v) for v in value)
-    return str(value)
 
 
 def _more_text(table: PlanTable, shown: int) -> str:

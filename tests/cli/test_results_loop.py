@@ -206,6 +206,14 @@ def test_plan_tables_show_dotted_fields_that_vary_never_a_dict(write, tmp_path):
     header = out.stdout.splitlines()[1].split()
     assert header == ["run_id", "state", "label", "train.lr"], "train.steps is the same"
     assert "{" not in out.stdout and "[a]" in out.stdout
+    table3 = ablate("sweep", str(REPO / "sweeps/table3.yaml"), "--dry-run", cwd=tmp_path)
+    assert table3.returncode == 0, table3.stderr
+    lines = table3.stdout.splitlines()
+    assert lines[1].split()[-3:] == ["model.llm", "model.vision", "adapter"]
+    assert len(lines) == 2 + 1 + 11 + 1, "one line a run"
+    loha = next(line for line in lines if "loha-2" in line)
+    assert "name=loha" in loha and "variant=2 form=fedpara rank=1 init=normal" in loha
+    assert "{" not in table3.stdout and "'name'" not in table3.stdout
 
 
 def test_plan_prints_no_bitsandbytes_kernels_notice(tmp_path):

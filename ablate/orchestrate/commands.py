@@ -105,12 +105,22 @@ class StoredSweep:
     file: str
 
 
-def sweep_variants(path: Path) -> list[Any]:
-    """The sweep at full scale, then at each of its ``scales`` (specs only, no torch)."""
+def stored_sweep_variants(name: str, sweeps_dir: Path = SWEEPS_DIR) -> list[Any]:
+    """Sweep ``name`` at full scale, then at each of its ``scales`` (specs only, no torch).
+
+    Empty when ``sweeps_dir/<name>.yaml`` is missing or no longer loads: the store's view of its
+    runs then goes without labels and scales rather than failing.
+    """
     from ablate.spec.sweep import load_sweep
 
-    full = load_sweep(path)
-    return [full, *(load_sweep(path, scale=name) for name in full.scales)]
+    path = sweeps_dir / f"{name}.yaml"
+    if not path.is_file():
+        return []
+    try:
+        full = load_sweep(path)
+        return [full, *(load_sweep(path, scale=scale) for scale in full.scales)]
+    except (OSError, ValueError, AblateError):
+        return []
 
 
 def run_names(sweeps: Any, sweeps_dir: Path = SWEEPS_DIR) -> dict[str, tuple[str, str]]:
@@ -122,14 +132,7 @@ def run_names(sweeps: Any, sweeps_dir: Path = SWEEPS_DIR) -> dict[str, tuple[str
     """
     out: dict[str, tuple[str, str]] = {}
     for name in sorted(set(sweeps)):
-        path = sweeps_dir / f"{name}.yaml"
-        if not path.is_file():
-            continue
-        try:
-            variants = sweep_variants(path)
-        except (OSError, ValueError, AblateError):
-            continue
-        for variant in variants:
+        for variant in stored_sweep_variants(name, sweeps_dir):
             for run in variant.runs:
                 out.setdefault(run.spec.run_id, (run.label or "", variant.scale or FULL_SCALE))
     return out
@@ -159,19 +162,19 @@ def store_overview(store: Any, sweeps_dir: Path = SWEEPS_DIR) -> list[StoredSwee
     for name in sorted(last):
         path = sweeps_dir / f"{name}.yaml"
         unplanned = set(last[name])
-        if path.is_file():
-            for variant in sweep_variants(path):
-                ids = {run.spec.run_id for run in variant.runs}
-                if not ids & set(last[name]):
-                    continue  # a scale nobody ran
-                unplanned -= ids
-                plan = make_plan(variant, store)
-                counts = {k: v for k, v in plan.counts.items() if v}
-                out.append(StoredSweep(name, variant.scale or FULL_SCALE, counts, str(path)))
+        variants = stored_sweep_variants(name, sweeps_dir)
+        for variant in variants:
+            ids = {run.spec.run_id for run in variant.runs}
+            if not ids & set(last[name]):
+                continue  # a scale nobody ran
+            unplanned -= ids
+            plan = make_plan(variant, store)
+            counts = {k: v for k, v in plan.counts.items() if v}
+            out.append(StoredSweep(name, variant.scale or FULL_SCALE, counts, str(path)))
         if unplanned:
             counts = dict(Counter(last[name][run_id] for run_id in unplanned))
-            note = "" if path.is_file() else f"(no {path})"
-            out.append(StoredSweep(name, "?", counts, note or f"{path}, no scale plans these"))
+            note = f"{path}: no scale plans these" if variants else f"(no loadable {path})"
+            out.append(StoredSweep(name, "?", counts, note))
     return out
 
 

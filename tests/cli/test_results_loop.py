@@ -94,6 +94,14 @@ def test_status_without_a_file_lists_every_sweep_per_scale(project, tmp_path):
     empty = ablate("status", cwd=tmp_path)
     assert empty.returncode == 1
     assert "no runs recorded under" in empty.stdout and "ablate sweep sweeps/" in empty.stdout
+    ResultsStore(tmp_path / "runs").write(
+        AttemptRecord(
+            run_id="a" * 12, sweep="gone", attempt=1, status=AttemptStatus.FAILED, job="mmt"
+        )
+    )
+    orphan = ablate("status", cwd=tmp_path)
+    assert orphan.returncode == 0, orphan.stderr
+    assert "  gone  ?  1 runs: 1 failed  (no loadable sweeps/gone.yaml)" in orphan.stdout
 
 
 def test_status_of_a_file_shows_the_scale_the_runs_have(project):

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from ablate.spec.sweep import load_sweep
-from ablate.store.record import AttemptRecord, AttemptStatus
+from ablate.store.record import AttemptRecord, AttemptStatus, FailureKind
 from ablate.store.results_store import ResultsStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,7 +96,12 @@ def test_status_without_a_file_lists_every_sweep_per_scale(project, tmp_path):
     assert "no runs recorded under" in empty.stdout and "ablate sweep sweeps/" in empty.stdout
     ResultsStore(tmp_path / "runs").write(
         AttemptRecord(
-            run_id="a" * 12, sweep="gone", attempt=1, status=AttemptStatus.FAILED, job="mmt"
+            run_id="a" * 12,
+            sweep="gone",
+            attempt=1,
+            status=AttemptStatus.FAILED,
+            job="mmt",
+            failure_kind=FailureKind.ERROR,
         )
     )
     orphan = ablate("status", cwd=tmp_path)

@@ -306,7 +306,9 @@ class MmtRecipe:
                 t_ckpt = time.perf_counter()
                 self._checkpoint(TrainPosition(epoch, len(windows) * spec.accumulation, step))
                 side_s += time.perf_counter() - t_ckpt
-                val = self._evaluate(self.cfg.data.val_split, spec.eval_every_epoch_max_questions)
+                val = self._evaluate(
+                    self.cfg.data.val_split, spec.eval_every_epoch_max_questions, epoch=epoch + 1
+                )
                 side_s += val.seconds
                 self.history["val_acc"].append(val.table["Avg"])
                 epoch_metrics["val/epoch_Avg"] = float(val.table["Avg"])
@@ -375,8 +377,17 @@ class MmtRecipe:
         return result.loss
 
     # -------------------------------------------------------------- evaluate
-    def _evaluate(self, split: str, max_questions: int | None = None) -> Any:
+    def _evaluate(
+        self, split: str, max_questions: int | None = None, epoch: int | None = None
+    ) -> Any:
+        """Generate and score ``split``, reporting progress as ``validate`` or ``test``.
+
+        ``epoch`` (1-based): the epoch whose validation pass this is, shown beside the phase.
+        """
         from ablate.evaluation.generate import evaluate_split
+
+        phase = "test" if split == self.cfg.data.test_split else "validate"
+        info = {"epoch": epoch, "epochs": self.cfg.train.epochs} if epoch else {}
 
         return evaluate_split(
             self.model,
@@ -389,9 +400,7 @@ class MmtRecipe:
             load_image=self.load_image,
             autocast=self._autocast,
             max_questions=max_questions,
-            progress=lambda done, total: self.ctx.report_progress(
-                done, total, phase="test" if split == self.cfg.data.test_split else "validate"
-            ),
+            progress=lambda done, total: self.ctx.report_progress(done, total, phase, **info),
             should_stop=self.ctx.should_stop,
         )
 

@@ -21,7 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ablate.orchestrate.run_columns import ACCURACY_KEYS, axis_columns, cell_text, flat_axes
+from ablate.orchestrate.run_columns import (
+    ACCURACY_KEYS,
+    axis_columns,
+    cell_text,
+    flat_axes,
+    format_seconds,
+)
 
 if TYPE_CHECKING:
     from ablate.orchestrate.outcomes import SweepResult
@@ -175,8 +181,6 @@ def load_sweep_as_stored(path: Path, store: ResultsStore, scale: str | None = No
 
 def cell(row: dict[str, Any], column: str) -> str:
     """A comparison cell as text: accuracies to two decimals, the time as ``3m05s``."""
-    from ablate.orchestrate.progress import format_seconds
-
     if column == "time":
         seconds = row.get("time_s")
         return format_seconds(seconds) if seconds is not None else ""

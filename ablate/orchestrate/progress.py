@@ -24,7 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ablate.orchestrate.run_columns import axis_keys_of, flat_axes, headline_text, varying_keys
+from ablate.orchestrate.run_columns import (
+    axis_keys_of,
+    flat_axes,
+    format_seconds,
+    headline_text,
+    varying_keys,
+)
 
 #: The sweep folder's log of library messages while the live display runs (``runs/<sweep>/``).
 SWEEP_LOG = "sweep.log"
@@ -85,16 +91,6 @@ class SweepStatus:
         if self.eta_s is not None:
             text += f", ETA {format_seconds(self.eta_s)}"
         return text + (" (stopping)" if self.stopping else "")
-
-
-def format_seconds(seconds: float) -> str:
-    """``42s``, ``3m05s``, ``2h10m``."""
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
 
 
 def _axes_text(

@@ -36,6 +36,16 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
+def format_seconds(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``2h10m``."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
 def flat_axes(axes: Mapping[str, Any]) -> dict[str, Any]:
     """A run's axes with nested values as dotted leaves: ``{"adapter.dim": 8, "seed": 0}``."""
     return flatten(dict(axes))

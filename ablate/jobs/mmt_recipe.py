@@ -277,6 +277,7 @@ class MmtRecipe:
             if first == 0:
                 self._loss_sum, self._loss_count = 0.0, 0
             self.model.train()
+            shown = {"epoch": epoch + 1, "epochs": spec.epochs}  # beside the phase, 1-based
             if first < len(windows):  # else resumed after this epoch's training, before its val
                 for w, batches in enumerate(self._window_batches(windows, first, epoch), first):
                     lr = lr_at_step(step, self.steps_per_epoch, spec)
@@ -289,14 +290,7 @@ class MmtRecipe:
                         self._checkpoint(TrainPosition(epoch, (w + 1) * spec.accumulation, step))
                         raise JobCancelled(f"stopped at step {step}; checkpoint saved")
                     done = epoch * self.steps_per_epoch + w + 1
-                    self.ctx.report_progress(
-                        done,
-                        total_windows,
-                        phase="train",
-                        epoch=epoch + 1,
-                        epochs=spec.epochs,
-                        loss=loss,
-                    )
+                    self.ctx.report_progress(done, total_windows, "train", loss=loss, **shown)
             epoch_loss = self._loss_sum / max(self._loss_count, 1)
             if len(self.history["epoch_loss"]) <= epoch:
                 self.history["epoch_loss"].append(epoch_loss)
@@ -307,7 +301,7 @@ class MmtRecipe:
                 self._checkpoint(TrainPosition(epoch, len(windows) * spec.accumulation, step))
                 side_s += time.perf_counter() - t_ckpt
                 val = self._evaluate(
-                    self.cfg.data.val_split, spec.eval_every_epoch_max_questions, epoch=epoch + 1
+                    self.cfg.data.val_split, spec.eval_every_epoch_max_questions, shown
                 )
                 side_s += val.seconds
                 self.history["val_acc"].append(val.table["Avg"])
@@ -378,17 +372,13 @@ class MmtRecipe:
 
     # -------------------------------------------------------------- evaluate
     def _evaluate(
-        self, split: str, max_questions: int | None = None, epoch: int | None = None
+        self, split: str, max_questions: int | None = None, shown: dict[str, int] | None = None
     ) -> Any:
-        """Generate and score ``split``, reporting progress as ``validate`` or ``test``.
-
-        ``epoch`` (1-based): the epoch whose validation pass this is, shown beside the phase.
-        """
+        """Generate and score ``split``; progress as ``validate`` or ``test`` (+ ``shown``)."""
         from ablate.evaluation.generate import evaluate_split
 
         phase = "test" if split == self.cfg.data.test_split else "validate"
-        info = {"epoch": epoch, "epochs": self.cfg.train.epochs} if epoch else {}
-
+        info = shown or {}
         return evaluate_split(
             self.model,
             self.data.problems[split],

@@ -5,13 +5,14 @@ successful ``mmt`` runs of the same model shape (LLM and vision presets, precisi
 a tiny twin is another shape) on one GPU type, each gives a ratio ``measured / FLOP model`` (the
 measured hours are :func:`~ablate.train.cost.measured_hours`; the record's own spec is priced by
 the same FLOP model, so epochs and split sizes cancel out). ``ablate plan`` multiplies the FLOP
-estimate by the median ratio of the matching runs and says so; a shape without such runs keeps
-the FLOP model.
+estimate by the median ratio of the latest matching runs (:data:`LATEST_RUNS`) and says so; a
+shape without such runs keeps the FLOP model.
 
 Which GPU: the one named with ``ablate plan --gpu`` (a substring of the recorded device name,
 ``H100``), else the device most matching runs ran on. Cheap when there is nothing to learn from:
 the plain-text summary index is read first, and pyarrow (never pandas) only when it lists a
-success; each record's spec is validated, never its run folder read.
+success; a priced record's spec is validated and its model built on the meta device (cached by
+model and adapter), its run folder never read.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from ablate.train.cost import ASSUMED_GPU, ASSUMED_MFU, estimate_gpu_hours, meas
 
 SHAPE_KEYS = ("model.llm", "model.vision", "model.precision", "model.quantization")
 """What makes two runs the same model shape for calibration (adapters are a few percent)."""
+LATEST_RUNS = 20
+"""Runs priced per model shape and device: the most recent ones."""
 INDEX_COLUMNS = ["valid", "status", "job", "device", "metrics", "spec", "started_at", "ended_at"]
 
 
@@ -58,7 +61,7 @@ class Calibration:
 
     @property
     def factor(self) -> float:
-        """The median ratio."""
+        """The median ratio (one slow or fast run does not move it)."""
         return statistics.median(self.ratios)
 
     def describe(self) -> str:
@@ -139,7 +142,10 @@ class GpuHourCalibration:
 
 
 def load_calibration(runs_root: Path | str, gpu: str | None = None) -> GpuHourCalibration:
-    """Read the ratios of every successful ``mmt`` run in the store (see the module docstring).
+    """Read the ratios of the latest successful ``mmt`` runs in the store, by shape and device.
+
+    Only the :data:`LATEST_RUNS` most recent runs of each model shape and device are priced: they
+    measured the code as it is now, and pricing a record builds its model on the meta device.
 
     Args:
         runs_root: the runs root holding the results store.
@@ -151,37 +157,34 @@ def load_calibration(runs_root: Path | str, gpu: str | None = None) -> GpuHourCa
     store = ResultsStore(runs_root)
     if "success" not in store.attempt_columns()["status"]:
         return out  # the summary index: nothing measured, no pyarrow
-    table = store.index_table(INDEX_COLUMNS)
-    counts: dict[Any, dict[str, int]] = {}  # backbone counts by model spec (adapters aside)
-    for row in table.to_pylist():
-        if not row["valid"] or row["status"] != "success" or row["job"] != "mmt":
-            continue
-        ratio = _ratio(row, counts)
-        if ratio is not None:
-            spec = json.loads(row["spec"])
-            out.found.setdefault((shape_key(spec), str(row["device"])), []).append(ratio)
+    groups: dict[tuple[tuple[str, ...], str], list[dict[str, Any]]] = {}
+    for row in store.index_table(INDEX_COLUMNS).to_pylist():
+        if row["valid"] and row["status"] == "success" and row["job"] == "mmt" and row["device"]:
+            spec = json.loads(row["spec"] or "{}")
+            groups.setdefault((shape_key(spec), str(row["device"])), []).append(
+                {**row, "spec": spec}
+            )
+    for key, rows in groups.items():
+        rows.sort(key=lambda r: r["ended_at"] or 0.0, reverse=True)
+        ratios = [r for r in map(_ratio, rows[:LATEST_RUNS]) if r is not None]
+        if ratios:
+            out.found[key] = ratios
     return out
 
 
-def _ratio(row: dict[str, Any], counts: dict[Any, dict[str, int]]) -> float | None:
+def _ratio(row: dict[str, Any]) -> float | None:
     """The measured / FLOP-model ratio of one success record; ``None`` if it cannot be priced."""
     from ablate.errors import SpecError
-    from ablate.model.sizing import parameter_counts
     from ablate.spec.run_spec import build_run_spec
 
-    if not row["device"] or not row["spec"]:
-        return None
     ended, started = row["ended_at"], row["started_at"]
     duration = ended - started if ended is not None and started is not None else None
     hours = measured_hours(json.loads(row["metrics"] or "{}"), duration)
     if hours is None:
         return None
     try:
-        cfg = build_run_spec(json.loads(row["spec"])).config
+        cfg = build_run_spec(row["spec"]).config
     except (SpecError, ValueError, TypeError):
         return None  # a spec an older ablate wrote that no longer validates: not priced
-    model_counts = counts.get(cfg.model)
-    if model_counts is None:
-        model_counts = counts[cfg.model] = parameter_counts(cfg.model, cfg.adapter)
-    estimate = estimate_gpu_hours(cfg, model_counts)
+    estimate = flop_model_hours(cfg)
     return hours / estimate if estimate > 0 else None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,3 +112,55 @@ def test_measured_hours_are_training_plus_evaluation():
     assert measured_hours({"time/total_s": 1800.0}, 9999.0) == 0.5
     assert measured_hours({}, 360.0) == 0.1  # a job without times: the attempt's wall time
     assert measured_hours({}, None) is None and measured_hours({"time/total_s": 0.0}) is None
+
+
+def plan(root: Path, *args: str) -> str:
+    from typer.testing import CliRunner
+
+    from ablate.cli import app
+
+    argv = ["plan", str(REPO / "sweeps/table3.yaml"), "--scale", "tiny", "--runs-dir", str(root)]
+    result = CliRunner().invoke(app, [*argv, *args], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def total_line(output: str) -> str:
+    return next(x for x in output.splitlines() if x.startswith("estimated GPU-hours:"))
+
+
+def test_plan_prints_the_calibrated_estimate_and_where_it_comes_from(tmp_path, runs):
+    """Rows 4-11 are priced at 3e5 x the FLOP model (tiny twins on a CPU-slow 'GPU'), 1-3 not."""
+    root = tmp_path / "runs"
+    write(root, runs[3], 2e5)
+    write(root, runs[4], 4e5)
+    out = plan(root)
+    assert (
+        "gpu_h of tiny-llama2 + tiny-diht (fp16, quantisation nf4) calibrated from 2 run(s) on "
+        "NVIDIA H200: measured / FLOP model, median x300000.00" in out
+    )
+    line = total_line(out)
+    assert "for 11 runs" in line
+    assert "8 calibrated from earlier runs on NVIDIA H200, 3 from the FLOP model" in line
+    flop = [flop_model_hours(run.spec.config) for run in runs]
+    expected = sum(h * (3e5 if i >= 3 else 1.0) for i, h in enumerate(flop))
+    assert float(line.split()[2]) == pytest.approx(expected, abs=0.051)
+    assert f"{round(3e5 * flop[10], 2)}" in out  # row 11's gpu_h cell
+    elsewhere = total_line(plan(root, "--gpu", "A100"))  # no A100 runs: the FLOP model
+    assert elsewhere.endswith("(median 0.00 a run; one H100 at 35% MFU, FLOP model)")
+
+
+def test_plan_of_twins_with_a_fresh_twin_cache(tmp_path):
+    """The twins' configs are written on first use, outside the meta device the counts use."""
+    env = {**os.environ, "ABLATE_TWIN_DIR": str(tmp_path / "twins"), "PYTHONPATH": str(REPO)}
+    argv = ["plan", str(REPO / "sweeps/table3.yaml"), "--scale", "tiny"]
+    argv += ["--runs-dir", str(tmp_path / "runs")]
+    proc = subprocess.run(
+        [sys.executable, "-m", "ablate.cli", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "estimated GPU-hours: 0.0 for 11 runs" in proc.stdout

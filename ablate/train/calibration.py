@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import statistics
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -76,17 +77,22 @@ class Calibration:
 
 @dataclass
 class GpuHourCalibration:
-    """The calibrations a store offers, by model shape and device.
+    """The calibrations a store offers, by model shape and device; the store is read on first use.
 
     Attributes:
+        runs_root: the runs root holding the results store (``None``: no store, the FLOP model).
         gpu: the device-name substring asked for (``None``: the device with most runs).
-        found: (shape, device) -> ratios of the successful runs found.
         used: the calibrations :meth:`estimate` applied, for the plan's notes.
     """
 
+    runs_root: Path | None = None
     gpu: str | None = None
-    found: dict[tuple[tuple[str, ...], str], list[float]] = field(default_factory=dict)
     used: dict[tuple[tuple[str, ...], str], Calibration] = field(default_factory=dict)
+
+    @cached_property
+    def found(self) -> dict[tuple[tuple[str, ...], str], list[float]]:
+        """(shape, device) -> ratios of the latest successful runs (:func:`read_ratios`)."""
+        return {} if self.runs_root is None else read_ratios(self.runs_root)
 
     def for_shape(self, shape: tuple[str, ...]) -> Calibration | None:
         """The calibration of a model shape on the chosen device, or ``None``."""
@@ -142,34 +148,44 @@ class GpuHourCalibration:
 
 
 def load_calibration(runs_root: Path | str, gpu: str | None = None) -> GpuHourCalibration:
-    """Read the ratios of the latest successful ``mmt`` runs in the store, by shape and device.
-
-    Only the :data:`LATEST_RUNS` most recent runs of each model shape and device are priced: they
-    measured the code as it is now, and pricing a record builds its model on the meta device.
+    """The calibration of a store, read when a planned run first asks for it.
 
     Args:
         runs_root: the runs root holding the results store.
         gpu: calibrate from this GPU type only (a substring of the recorded device name).
     """
+    return GpuHourCalibration(Path(runs_root), gpu)
+
+
+def read_ratios(runs_root: Path | str) -> dict[tuple[tuple[str, ...], str], list[float]]:
+    """The ratios of the latest successful ``mmt`` runs in the store, by shape and device.
+
+    Only the :data:`LATEST_RUNS` most recent runs of each model shape and device are priced: they
+    measured the code as it is now, and pricing a record builds its model on the meta device.
+    """
     from ablate.store.results_store import ResultsStore
 
-    out = GpuHourCalibration(gpu=gpu)
     store = ResultsStore(runs_root)
     if "success" not in store.attempt_columns()["status"]:
-        return out  # the summary index: nothing measured, no pyarrow
+        return {}  # the summary index: nothing measured, no pyarrow
+    import pyarrow.compute as pc
+
+    table = store.index_table(INDEX_COLUMNS)
+    wanted = pc.and_(pc.equal(table["status"], "success"), pc.equal(table["job"], "mmt"))
+    table = table.filter(pc.and_(table["valid"], wanted))  # other jobs stay in arrow
     groups: dict[tuple[tuple[str, ...], str], list[dict[str, Any]]] = {}
-    for row in store.index_table(INDEX_COLUMNS).to_pylist():
-        if row["valid"] and row["status"] == "success" and row["job"] == "mmt" and row["device"]:
+    for row in table.to_pylist():
+        if row["device"]:
             spec = json.loads(row["spec"] or "{}")
-            groups.setdefault((shape_key(spec), str(row["device"])), []).append(
-                {**row, "spec": spec}
-            )
+            key = (shape_key(spec), str(row["device"]))
+            groups.setdefault(key, []).append({**row, "spec": spec})
+    found = {}
     for key, rows in groups.items():
         rows.sort(key=lambda r: r["ended_at"] or 0.0, reverse=True)
         ratios = [r for r in map(_ratio, rows[:LATEST_RUNS]) if r is not None]
         if ratios:
-            out.found[key] = ratios
-    return out
+            found[key] = ratios
+    return found
 
 
 def _ratio(row: dict[str, Any]) -> float | None:

@@ -107,6 +107,23 @@ def test_a_store_without_successes_is_read_from_the_summary_index_only(tmp_path,
     assert load_calibration(root).found == {}
 
 
+def test_other_jobs_and_records_without_a_device_are_not_priced(tmp_path, runs):
+    root = tmp_path / "runs"
+    write(root, runs[3], 2.0, device="")
+    ResultsStore(root).write(
+        AttemptRecord(
+            run_id="abc123abc123",
+            sweep="demo",
+            attempt=1,
+            status=AttemptStatus.SUCCESS,
+            job="linear-fit",
+            metrics={"time/total_s": 60.0},
+            device=H200,
+        )
+    )
+    assert load_calibration(root).found == {}
+
+
 def test_measured_hours_are_training_plus_evaluation():
     assert measured_hours({"time/train_s": 3000.0, "time/eval_s": 600.0}, 9999.0) == 1.0
     assert measured_hours({"time/total_s": 1800.0}, 9999.0) == 0.5

@@ -82,10 +82,10 @@ def speed_record(row: RowRuns, names: tuple[str, ...]) -> dict[str, Any]:
     return {name: _mean(_values(row, name)) for name in names}
 
 
-def speed_note(rows: list[RowRuns], names: tuple[str, ...]) -> str | None:
-    """What the columns are, and the table's measured GPU-hours in all."""
+def speed_notes(rows: list[RowRuns], names: tuple[str, ...]) -> list[str]:
+    """The note under the table: what the columns are, the measured GPU-hours in all."""
     if not names:
-        return None
+        return []
     parts = []
     if "gpu_h" in names:
         hours = [v for row in rows for v in _values(row, "gpu_h")]
@@ -100,4 +100,4 @@ def speed_note(rows: list[RowRuns], names: tuple[str, ...]) -> str | None:
             f"{', '.join(others)}: training alone (speed/* metrics; MFU against the GPU's dense "
             "16-bit peak, frozen-backbone FLOPs)"
         )
-    return "; ".join(parts) + ". Each cell: mean over the row's runs that recorded it."
+    return ["; ".join(parts) + ". Each cell: mean over the row's runs that recorded it."]

@@ -31,7 +31,7 @@ from ablate.report.power import SeedNoise, fmt_seeds, paper_power, pool_run_nois
 from ablate.report.protocol import protocol_lines
 from ablate.report.row_stats import RowStats, paired_test, row_power, row_stats, table_noise
 from ablate.report.spec import ReportSpec, RowSpec
-from ablate.report.speed import speed_cells, speed_headers, speed_note, speed_record
+from ablate.report.speed import speed_cells, speed_headers, speed_notes, speed_record
 from ablate.report.stats import Interval
 
 TINY_LABEL = "tiny twins / synthetic data: not comparable to the paper"
@@ -223,7 +223,7 @@ def build_rows_table(spec: ReportSpec, results: SweepResults) -> Table:
         table.records.append({**record, **speed_record(row, spec.speed)})
     ref_name = pairs[ref_index][0].name if ref_index is not None else None  # type: ignore[union-attr]
     table.notes = _head_notes(tiny) + _stat_notes(ref_name) + list(spec.notes) + notes
-    table.notes += _speed_notes(spec, [row for _, row in pairs])
+    table.notes += speed_notes([row for _, row in pairs], spec.speed)
     if ref_name is not None:
         table.notes.insert(
             len(_head_notes(tiny)) + 2,
@@ -329,14 +329,9 @@ def build_columns_table(spec: ReportSpec, results: SweepResults) -> Table:
     against = "from the paper's single run on the same questions (its seed noise taken as ours)"
     power_note = _power_note(noise, against, paired=False)
     table.notes = _head_notes(tiny) + _stat_notes(None) + [power_note] + list(spec.notes) + notes
-    table.notes += _speed_notes(spec, rows)
+    table.notes += speed_notes(rows, spec.speed)
     table.footer = protocol_lines(rows, unparsed_metric)
     return table
-
-
-def _speed_notes(spec: ReportSpec, rows: list[RowRuns]) -> list[str]:
-    note = speed_note(rows, spec.speed)
-    return [] if note is None else [note]
 
 
 def _unparsed_metric(metric: str) -> str:

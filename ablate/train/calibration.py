@@ -129,6 +129,11 @@ class GpuHourCalibration:
             calibrated: how many of them were calibrated.
         """
         lines = [calibration.describe() for calibration in self.used.values()]
+        if self.gpu and calibrated < len(hours):
+            lines.append(
+                f"{len(hours) - calibrated} run(s) have no earlier run of their model on a device "
+                f"matching {self.gpu!r} in the store: FLOP model"
+            )
         devices = ", ".join(sorted({c.device for c in self.used.values()}))
         flop_model = f"one {ASSUMED_GPU} at {ASSUMED_MFU:.0%} MFU, FLOP model"
         if not calibrated:

@@ -163,8 +163,9 @@ def test_plan_prints_the_calibrated_estimate_and_where_it_comes_from(tmp_path, r
     expected = sum(h * (3e5 if i >= 3 else 1.0) for i, h in enumerate(flop))
     assert float(line.split()[2]) == pytest.approx(expected, abs=0.051)
     assert f"{round(3e5 * flop[10], 2)}" in out  # row 11's gpu_h cell
-    elsewhere = total_line(plan(root, "--gpu", "A100"))  # no A100 runs: the FLOP model
-    assert elsewhere.endswith("(median 0.00 a run; one H100 at 35% MFU, FLOP model)")
+    elsewhere = plan(root, "--gpu", "A100")  # no A100 runs: the FLOP model, said so
+    assert total_line(elsewhere).endswith("(median 0.00 a run; one H100 at 35% MFU, FLOP model)")
+    assert "11 run(s) have no earlier run of their model on a device matching 'A100'" in elsewhere
 
 
 def test_plan_of_twins_with_a_fresh_twin_cache(tmp_path):

@@ -428,8 +428,24 @@ def runs(
 
 
 @app.command()
-def plan(sweep_file: SweepFile, scale: ScaleOpt = None) -> None:
+def plan(
+    sweep_file: SweepFile,
+    scale: ScaleOpt = None,
+    runs_dir: RunsDirOpt = None,
+    gpu: Annotated[
+        str | None,
+        typer.Option(
+            "--gpu",
+            help="Calibrate gpu_h from earlier runs on this GPU type (part of the device name, "
+            "e.g. H100); default: the GPU most earlier runs of the same model used.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
     """Trainable parameters (meta device, real shapes), GPU memory and GPU-hours per run.
+
+    gpu_h is the FLOP model of one H100, scaled by what earlier runs of the same model measured
+    on one GPU type when the results store has any (the lines under the table say which).
 
     Example: ablate plan sweeps/table3.yaml
     """
@@ -438,16 +454,25 @@ def plan(sweep_file: SweepFile, scale: ScaleOpt = None) -> None:
     from ablate.orchestrate.run_columns import axis_columns, flat_axes
     from ablate.spec.job_kinds import get_job
     from ablate.spec.sweep import load_sweep
+    from ablate.train.calibration import load_calibration
 
     sweep = load_sweep(sweep_file, scale=scale)
+    calibration = load_calibration(_runs_root(runs_dir), gpu=gpu)
     table = Table(
         title=f"{sweep.name}: {len(sweep.runs)} runs" + (f" (scale {scale})" if scale else "")
     )
     extra_cols: list[str] = []
     rows = []
+    hours: list[float] = []
+    calibrated = 0
     for run in sweep.runs:
         describe = get_job(run.spec.job).describe
         info = describe(run.spec) if describe is not None else {}
+        priced = calibration.estimate(run.spec) if "gpu_h" in info else None
+        if priced is not None:
+            info["gpu_h"] = round(priced[0], 2)
+            hours.append(priced[0])
+            calibrated += priced[1] is not None
         extra_cols += [k for k in info if k not in extra_cols]
         rows.append((run, info))
     axes = [flat_axes(run.axes) for run, _ in rows]
@@ -463,14 +488,9 @@ def plan(sweep_file: SweepFile, scale: ScaleOpt = None) -> None:
         ]
         table.add_row(*cells)
     console.print(table)
-    hours = [info["gpu_h"] for _, info in rows if isinstance(info.get("gpu_h"), float)]
-    if hours:  # the sweep's cost before launching it (README "Speed": the FLOP model)
-        console.print(
-            f"estimated GPU-hours: {sum(hours):.1f} for {len(hours)} runs "
-            f"(median {sorted(hours)[len(hours) // 2]:.2f} a run; one H100, FLOP model)",
-            markup=False,
-            highlight=False,
-        )
+    if hours:  # the sweep's cost before launching it (README "Speed")
+        for line in calibration.summary(hours, calibrated):
+            console.print(line, markup=False, highlight=False)
 
 
 @app.command()

@@ -128,16 +128,17 @@ def describe_mmt(spec: Any) -> dict[str, Any]:
 
     Memory at the run's own micro-batch (``auto``: at 1, the least it will use) and
     ``max_seq_len`` (an upper bound: batches are not padded to it); GPU-hours from the FLOP model
-    of :mod:`ablate.train.cost` (one H100 at an assumed MFU, named in the README).
+    of :mod:`ablate.train.cost` (one H100 at an assumed MFU, named in the README); ``ablate plan``
+    calibrates it by earlier runs (:mod:`ablate.train.calibration`).
     """
-    from ablate.model.sizing import describe_model, parameter_counts
-    from ablate.train.cost import estimate_gpu_hours
+    from ablate.model.sizing import describe_model
+    from ablate.train.calibration import flop_model_hours
 
     cfg: MmtConfig = spec.config
     micro = cfg.train.micro_batch
     micro = cfg.train.batch_size if micro is None else (1 if micro == "auto" else int(micro))
     out = describe_model(cfg.model, cfg.adapter, batch_size=micro, seq_len=cfg.data.max_seq_len)
-    out["gpu_h"] = round(estimate_gpu_hours(cfg, parameter_counts(cfg.model, cfg.adapter)), 2)
+    out["gpu_h"] = round(flop_model_hours(cfg), 2)
     return out
 
 

@@ -47,6 +47,7 @@ from ablate.train.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from ablate.train.cost import measured_hours
 from ablate.train.optim import build_optimizer, lr_at_step, set_learning_rate
 from ablate.train.run_data import encode_splits, load_splits
 from ablate.train.step import WindowStep
@@ -450,7 +451,8 @@ def run_mmt(spec: Any, ctx: JobContext) -> dict[str, float]:
     Returns:
         Metrics: ``test/Avg``, ``test/NAT`` ... ``test/unparseable``, ``val/Avg`` ...,
         ``train/loss``, ``train/effective_lr``, ``train/effective_batch``,
-        ``speed/*`` (throughput), ``train/trainable_params``, ``data/truncated``, ``time/*_s``.
+        ``speed/*`` (throughput; ``speed/gpu_hours``: training plus evaluation),
+        ``train/trainable_params``, ``data/truncated``, ``time/*_s``.
         Accuracies are percentages (0-100).
 
     Raises:
@@ -466,4 +468,5 @@ def run_mmt(spec: Any, ctx: JobContext) -> dict[str, float]:
     finally:
         recipe.cleanup()
     metrics["time/total_s"] = time.perf_counter() - t0
+    metrics["speed/gpu_hours"] = measured_hours(metrics) or 0.0  # what `ablate report` shows
     return metrics

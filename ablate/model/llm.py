@@ -154,5 +154,6 @@ def meta_llm(name: str) -> PreTrainedModel:
     import torch
     from transformers import LlamaForCausalLM
 
+    config = llm_config(name)  # a twin is written on first use: not under the meta device
     with torch.device("meta"):
-        return LlamaForCausalLM(llm_config(name))
+        return LlamaForCausalLM(config)

@@ -22,6 +22,7 @@ from ablate.report.render import (
     render,
 )
 from ablate.report.spec import PlotSpec, ReportSpec, find_report_spec, load_report_spec
+from ablate.report.speed import DEFAULT_SPEED
 from ablate.report.tables import Table, build_table
 from ablate.spec.yaml_source import load_yaml
 
@@ -89,8 +90,19 @@ def plain_spec(sweep_path: Path) -> ReportSpec:
     )
 
 
-def build_report(spec: ReportSpec, *, runs_root: Path | str, scale: str | None = None) -> Table:
-    """Collect the spec's sweep from the results store and build its table."""
+def build_report(
+    spec: ReportSpec, *, runs_root: Path | str, scale: str | None = None, speed: bool = False
+) -> Table:
+    """Collect the spec's sweep from the results store and build its table.
+
+    Args:
+        spec: the report spec.
+        runs_root: the runs root holding the results store.
+        scale: report this scale's runs only (default: the variant with the most results).
+        speed: add the default throughput and cost columns when the spec names none.
+    """
+    if speed and not spec.speed:
+        spec = spec.model_copy(update={"speed": DEFAULT_SPEED})
     results = collect_sweep(spec.sweep_path, runs_root, scale=scale)
     return build_table(spec, results)
 
@@ -131,6 +143,7 @@ def render_report(
     reports_dir: Path | str = DEFAULT_REPORTS_DIR,
     scale: str | None = None,
     plots: bool = True,
+    speed: bool = False,
 ) -> list[ReportOutput]:
     """Render the reports a target names into ``out_dir``.
 
@@ -142,6 +155,7 @@ def render_report(
         reports_dir: where report specs are looked up.
         scale: report this scale's runs only (default: the variant with the most results).
         plots: also draw the spec's figure (PNG and SVG).
+        speed: add GPU-hours, samples/s and MFU columns to tables whose spec names none.
 
     Raises:
         ValueError: unknown format.
@@ -151,7 +165,7 @@ def render_report(
     formats = _formats(fmt)
     outputs = []
     for spec in resolve_targets(target, Path(reports_dir)):
-        table = build_report(spec, runs_root=runs_root, scale=scale)
+        table = build_report(spec, runs_root=runs_root, scale=scale, speed=speed)
         output = ReportOutput(spec, table, ())
         if output.has_results:  # a sweep nobody ran gets a message, not empty tables and plots
             files = write_report(spec, table, formats=formats, out_dir=Path(out_dir), plots=plots)

@@ -30,6 +30,7 @@ PREDICTIONS_TEMPLATE = "predictions_{split}.jsonl"
 INDEX_COLUMNS = [
     *("run_id", "sweep", "attempt", "status", "seed", "run_dir", "metrics", "spec"),
     *("versions", "device"),  # the environment fingerprint of the protocol footer
+    *("started_at", "ended_at"),  # the attempt's wall time (report.speed: GPU-h of other jobs)
 ]
 
 
@@ -48,6 +49,7 @@ class RunResult:
         spec: the nested run spec as recorded (for the report's protocol footer).
         versions: Python and package versions recorded with the attempt.
         device: the GPU name (or ``cpu``) recorded with the attempt.
+        duration_s: the attempt's wall time, when its start and end were recorded.
     """
 
     run_id: str
@@ -60,6 +62,7 @@ class RunResult:
     spec: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     device: str | None = None
+    duration_s: float | None = None
 
     def correctness(self) -> dict[str, bool] | None:
         """Pid -> correct from ``predictions_<test split>.jsonl``; ``None`` if there is none."""
@@ -232,9 +235,15 @@ def _attach(sweep: Sweep, found: dict[str, dict[str, Any]], layout: RunsLayout) 
                 spec=spec,
                 versions=json.loads(success["versions"]) if success.get("versions") else {},
                 device=success.get("device"),
+                duration_s=_duration(success),
             )
         )
     return SweepResults(sweep, list(rows.values()))
+
+
+def _duration(row: dict[str, Any]) -> float | None:
+    started, ended = row.get("started_at"), row.get("ended_at")
+    return None if started is None or ended is None else ended - started
 
 
 def _run_dir(layout: RunsLayout, row: dict[str, Any]) -> Path | None:

@@ -52,13 +52,21 @@ def report_command(
     plots: Annotated[
         bool, typer.Option("--plots/--no-plots", help="Draw the figures (PNG and SVG).")
     ] = True,
+    speed: Annotated[
+        bool,
+        typer.Option(
+            "--speed",
+            help="Add measured GPU-hours, samples/s and MFU per row (a spec's own `speed:` "
+            "columns win).",
+        ),
+    ] = False,
 ) -> None:
     """Tables 1-3 from the results store, the paper's values beside ours (never needs MLflow).
 
     A sweep with no successful run in the store writes nothing and says which command fills it;
     the exit code is 1 when no report had a run.
 
-    Example: ablate report sweeps/table3.yaml --format md --format latex
+    Example: ablate report sweeps/table3.yaml --format md --format latex --speed
     """
     from ablate.report.build import render_report  # heavy: only when the command runs
     from ablate.report.render import to_markdown
@@ -72,6 +80,7 @@ def report_command(
         reports_dir=reports_dir,
         scale=scale,
         plots=plots,
+        speed=speed,
     )
     root = runs_dir or default_runs_root()
     for output in outputs:

@@ -25,6 +25,10 @@ A report spec is a YAML file in ``reports/``. Two layouts cover the paper's tabl
       - {match: {adapter.dim: 4}, cells: [4, 2], paper: 86.49}   # by axis values instead of label
     plot: {kind: heatmap, x: adapter.groups, y: adapter.dim}   # or {kind: bars}
     notes: ["free text printed under the table"]
+    speed: [gpu_h, samples_per_s, mfu]    # optional throughput and cost columns (either layout)
+
+``speed`` names columns of :data:`~ablate.report.speed.SPEED_COLUMNS` (``gpu_h``,
+``samples_per_s``, ``tokens_per_s``, ``mfu``, ``peak_gib``), shown after the statistics.
 
 A sweep row is matched to a spec row by its ``label`` (the sweep's ``runs:`` label) or, with
 ``match``, by axis values. Sweep rows no spec row names are shown after the others, without a
@@ -39,6 +43,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from ablate.errors import SpecError
+from ablate.report.speed import SPEED_COLUMNS
 from ablate.spec.base import SpecModel, invalid_at, spec_problem
 from ablate.spec.validation import error_at, source_locator, validate
 from ablate.spec.yaml_source import load_yaml
@@ -172,6 +177,8 @@ class ReportSpec(ReportModel):
     rows: tuple[RowSpec, ...] = ()
     plot: PlotSpec = PlotSpec()
     notes: TextList = ()
+    speed: TextList = ()
+    """Throughput and cost columns (:data:`~ablate.report.speed.SPEED_COLUMNS`), in order."""
 
     @model_validator(mode="before")
     @classmethod
@@ -195,6 +202,14 @@ class ReportSpec(ReportModel):
     def _layout(cls, value: str) -> str:
         if value not in LAYOUTS:
             raise spec_problem("unknown layout", LAYOUTS)
+        return value
+
+    @field_validator("speed")
+    @classmethod
+    def _speed(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if name not in SPEED_COLUMNS:
+                raise spec_problem(f"unknown speed column {name!r}", tuple(SPEED_COLUMNS))
         return value
 
     @model_validator(mode="after")

@@ -31,6 +31,7 @@ from ablate.report.power import SeedNoise, fmt_seeds, paper_power, pool_run_nois
 from ablate.report.protocol import protocol_lines
 from ablate.report.row_stats import RowStats, paired_test, row_power, row_stats, table_noise
 from ablate.report.spec import ReportSpec, RowSpec
+from ablate.report.speed import speed_cells, speed_headers, speed_notes, speed_record
 from ablate.report.stats import Interval
 
 TINY_LABEL = "tiny twins / synthetic data: not comparable to the paper"
@@ -167,6 +168,7 @@ def build_rows_table(spec: ReportSpec, results: SweepResults) -> Table:
     show_unparsed = any(row.values(unparsed_metric) for _, row in pairs)
     if show_unparsed:
         header.append("unparsed %")
+    header += speed_headers(spec.speed)
     if not spec.cells:
         header.insert(0, "run")
     width = len(spec.cells) or 1
@@ -211,14 +213,17 @@ def build_rows_table(spec: ReportSpec, results: SweepResults) -> Table:
         if show_unparsed:
             unparsed = row.values(unparsed_metric)
             cells.append(fmt(sum(unparsed) / len(unparsed)) if unparsed else DASH)
+        cells += speed_cells(row, spec.speed, DASH)
         table.rows.append(cells)
         if row.failed and not st.n:
             notes.append(
                 f"{row.key}: {len(row.failed)} run(s) failed or were cancelled, none succeeded."
             )
-        table.records.append(_record(spec, row, row_spec, st, paper, delta, tiny, spec.metric))
+        record = _record(spec, row, row_spec, st, paper, delta, tiny, spec.metric)
+        table.records.append({**record, **speed_record(row, spec.speed)})
     ref_name = pairs[ref_index][0].name if ref_index is not None else None  # type: ignore[union-attr]
     table.notes = _head_notes(tiny) + _stat_notes(ref_name) + list(spec.notes) + notes
+    table.notes += speed_notes([row for _, row in pairs], spec.speed)
     if ref_name is not None:
         table.notes.insert(
             len(_head_notes(tiny)) + 2,
@@ -243,6 +248,7 @@ def build_columns_table(spec: ReportSpec, results: SweepResults) -> Table:
     show_unparsed = any(row.values(unparsed_metric) for row in results.rows)
     if show_unparsed:
         header.append("unparsed %")
+    header += speed_headers(spec.speed)
     table = Table(
         name=spec.name,
         title=_title(spec.title, tiny),
@@ -304,15 +310,18 @@ def build_columns_table(spec: ReportSpec, results: SweepResults) -> Table:
         if show_unparsed:
             unparsed = row.values(unparsed_metric)
             cells.append(fmt(sum(unparsed) / len(unparsed)) if unparsed else DASH)
+        cells += speed_cells(row, spec.speed, DASH)
         table.rows.append(cells)
+        speed = speed_record(row, spec.speed)
         for column, st in zip(columns, per_col, strict=False):
             if column == avg_col:
                 st = avg
             paper = reference.values[columns.index(column)] if reference is not None else None
             d = None if (tiny or paper is None or st.mean is None) else st.mean - paper
-            table.records.append(
-                _record(spec, row, None, st, paper, d, tiny, spec.metric_prefix + column, name=name)
+            record = _record(
+                spec, row, None, st, paper, d, tiny, spec.metric_prefix + column, name=name
             )
+            table.records.append({**record, **speed})
         if row.failed and not avg.n:
             notes.append(
                 f"{name}: {len(row.failed)} run(s) failed or were cancelled, none succeeded."
@@ -320,6 +329,7 @@ def build_columns_table(spec: ReportSpec, results: SweepResults) -> Table:
     against = "from the paper's single run on the same questions (its seed noise taken as ours)"
     power_note = _power_note(noise, against, paired=False)
     table.notes = _head_notes(tiny) + _stat_notes(None) + [power_note] + list(spec.notes) + notes
+    table.notes += speed_notes(rows, spec.speed)
     table.footer = protocol_lines(rows, unparsed_metric)
     return table
 

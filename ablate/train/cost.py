@@ -5,7 +5,11 @@ run (``gpu_h``). Training: samples x LLM tokens x 4 N (frozen backbone: forward 
 the activations 2N) plus 4 x the ViT's parameters per image token, at an assumed model FLOP
 utilisation on the assumed GPU's dense 16-bit peak. Evaluation is decode-bound: every generated
 token re-reads the frozen weights once per batch step. The assumptions are named constants;
-every run records its own ``speed/tflops_per_s`` and ``speed/mfu`` to check them against.
+every run records its own ``speed/tflops_per_s`` and ``speed/mfu`` to check them against, and
+:mod:`ablate.train.calibration` scales the estimate by what earlier runs measured.
+
+What a run cost is :func:`measured_hours` (the report's ``GPU-h`` column and the calibration
+both read it). Torch-free: reports and plans import this module.
 """
 
 from __future__ import annotations
@@ -13,7 +17,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ablate.train.throughput import PEAK_TFLOPS
+PEAK_TFLOPS = {  # dense bf16/fp16 tensor-core peaks, by a substring of the device name
+    "H200": 989.4,
+    "H100": 989.4,
+    "A100": 312.0,
+    "L40S": 362.1,
+    "A10G": 125.0,
+    "L4": 121.0,
+    "4090": 165.2,
+}
 
 SCIENCEQA_SPLITS = {"train": 12_726, "val": 4_241, "test": 4_241, "minival": 424}
 MEAN_LLM_TOKENS = 314
@@ -26,6 +38,32 @@ ASSUMED_MFU = 0.35
 HBM_TB_PER_S = 3.35
 DECODE_TOKENS_PER_QUESTION = 7
 """Generation stops at "The answer is X." (bench/bench_speed_cpu.py: 5 tokens + EOS margin)."""
+
+
+def peak_tflops(device_name: str) -> float | None:
+    """The dense 16-bit peak of a GPU by name, or None when unknown."""
+    for key, value in PEAK_TFLOPS.items():
+        if key in device_name:
+            return value
+    return None
+
+
+def measured_hours(metrics: Mapping[str, float], duration_s: float | None = None) -> float | None:
+    """The hours one run held its device: training plus evaluation wall time.
+
+    ``time/train_s`` (per-epoch validation and checkpoints included) plus ``time/eval_s`` (the
+    final passes), as the FLOP model counts them; model loading is left out. A job that records
+    no such times (``linear-fit``) counts its attempt's wall time (``duration_s``). ``None`` when
+    neither was recorded.
+    """
+    train, evaluation = metrics.get("time/train_s"), metrics.get("time/eval_s")
+    if train is not None and evaluation is not None:
+        seconds: float | None = float(train) + float(evaluation)
+    else:
+        seconds = metrics.get("time/total_s", duration_s)
+    if seconds is None or not seconds > 0:
+        return None
+    return float(seconds) / 3600
 
 
 def _split_size(data: Any, split: str) -> int:

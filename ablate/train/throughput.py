@@ -17,23 +17,7 @@ from typing import Any
 
 import torch
 
-PEAK_TFLOPS = {  # dense bf16/fp16 tensor-core peaks, by a substring of the device name
-    "H200": 989.4,
-    "H100": 989.4,
-    "A100": 312.0,
-    "L40S": 362.1,
-    "A10G": 125.0,
-    "L4": 121.0,
-    "4090": 165.2,
-}
-
-
-def peak_tflops(device_name: str) -> float | None:
-    """The dense 16-bit peak of a GPU by name, or None when unknown."""
-    for key, value in PEAK_TFLOPS.items():
-        if key in device_name:
-            return value
-    return None
+from ablate.train.cost import peak_tflops
 
 
 def llm_matmul_parameters(config: Any) -> int:

@@ -29,13 +29,14 @@ def fill_store(
     fail: tuple[int, ...] = (),
     device: str = "cpu",
     versions: dict[int, dict[str, str]] | None = None,
+    extra: dict[int, dict[str, float]] | None = None,
 ) -> list:
     """Write one success record per planned run, accuracy fixed by its position.
 
     Run ``i`` answers question ``q`` correctly when ``(q * 7 + i * 3) % 10 < 8 - (i % 3)``, so rows
     differ in a known, paired way. ``skip`` leaves runs without records; ``fail`` gives them only
     a failed attempt. Every run records ``device`` and :data:`VERSIONS`, except the runs
-    ``versions`` gives their own.
+    ``versions`` gives their own; ``extra`` adds metrics to the runs it names (time, speed).
     """
     sweep = load_sweep(SWEEPS / sweep_file, scale=scale)
     store = ResultsStore(root)
@@ -81,6 +82,7 @@ def fill_store(
         metrics["test/unparseable_pct"] = 0.5 * i
         metrics["train/effective_batch"] = float(run.spec.config.train.effective_batch)
         metrics["train/effective_lr"] = run.spec.config.train.effective_lr
+        metrics.update((extra or {}).get(i, {}))
         if predictions:
             with (run_dir / "predictions_test.jsonl").open("w") as fh:
                 for q, ok in enumerate(correct):

@@ -46,6 +46,7 @@ def test_run_writes_metrics_predictions_and_adapter(reference, spec):
         "train/effective_lr",
         "train/effective_batch",
         "speed/samples_per_s",
+        "speed/gpu_hours",
         "train/trainable_params",
         "data/truncated",
     ):
@@ -54,6 +55,8 @@ def test_run_writes_metrics_predictions_and_adapter(reference, spec):
     assert metrics["train/effective_lr"] == pytest.approx(1e-2)
     assert 0.0 <= metrics["test/Avg"] <= 100.0
     assert math.isfinite(metrics["train/loss"])
+    hours = (metrics["time/train_s"] + metrics["time/eval_s"]) / 3600
+    assert metrics["speed/gpu_hours"] == pytest.approx(hours)
     rows = [
         json.loads(line) for line in (run_dir / "predictions_test.jsonl").read_text().splitlines()
     ]

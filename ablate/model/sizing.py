@@ -30,9 +30,12 @@ CUDA_CONTEXT_GIB = 1.0
 
 
 @lru_cache(maxsize=128)
-def _counts(
-    model: ModelSpec, adapter: AdapterConfig, llm_layers: int | None = None
-) -> dict[str, int]:
+def _counts(model: ModelSpec, adapter: AdapterConfig, llm_layers: int | None) -> dict[str, int]:
+    """Counts of one meta-device build.
+
+    Cached: every caller passes all three arguments, so one run's plan columns and its memory
+    estimate share one build.
+    """
     from torch import nn
 
     from ablate.model.build import build_meta_model
@@ -72,12 +75,12 @@ def parameter_counts(model: ModelSpec, adapter: AdapterConfig | dict) -> dict[st
     What a FLOP or memory model needs: ``llm``, ``llm_linear``, ``vision``, ``vision_tokens``,
     the widths and layer counts.
     """
-    return dict(_counts(model, validate_adapter_config(adapter)))
+    return dict(_counts(model, validate_adapter_config(adapter), None))
 
 
 def count_trainable_parameters(model: ModelSpec, adapter: AdapterConfig | dict) -> int:
     """Trainable parameters (adapters + neck + u_m) at real shapes, on the meta device."""
-    return _counts(model, validate_adapter_config(adapter))["trainable"]
+    return _counts(model, validate_adapter_config(adapter), None)["trainable"]
 
 
 def gpu_memory_terms(
@@ -144,7 +147,7 @@ def describe_model(
     ``MultimodalModel.modality_token_inert``); ``trainable_effective`` leaves them out.
     """
     adapter = validate_adapter_config(adapter)
-    c = _counts(model, adapter)
+    c = _counts(model, adapter, None)
     inert = c["trainable"] - c["trainable_effective"]
     return {
         "trainable_params": c["trainable"],

@@ -63,17 +63,17 @@ class SummaryRow(NamedTuple):
     error: str
 
 
-def stamp_record_files(records_dir: Path) -> dict[str, FileStamp]:
-    """The stamp of every record file in ``records_dir``, by name, from one listing.
+def stamp_files(records_dir: Path) -> dict[str, FileStamp]:
+    """The stamp of every visible file in ``records_dir``, by name, from one listing.
 
-    Temporary files and anything not named like a record are left out; a file removed while the
-    folder is listed is skipped.
+    Hidden (temporary) files are left out, and a file removed while the folder is listed;
+    :func:`files_to_refresh` leaves out names that are not record names.
     """
     stamps: dict[str, FileStamp] = {}
     try:
         with os.scandir(records_dir) as entries:
             for entry in entries:
-                if not RECORD_NAME.match(entry.name):
+                if entry.name.startswith("."):
                     continue
                 try:
                     st = entry.stat()
@@ -92,14 +92,14 @@ def files_to_refresh(
 
     Args:
         cached: the stamps the cache recorded, by file name.
-        current: the stamps on disk now (:func:`stamp_record_files`).
+        current: the stamps on disk now (:func:`stamp_files`).
 
     Returns:
-        ``(to_read, to_drop)``: the files that are new or whose stamp changed (sorted), and the
-        cached rows that are gone or stale (a changed file is in both).
+        ``(to_read, to_drop)``: the record files that are new or whose stamp changed (sorted),
+        and the cached rows that are gone or stale (a changed file is in both).
     """
     changed = {name for name, stamp in current.items() if cached.get(name, stamp) != stamp}
-    new = current.keys() - cached.keys()
+    new = {name for name in current.keys() - cached.keys() if RECORD_NAME.match(name)}
     gone = cached.keys() - current.keys()
     return sorted(new | changed), gone | changed
 

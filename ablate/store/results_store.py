@@ -35,7 +35,7 @@ from ablate.store.record_cache import (
     SummaryRow,
     files_to_refresh,
     read_summary,
-    stamp_record_files,
+    stamp_files,
     write_summary,
 )
 
@@ -173,7 +173,7 @@ class ResultsStore:
         return out
 
     def _summary_rows(self) -> list[SummaryRow]:
-        current = stamp_record_files(self.layout.records_dir)
+        current = stamp_files(self.layout.records_dir)
         rows = read_summary(self.layout.summary_path)
         to_read, to_drop = files_to_refresh({r.file: r.stamp for r in rows.values()}, current)
         for name in to_drop:
@@ -284,7 +284,7 @@ class ResultsStore:
         """
         import pyarrow as pa
 
-        current = stamp_record_files(self.layout.records_dir)
+        current = stamp_files(self.layout.records_dir)
         known_table = self._read_index(["file", *_STAMP_COLUMNS])
         cached: dict[str, FileStamp] = {}
         if known_table is not None:

@@ -45,6 +45,7 @@ SECRET_WORDS = frozenset(
         "passphrase",
     }
 )
+NOT_SECRET_NAMES = frozenset({"PWD", "OLDPWD"})  # the shell's working directories
 _URL_PASSWORD = r"://[^/\s:@]+:[^/\s@]+@"  # the user:password@ of a URL
 _SECRET_VALUE = re.compile(
     r"(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16}|"
@@ -117,6 +118,8 @@ def is_secret_key(key: str) -> bool:
     The last word of the last dotted part decides (``HF_TOKEN``, ``data.api_key``,
     ``AWS_SECRET``, ``db_password``), so ``eval.max_new_tokens`` or ``adapter.dim`` are kept.
     """
+    if key in NOT_SECRET_NAMES:
+        return False
     words = re.split(r"[_\-\s]+", key.rsplit(".", 1)[-1].lower())
     return words[-1] in SECRET_WORDS or "password" in words
 

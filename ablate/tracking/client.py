@@ -24,6 +24,7 @@ from ablate.tracking.config import (
     usable_uri,
 )
 from ablate.tracking.spool import Spool, is_local_ref, load_refs, new_local_ref
+from ablate.tracking.sqlite_db import ensure_sqlite_db
 
 REQUEST_ERRORS = frozenset(
     {"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "BAD_REQUEST", "INVALID_STATE"}
@@ -43,8 +44,13 @@ def is_outage(exc: BaseException) -> bool:
 
 
 def mlflow_client(uri: str) -> Any:
-    """A plain MlflowClient for ``uri`` (short HTTP timeouts applied first)."""
+    """A plain MlflowClient for ``uri`` (short HTTP timeouts applied first).
+
+    An embedded SQLite database is made whole first (:func:`ensure_sqlite_db`): created by one
+    process under a lock, or moved aside if an earlier creation was cut short or raced.
+    """
     apply_http_defaults()
+    ensure_sqlite_db(uri)
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=uri)

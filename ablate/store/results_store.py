@@ -161,7 +161,7 @@ class ResultsStore:
         """``run_id``, ``attempt``, ``status`` and ``sweep`` of every verified record, as lists.
 
         The fast path for planning: a plain-text summary index refreshed with the record files
-        added since (read and verified once), no pyarrow, no objects per record.
+        added or changed since (read and verified once), no pyarrow.
         """
         out: dict[str, list[Any]] = {"run_id": [], "attempt": [], "status": [], "sweep": []}
         for row in self._summary_rows():

@@ -14,7 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ablate.execution.failures import as_metrics, batch_metrics, cancelled_outcome, failed_outcome
+from ablate.execution.failures import (
+    as_metrics,
+    batch_metrics,
+    cancelled_outcome,
+    disk_full_advice,
+    failed_outcome,
+)
 from ablate.execution.slots import resolve_device
 from ablate.store.provenance import device_name, git_state, host_name, package_versions
 from ablate.store.record import AttemptRecord, AttemptStatus, FailureKind
@@ -103,7 +109,7 @@ def run_attempt(
     except KeyboardInterrupt:
         outcome = cancelled_outcome(run_dir, "interrupted (KeyboardInterrupt)")
     except Exception as exc:  # noqa: BLE001 - every job error becomes a failed record
-        if stop_flag():
+        if stop_flag() and not disk_full_advice(exc):  # a full disk fails even a stopping job
             reason = f"stopped on request, job raised {type(exc).__name__}: {exc}"
             outcome = cancelled_outcome(run_dir, reason)
         else:

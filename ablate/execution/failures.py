@@ -8,6 +8,7 @@ torch: an OOM is recognised by its type name.
 
 from __future__ import annotations
 
+import errno
 import traceback
 from pathlib import Path
 from typing import Any
@@ -70,10 +71,25 @@ def batch_metrics(batch_plan: tuple[int, int, int] | None) -> dict[str, float]:
     }
 
 
+def disk_full_advice(exc: BaseException) -> str:
+    """First line of a reason when a write ran out of disk space or quota ('' otherwise).
+
+    Without it a full disk reads as a bare ``OSError`` deep in a traceback; the line names the
+    file (the store's writers name it: :mod:`ablate.store.files`) and what to do.
+    """
+    if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return ""
+    where = f" while writing {exc.filename}" if exc.filename else ""
+    return (
+        f"disk full ({exc.strerror}){where}; free some space and rerun: the run resumes from "
+        "its last checkpoint\n"
+    )
+
+
 def failed_outcome(exc: BaseException, batch_plan: tuple[int, int, int] | None) -> dict[str, Any]:
     """Record fields of an attempt whose job raised ``exc`` (not on request)."""
     kind = classify_failure(exc)
-    reason = failure_text(exc)
+    reason = disk_full_advice(exc) + failure_text(exc)
     if kind is FailureKind.OOM:
         reason = oom_advice(batch_plan, exc) + reason
     return {

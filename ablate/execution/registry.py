@@ -127,4 +127,7 @@ def make_executor(
         store: the results store (its root is the runs root).
         max_parallel: caps how many attempts run at once (``--max-parallel``).
     """
+    from ablate.tracking.config import remember_secrets
+
+    remember_secrets(profile.env)  # masked in the logs and artifacts this process uploads
     return executor_factory(profile.executor)(profile, store, max_parallel=max_parallel)

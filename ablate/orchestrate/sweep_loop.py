@@ -42,6 +42,7 @@ from ablate.store.files import write_atomic
 from ablate.store.provenance import git_env
 from ablate.store.record import AttemptRecord, AttemptStatus, FailureKind
 from ablate.store.run_folder import STOP_REASON_FILE, write_run_files
+from ablate.tracking.config import remember_secrets
 
 if TYPE_CHECKING:
     from ablate.orchestrate.options import SweepOptions
@@ -260,6 +261,7 @@ class SweepLoop:
             run_dir, entry.run.spec.to_json(), sweep=self.sweep.name, axes=entry.run.axes
         )
         env = {**self._env, **(self.tracker.on_attempt_start(entry.run, attempt) or {})}
+        remember_secrets(env)  # masked in what this process uploads, as the profile's env
         return AttemptRequest(
             entry.run_id,
             self.sweep.name,

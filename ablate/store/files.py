@@ -64,6 +64,10 @@ def write_atomic_with(
         if fsync:
             _fsync_path(tmp, os.O_RDONLY)
         os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise _naming(exc, path) from exc
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
@@ -91,10 +95,12 @@ def write_atomic_in_order(files: list[tuple[Path, str | bytes]]) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             staged.append((_temp_name(path), path))
             _write_file(staged[-1][0], data, fsync=True)
-    except BaseException:
+    except BaseException as exc:
         for tmp, _ in staged:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and staged:
+            raise _naming(exc, staged[-1][1]) from exc
         raise
     for tmp, path in staged:
         os.replace(tmp, path)
@@ -139,6 +145,17 @@ def append_durable(path: Path | str, text: str) -> None:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` with the file it was writing named (``os.write`` names none), for the record.
+
+    A disk that fills up mid-write says only "No space left on device"; the failure reason must
+    say where (:func:`ablate.execution.failures.failed_outcome`).
+    """
+    if exc.filename is not None or exc.errno is None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror, str(path))
 
 
 def _temp_name(path: Path) -> Path:

@@ -170,6 +170,18 @@ class AttemptRecord:
         Raises:
             CorruptRecordError: not JSON, checksum missing or wrong, or fields invalid.
         """
+        return cls.checked_from_json(text, source=source)[0]
+
+    @classmethod
+    def checked_from_json(cls, text: str, *, source: str = "<record>") -> tuple[AttemptRecord, str]:
+        """Like :meth:`from_json`, also returning the verified checksum.
+
+        The store's caches keep it beside the file's size and times, to tell which content they
+        vouched for.
+
+        Raises:
+            CorruptRecordError: not JSON, checksum missing or wrong, or fields invalid.
+        """
         try:
             data = parse_json(text, where=source, what="an attempt record")
         except JsonInputError as exc:
@@ -181,18 +193,27 @@ class AttemptRecord:
             raise CorruptRecordError(f"{source}: checksum mismatch (file edited or damaged)")
         known = {f.name for f in fields(cls)}
         try:
-            return cls(**{k: v for k, v in data.items() if k in known})
+            return cls(**{k: v for k, v in data.items() if k in known}), checksum
         except (TypeError, ValueError) as exc:
             raise CorruptRecordError(f"{source}: invalid fields ({exc})") from None
 
     @classmethod
     def read(cls, path: Path) -> AttemptRecord:
         """Read and verify a record file (raises :class:`CorruptRecordError`)."""
+        return cls.read_checked(path)[0]
+
+    @classmethod
+    def read_checked(cls, path: Path) -> tuple[AttemptRecord, str]:
+        """Read and verify a record file; the record and its checksum.
+
+        Raises:
+            CorruptRecordError: unreadable, or see :meth:`from_json`.
+        """
         try:
             text = Path(path).read_text()
         except (OSError, UnicodeDecodeError) as exc:
             raise CorruptRecordError(f"{path}: unreadable ({exc})") from None
-        return cls.from_json(text, source=str(path))
+        return cls.checked_from_json(text, source=str(path))
 
     def write(self, directory: Path) -> Path:
         """Write atomically into ``directory`` (:func:`~ablate.store.files.write_atomic`).

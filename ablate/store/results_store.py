@@ -3,11 +3,12 @@
 The store is the source of truth for reports. Writers (workers, the orchestrator) only ever add
 files, atomically; nothing is rewritten in place, so several processes can write at once without
 locks. Readers keep a parquet index of the records they have already verified and read only the
-files that appeared since, which keeps planning against tens of thousands of records well under a
-second. Two indexes are kept, each refreshed on its own: a plain-text summary (run id, attempt,
-status, sweep) that planning reads without importing pyarrow, and a parquet index of everything
-for the DataFrame. A record that fails its checksum is reported with a warning and never used as
-a result.
+files that appeared or changed since (by size, mtime and ctime: ``record_cache.py``), which keeps
+planning against tens of thousands of records well under a second. Two indexes are kept, each
+refreshed on its own: a plain-text summary (run id, attempt, status, sweep) that planning reads
+without importing pyarrow, and a parquet index of everything for the DataFrame. A record that
+fails its checksum, even one damaged after it was indexed, is reported with a warning and never
+used as a result.
 """
 
 from __future__ import annotations
@@ -21,21 +22,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ablate.store.files import write_atomic, write_atomic_with
+from ablate.store.files import write_atomic_with
 from ablate.store.layout import RunsLayout
 from ablate.store.record import (
-    RECORD_NAME,
     AttemptRecord,
     AttemptStatus,
     CorruptRecordError,
     RecordName,
+)
+from ablate.store.record_cache import (
+    FileStamp,
+    SummaryRow,
+    files_to_refresh,
+    read_summary,
+    stamp_files,
+    write_summary,
 )
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 
 # Index columns, in order. JSON-valued fields are stored as text.
 _SCALAR_COLUMNS = (
@@ -58,9 +66,9 @@ _SCALAR_COLUMNS = (
     "record_id",
 )
 _JSON_COLUMNS = ("axes", "metrics", "spec", "versions")
-
-
-_SUMMARY_HEADER = "#ablate-summary-v1\tfile\tvalid\trun_id\tattempt\tstatus\tsweep\terror"
+# What the index knows of the file each row came from (see ablate/store/record_cache.py).
+_STAMP_COLUMNS = FileStamp._fields
+_CACHE_COLUMNS = ("file", "valid", "error", *_STAMP_COLUMNS, "checksum")
 
 
 class CorruptRecordWarning(UserWarning):
@@ -153,44 +161,54 @@ class ResultsStore:
         """``run_id``, ``attempt``, ``status`` and ``sweep`` of every verified record, as lists.
 
         The fast path for planning: a plain-text summary index refreshed with the record files
-        added since (read and verified once), no pyarrow, no objects per record.
+        added or changed since (read and verified once), no pyarrow.
         """
-        rows = self._summary_rows()
         out: dict[str, list[Any]] = {"run_id": [], "attempt": [], "status": [], "sweep": []}
-        for _file, valid, run_id, attempt, status, sweep, _error in rows:
-            if valid:
-                out["run_id"].append(run_id)
-                out["attempt"].append(attempt)
-                out["status"].append(status)
-                out["sweep"].append(sweep or None)
+        for row in self._summary_rows():
+            if row.valid:
+                out["run_id"].append(row.run_id)
+                out["attempt"].append(row.attempt)
+                out["status"].append(row.status)
+                out["sweep"].append(row.sweep or None)
         return out
 
-    def _summary_rows(self) -> list[tuple[str, bool, str, int, str, str, str]]:
-        names = {n for n in self._list_files() if RECORD_NAME.match(n)}
-        rows = self._read_summary()
-        new = sorted(names - rows.keys())
-        gone = rows.keys() - names
-        for name in gone:
+    def _summary_rows(self) -> list[SummaryRow]:
+        current = stamp_files(self.layout.records_dir)
+        rows = read_summary(self.layout.summary_path)
+        to_read, to_drop = files_to_refresh({r.file: r.stamp for r in rows.values()}, current)
+        for name in to_drop:
             del rows[name]
-        for name in new:
-            rows[name] = self._summary_row(name)
-        if new or gone:
-            self._write_summary(rows)
-        bad = [(r[0], r[6]) for r in rows.values() if not r[1]]
-        for file_name, error in bad:
-            self._warn_once(file_name, error)
+        for name in to_read:
+            rows[name] = self._summary_row(name, current[name])
+        if to_read or to_drop:
+            write_summary(self.layout.summary_path, rows)
+        for row in rows.values():
+            if not row.valid:
+                self._warn_once(row.file, row.error)
         return list(rows.values())
 
-    def _summary_row(self, file_name: str) -> tuple[str, bool, str, int, str, str, str]:
+    def _summary_row(self, file_name: str, stamp: FileStamp) -> SummaryRow:
         parsed = RecordName.parse(file_name)
         assert parsed is not None
         try:
-            record = self._verified(file_name, parsed)
+            record, checksum = self._verified(file_name, parsed)
         except CorruptRecordError as exc:
             error = " ".join(str(exc).split())  # one line, no tabs
-            return (file_name, False, parsed.run_id, parsed.attempt, parsed.status.value, "", error)
-        return (
+            return SummaryRow(
+                file_name,
+                stamp,
+                "",
+                False,
+                parsed.run_id,
+                parsed.attempt,
+                parsed.status.value,
+                "",
+                error,
+            )
+        return SummaryRow(
             file_name,
+            stamp,
+            checksum,
             True,
             record.run_id,
             record.attempt,
@@ -199,44 +217,15 @@ class ResultsStore:
             "",
         )
 
-    def _read_summary(self) -> dict[str, tuple[str, bool, str, int, str, str, str]]:
-        try:
-            text = self.layout.summary_path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            return {}
-        lines = text.split("\n")
-        if not lines or lines[0] != _SUMMARY_HEADER:
-            return {}
-        rows = {}
-        for line in lines[1:]:
-            parts = line.split("\t")
-            if len(parts) != 7:
-                continue  # a torn line cannot happen (atomic rename); skip rather than trust
-            file_name, valid, run_id, attempt, status, sweep, error = parts
-            rows[file_name] = (file_name, valid == "1", run_id, int(attempt), status, sweep, error)
-        return rows
-
-    def _write_summary(self, rows: dict[str, tuple[str, bool, str, int, str, str, str]]) -> None:
-        path = self.layout.summary_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lines = [_SUMMARY_HEADER]
-        for file_name, valid, run_id, attempt, status, sweep, error in rows.values():
-            lines.append(
-                f"{file_name}\t{int(valid)}\t{run_id}\t{attempt}\t{status}\t{sweep}\t{error}"
-            )
-        # a cache (disk full, read-only store: the next read rebuilds it), so not fsynced
-        with contextlib.suppress(OSError):
-            write_atomic(path, "\n".join(lines), fsync=False)
-
-    def _verified(self, file_name: str, parsed: RecordName) -> AttemptRecord:
-        record = AttemptRecord.read(self.layout.records_dir / file_name)
+    def _verified(self, file_name: str, parsed: RecordName) -> tuple[AttemptRecord, str]:
+        record, checksum = AttemptRecord.read_checked(self.layout.records_dir / file_name)
         if (record.run_id, record.attempt, record.status) != (
             parsed.run_id,
             parsed.attempt,
             parsed.status,
         ):
             raise CorruptRecordError(f"{file_name}: content does not match the file name")
-        return record
+        return record, checksum
 
     def _warn_once(self, file_name: str, error: str) -> None:
         if file_name not in self._warned:
@@ -269,7 +258,7 @@ class ResultsStore:
 
         table = self.index_table()
         frame = table.to_pandas()
-        frame = frame[frame["valid"]].drop(columns=["valid", "error", "file"])
+        frame = frame[frame["valid"]].drop(columns=list(_CACHE_COLUMNS))
         frame = frame.reset_index(drop=True)
         for column in _JSON_COLUMNS:
             frame[column] = [json.loads(text) if text else {} for text in frame[column]]
@@ -295,13 +284,15 @@ class ResultsStore:
         """
         import pyarrow as pa
 
-        names = {n for n in self._list_files() if RECORD_NAME.match(n)}
-        known_table = self._read_index(["file"])
-        known: list[str] = known_table.column("file").to_pylist() if known_table else []
-        known_set = set(known)
-        new = sorted(names - known_set)
-        gone = known_set - names
-        if not new and not gone:
+        current = stamp_files(self.layout.records_dir)
+        known_table = self._read_index(["file", *_STAMP_COLUMNS])
+        cached: dict[str, FileStamp] = {}
+        if known_table is not None:
+            stamps = zip(*(known_table.column(c).to_pylist() for c in _STAMP_COLUMNS), strict=True)
+            files = known_table.column("file").to_pylist()
+            cached = dict(zip(files, map(FileStamp._make, stamps), strict=True))
+        to_read, to_drop = files_to_refresh(cached, current)
+        if not to_read and not to_drop:
             table = self._read_index(columns) if known_table is not None else None
             if table is None:
                 table = _index_schema().empty_table()
@@ -310,12 +301,12 @@ class ResultsStore:
             self._warn_invalid(table)
             return table
         table = self._read_index(None)
-        if table is not None and gone:
+        if table is not None and to_drop:
             table = table.filter(
-                pa.array([f not in gone for f in table.column("file").to_pylist()])
+                pa.array([f not in to_drop for f in table.column("file").to_pylist()])
             )
-        if new:
-            rows = [self._index_row(name) for name in new]
+        if to_read:
+            rows = [self._index_row(name, current[name]) for name in to_read]
             added = pa.Table.from_pylist(rows, schema=_index_schema())
             table = added if table is None else pa.concat_tables([table, added])
         if table is None:
@@ -326,7 +317,7 @@ class ResultsStore:
         self._warn_invalid(table)
         return table
 
-    def _index_row(self, file_name: str) -> dict[str, Any]:
+    def _index_row(self, file_name: str, stamp: FileStamp) -> dict[str, Any]:
         parsed = RecordName.parse(file_name)
         assert parsed is not None
         row: dict[str, Any] = dict.fromkeys(_index_schema().names)
@@ -336,9 +327,10 @@ class ResultsStore:
             attempt=parsed.attempt,
             status=parsed.status.value,
             valid=False,
+            **stamp._asdict(),
         )
         try:
-            record = self._verified(file_name, parsed)
+            record, row["checksum"] = self._verified(file_name, parsed)
         except CorruptRecordError as exc:
             row["error"] = str(exc)
             return row
@@ -425,6 +417,10 @@ def _index_schema() -> pa.Schema:
                 ("file", pa.string()),
                 ("valid", pa.bool_()),
                 ("error", pa.string()),
+                ("size", pa.int64()),
+                ("mtime_ns", pa.int64()),
+                ("ctime_ns", pa.int64()),
+                ("checksum", pa.string()),
                 ("run_id", pa.string()),
                 ("sweep", pa.string()),
                 ("attempt", pa.int64()),

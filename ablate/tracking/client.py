@@ -15,8 +15,16 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ablate.tracking.config import apply_http_defaults, is_local_uri, local_artifact_root
+from ablate.tracking.config import (
+    apply_http_defaults,
+    is_local_uri,
+    local_artifact_root,
+    public_uri,
+    redact_value,
+    usable_uri,
+)
 from ablate.tracking.spool import Spool, is_local_ref, load_refs, new_local_ref
+from ablate.tracking.sqlite_db import ensure_sqlite_db
 
 REQUEST_ERRORS = frozenset(
     {"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "BAD_REQUEST", "INVALID_STATE"}
@@ -36,8 +44,13 @@ def is_outage(exc: BaseException) -> bool:
 
 
 def mlflow_client(uri: str) -> Any:
-    """A plain MlflowClient for ``uri`` (short HTTP timeouts applied first)."""
+    """A plain MlflowClient for ``uri`` (short HTTP timeouts applied first).
+
+    An embedded SQLite database is made whole first (:func:`ensure_sqlite_db`): created by one
+    process under a lock, or moved aside if an earlier creation was cut short or raced.
+    """
     apply_http_defaults()
+    ensure_sqlite_db(uri)
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
@@ -47,7 +60,9 @@ class TrackingClient:
     """Resilient writes to one tracking URI.
 
     Args:
-        tracking_uri: the MLflow tracking URI.
+        tracking_uri: the MLflow tracking URI; one read back from disk, with its password masked
+            (:func:`~ablate.tracking.config.public_uri`), is completed from
+            ``$MLFLOW_TRACKING_URI`` when that holds it.
         spool_dir: where writes go while the server is down.
         retry_after_s: how long the server is considered down after a failed write.
     """
@@ -55,8 +70,9 @@ class TrackingClient:
     def __init__(
         self, tracking_uri: str, spool_dir: Path | str, *, retry_after_s: float = 30.0
     ) -> None:
-        self.tracking_uri = tracking_uri
-        self.spool = Spool(spool_dir, tracking_uri)
+        self.tracking_uri = usable_uri(tracking_uri) or tracking_uri
+        self.public_uri = public_uri(tracking_uri)  # what is printed and stored
+        self.spool = Spool(spool_dir, self.public_uri)
         self.retry_after_s = retry_after_s
         self._client: Any = None
         self._down_until = 0.0
@@ -81,8 +97,9 @@ class TrackingClient:
         if not self._warned:
             self._warned = True
             warnings.warn(
-                f"tracking server {self.tracking_uri} unreachable ({what}: "
-                f"{type(exc).__name__}: {str(exc)[:200]}); training goes on, tracking writes are "
+                f"tracking server {self.public_uri} unreachable ({what}: "
+                f"{type(exc).__name__}: {redact_value(str(exc)[:200])}); training goes on, "
+                "tracking writes are "
                 f"kept in {self.spool.directory}; run `ablate sync` once it is back",
                 TrackingOutageWarning,
                 stacklevel=3,
@@ -99,7 +116,7 @@ class TrackingClient:
             except Exception as exc:  # noqa: BLE001 - any failure must not reach training
                 if not is_outage(exc):
                     warnings.warn(
-                        f"tracking: {what} rejected ({str(exc)[:300]}); not retried",
+                        f"tracking: {what} rejected ({redact_value(str(exc)[:300])}); not retried",
                         stacklevel=3,
                     )
                     return True, None

@@ -45,9 +45,11 @@ SECRET_WORDS = frozenset(
         "passphrase",
     }
 )
+NOT_SECRET_NAMES = frozenset({"PWD", "OLDPWD"})  # the shell's working directories
+_URL_PASSWORD = r"://[^/\s:@]+:[^/\s@]+@"  # the user:password@ of a URL
 _SECRET_VALUE = re.compile(
     r"(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16}|"
-    r"://[^/\s:@]+:[^/\s@]+@)"
+    rf"{_URL_PASSWORD})"
 )
 REDACTED = "***"
 
@@ -61,6 +63,31 @@ def default_tracking_uri(project_dir: Path | str | None = None) -> str:
 def resolve_tracking_uri(explicit: str | None = None, project_dir: Path | str | None = None) -> str:
     """``--tracking-uri`` if given, else ``$MLFLOW_TRACKING_URI``, else the embedded SQLite file."""
     return explicit or os.environ.get(TRACKING_URI_ENV) or default_tracking_uri(project_dir)
+
+
+def public_uri(uri: str) -> str:
+    """``uri`` with the ``user:password@`` of a URL masked (``http://***@host``).
+
+    The only form of a tracking URI that is printed or written to disk (the spool header,
+    ``mlflow.json``, the SLURM job file, warnings); the usable one stays in memory and in
+    ``$MLFLOW_TRACKING_URI`` for connecting (:func:`usable_uri`).
+    """
+    return re.sub(_URL_PASSWORD, f"://{REDACTED}@", uri)
+
+
+def usable_uri(stored: str, explicit: str | None = None) -> str | None:
+    """The URI to connect to for a stored one, which may have its credentials masked.
+
+    A stored URI with nothing masked is usable as it is. A masked one is the public form of the
+    URI that wrote it: ``explicit`` (``--tracking-uri``) or ``$MLFLOW_TRACKING_URI`` when either
+    is that URI with its credentials; ``None`` when neither is (the caller says how to pass it).
+    """
+    if f"://{REDACTED}@" not in stored:
+        return stored
+    for candidate in (explicit, os.environ.get(TRACKING_URI_ENV)):
+        if candidate and public_uri(candidate) == stored:
+            return candidate
+    return None
 
 
 def is_local_uri(uri: str) -> bool:
@@ -91,12 +118,17 @@ def is_secret_key(key: str) -> bool:
     The last word of the last dotted part decides (``HF_TOKEN``, ``data.api_key``,
     ``AWS_SECRET``, ``db_password``), so ``eval.max_new_tokens`` or ``adapter.dim`` are kept.
     """
+    if key in NOT_SECRET_NAMES:
+        return False
     words = re.split(r"[_\-\s]+", key.rsplit(".", 1)[-1].lower())
     return words[-1] in SECRET_WORDS or "password" in words
 
 
-# (a copy of the environment it was read from, its secret values longest first)
-_secrets_seen: tuple[dict[Any, Any], tuple[str, ...]] | None = None
+# (a copy of the environment it was read from, how many remembered values, the secret values)
+_secrets_seen: tuple[dict[Any, Any], int, tuple[str, ...]] | None = None
+# Secret values of environments jobs run with but this process does not (a runner profile's
+# ``env:``, an attempt's extra environment): remembered for the life of the process.
+_remembered: set[str] = set()
 
 
 def _environment() -> Mapping[Any, Any]:
@@ -110,28 +142,39 @@ def _environment() -> Mapping[Any, Any]:
     return raw if isinstance(raw, dict) else dict(os.environ)
 
 
+def _secret_values_of(env: Mapping[str, str]) -> set[str]:
+    return {v for k, v in env.items() if is_secret_key(str(k)) and len(str(v)) >= 8}
+
+
+def remember_secrets(env: Mapping[str, str]) -> None:
+    """Mask the secret-named values of ``env`` too, from now on, in this process.
+
+    A job's environment is the union of the orchestrator's, its runner profile's ``env:`` and
+    the attempt's own; the orchestrator masks the logs and artifacts it uploads, so it must know
+    the secrets it handed to jobs without having them in its own environment. Called where a
+    profile becomes an executor and where an attempt's environment is built.
+    """
+    _remembered.update(_secret_values_of(env))
+
+
 def secret_env_values() -> tuple[str, ...]:
     """Values of the secret-named environment variables (``HF_TOKEN`` ...), longest first.
 
-    Collected once per process and again whenever the environment changes (a variable set,
-    changed or removed): tracking a run masks ~100 values, and scanning ``os.environ`` for each
-    of them was a third of the tracking hooks' time.
+    This process's environment and every environment handed to a job (:func:`remember_secrets`).
+    Collected once per process and again whenever either changes (a variable set, changed or
+    removed): tracking a run masks ~100 values, and scanning ``os.environ`` for each of them was
+    a third of the tracking hooks' time.
     """
     global _secrets_seen
     environment = _environment()
     seen = _secrets_seen
-    if seen is not None and seen[0] == environment:
-        return seen[1]
+    if seen is not None and seen[0] == environment and seen[1] == len(_remembered):
+        return seen[2]
     snapshot = dict(environment)  # before reading: a change meanwhile shows at the next call
-    values = tuple(
-        sorted(
-            (v for k, v in os.environ.items() if is_secret_key(k) and len(v) >= 8),
-            key=len,
-            reverse=True,
-        )
-    )
-    _secrets_seen = (snapshot, values)
-    return values
+    count = len(_remembered)
+    values = _secret_values_of(os.environ) | _remembered
+    _secrets_seen = (snapshot, count, tuple(sorted(values, key=len, reverse=True)))
+    return _secrets_seen[2]
 
 
 def redact_value(value: str) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ablate.store.results_store import ResultsStore
 from ablate.tracking.client import TrackingClient
-from ablate.tracking.config import RUN_ID_ENV, SPOOL_DIR_NAME, TRACKING_URI_ENV
+from ablate.tracking.config import RUN_ID_ENV, SPOOL_DIR_NAME, TRACKING_URI_ENV, public_uri
 from ablate.tracking.run_sync import (
     LIVE_EVERY_S,
     note_attempt_started,
@@ -36,12 +36,18 @@ STOP_TIMEOUT_S = 300.0  # the longest an ending task waits for its tracking thre
 _LIVE: dict[Path, TaskTracking] = {}  # this task's tracking threads, by run folder
 
 
-def tracking_of(env: Mapping[str, str]) -> dict[str, str] | None:
-    """``{"tracking_uri", "mlflow_run_id"}`` from a task's environment (``None``: untracked)."""
+def tracking_of(env: Mapping[str, str], *, public: bool = False) -> dict[str, str] | None:
+    """``{"tracking_uri", "mlflow_run_id"}`` from a task's environment (``None``: untracked).
+
+    Args:
+        env: the task's environment.
+        public: mask the URI's password (:func:`~ablate.tracking.config.public_uri`), for what
+            is written to disk or printed.
+    """
     uri, child = env.get(TRACKING_URI_ENV), env.get(RUN_ID_ENV)
     if not uri or not child:
         return None
-    return {"tracking_uri": uri, "mlflow_run_id": child}
+    return {"tracking_uri": public_uri(uri) if public else uri, "mlflow_run_id": child}
 
 
 def reported_attempts(run_dir: Path) -> set[int]:

@@ -145,7 +145,7 @@ class MlflowTracker:
         self.client.set_terminated(self.parent_run_id, "KILLED" if interrupted else "FINISHED")
         if self.client.spool.n_ops:
             print(
-                f"[ablate] tracking server {self.tracking_uri} was unreachable: "
+                f"[ablate] tracking server {self.client.public_uri} was unreachable: "
                 f"{self.client.spool.n_ops} tracking writes kept in {self.spool_dir}; "
                 "run `ablate sync` to send them",
                 file=sys.stderr,
@@ -170,7 +170,7 @@ class MlflowTracker:
         else:
             child = self._create_child(run, attempt)
         self.children[run_id] = child
-        write_tracking_link(run_dir, self.tracking_uri, self.experiment_id, child)
+        write_tracking_link(run_dir, self.client.public_uri, self.experiment_id, child)
         note_attempt_started(run_dir, child, attempt)
         self.live.add(run_id, run_dir)
         return {
@@ -215,7 +215,7 @@ class MlflowTracker:
         new runs makes no search per run.
         """
         link = read_tracking_link(run_dir)
-        if link and link.get("tracking_uri") == self.tracking_uri:
+        if link and link.get("tracking_uri") == self.client.public_uri:
             child = str(link.get("run_id") or "")
             if is_local_ref(child) or self.client.run_status(child) is not None:
                 return child

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.store.files import append_durable, write_atomic
+from ablate.tracking.config import TRACKING_URI_ENV, public_uri, usable_uri
 
 LOCAL_PREFIX = "local:"
 REFS_FILE = "refs.json"
@@ -46,12 +47,14 @@ class Spool:
 
     Args:
         directory: the spool folder (``<runs root>/.tracking-spool``).
-        tracking_uri: the tracking URI the writes were meant for (replayed there by default).
+        tracking_uri: the tracking URI the writes were meant for (replayed there by default;
+            its password is masked in the file, so a replay takes the full URI from
+            ``--tracking-uri`` or ``$MLFLOW_TRACKING_URI``).
     """
 
     def __init__(self, directory: Path | str, tracking_uri: str) -> None:
         self.directory = Path(directory)
-        self.tracking_uri = tracking_uri
+        self.tracking_uri = public_uri(tracking_uri)  # written to the header: no password
         self._path: Path | None = None
         self.n_ops = 0
 
@@ -171,9 +174,17 @@ def replay(
     for phase in ("create", "rest"):
         for path in files:
             header, ops = loaded[path]
-            uri = tracking_uri or header.get("tracking_uri")
+            stored = header.get("tracking_uri")
+            uri = tracking_uri or (usable_uri(stored) if stored else None)
             if not uri:
-                result.errors.append(f"{path}: no tracking URI in the file; pass --tracking-uri")
+                why = (
+                    f"its tracking URI {stored} has its password masked"
+                    if stored
+                    else ("no tracking URI in the file")
+                )
+                result.errors.append(
+                    f"{path}: {why}; pass --tracking-uri or set {TRACKING_URI_ENV} to the full URI"
+                )
                 continue
             done = _done_count(path)
             for index, op in enumerate(ops):

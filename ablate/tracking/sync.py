@@ -15,7 +15,12 @@ from pathlib import Path
 from ablate.store.results_store import ResultsStore
 from ablate.store.run_folder import TRACKING_LINK_FILE, read_tracking_link
 from ablate.tracking.client import TrackingClient, apply_spooled
-from ablate.tracking.config import SPOOL_DIR_NAME, apply_http_defaults
+from ablate.tracking.config import (
+    SPOOL_DIR_NAME,
+    TRACKING_URI_ENV,
+    apply_http_defaults,
+    usable_uri,
+)
 from ablate.tracking.run_sync import sync_run_folder
 from ablate.tracking.spool import ReplayResult, pending_files, replay
 
@@ -77,8 +82,15 @@ def sync(runs_root: Path | str, *, tracking_uri: str | None = None) -> SyncSumma
     store = ResultsStore(runs_root)
     clients: dict[str, TrackingClient] = {}
     for run_dir in tracked_run_folders(runs_root):
-        uri = tracking_uri or str((read_tracking_link(run_dir) or {}).get("tracking_uri") or "")
+        stored = str((read_tracking_link(run_dir) or {}).get("tracking_uri") or "")
+        uri = tracking_uri or (usable_uri(stored) if stored else None)
         if not uri:
+            if stored:  # written with its password masked: the full URI must be passed
+                summary.errors.append(
+                    f"{run_dir}: its tracking URI {stored} has its password masked; pass "
+                    f"--tracking-uri or set {TRACKING_URI_ENV} to the full URI"
+                )
+                summary.pending_run_folders.append(run_dir)
             continue
         if uri not in clients:
             clients[uri] = TrackingClient(uri, directory)

@@ -131,3 +131,70 @@ def test_store_reads_and_plans_when_its_caches_cannot_be_written(tmp_path, monke
 
     plan = make_plan(sweep, fresh)
     assert {e.state.value for e in plan.entries} == {"done"}
+
+
+def full_disk_for_checkpoints(monkeypatch, failures: int = 1) -> list[int]:
+    """Make the next ``failures`` checkpoint writes hit ENOSPC after writing half their bytes."""
+    import ablate.store.run_folder as run_folder_module
+
+    left = [failures]
+
+    def write(fd: int, data) -> int:
+        if left[0] > 0:
+            left[0] -= 1
+            os.write(fd, bytes(data[: len(data) // 2]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return os.write(fd, data)
+
+    real = files_module.write_atomic_in_order
+
+    def checkpoint_write(*args, **kwargs):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(files_module, "os", os_with_write(write))
+            return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_folder_module, "write_atomic_in_order", checkpoint_write)
+    return left
+
+
+def test_disk_full_while_writing_a_checkpoint_is_a_clear_failure(tmp_path, monkeypatch):
+    """ENOSPC in the middle of a checkpoint: recorded failed (not cancelled), naming the disk and
+    the file; no temporary file is left; with space again the retry completes."""
+    store = ResultsStore(tmp_path / "runs")
+    sweep = load_sweep(
+        linear_sweep_file(tmp_path, "ckfull", train={"steps": 20, "checkpoint_every": 5})
+    )
+    left = full_disk_for_checkpoints(monkeypatch)
+    result = _run(sweep, store, retries=0)
+    assert left == [0] and result.exit_code == 1
+    run_id = sweep.runs[0].spec.run_id
+    [failed] = store.attempts_of(run_id)
+    assert failed.status is AttemptStatus.FAILED, failed.failure_reason
+    assert failed.failure_kind is FailureKind.ERROR
+    run_dir = store.layout.run_dir("ckfull", run_id)
+    first_line = failed.failure_reason.splitlines()[0]
+    assert first_line.startswith("disk full"), failed.failure_reason
+    assert str(run_dir / "checkpoint.pt") in first_line
+    assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.undo()
+    assert _run(sweep, store, retries=1).exit_code == 0
+
+
+def test_disk_full_while_checkpointing_on_a_stop_request_is_a_failure_too(tmp_path, monkeypatch):
+    """The stop-time checkpoint is lost: recorded failed (disk full), not cancelled."""
+    from ablate.execution.attempt import run_attempt
+    from ablate.store.run_folder import write_run_files
+
+    store = ResultsStore(tmp_path / "runs")
+    sweep = _sweep(tmp_path, "stopfull", seeds=(0,))
+    run = sweep.runs[0]
+    run_dir = store.layout.run_dir("stopfull", run.spec.run_id)
+    write_run_files(run_dir, run.spec.to_json(), sweep="stopfull", axes=run.axes)
+    left = full_disk_for_checkpoints(monkeypatch)
+    record = run_attempt(run_dir, 1, store=store, executor="inline", stop_flag=lambda: True)
+    assert left == [0]
+    assert record.status is AttemptStatus.FAILED, record.failure_reason
+    assert record.failure_reason.startswith(
+        f"disk full (No space left on device) while writing {run_dir}"
+    )
+    assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]

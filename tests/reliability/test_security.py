@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from reliability_helpers import record_files, run_cli
+from reliability_helpers import cli_env, record_files, run_cli
 
 from ablate.errors import AblateError
 from ablate.execution.inline import InlineExecutor
@@ -166,3 +166,105 @@ def test_secret_printed_by_a_killed_worker_is_masked_in_its_log_tail_record(tmp_
     assert "HF_TOKEN=***" in record.failure_reason  # the log line is there, masked
     assert "://***@example.org" in record.failure_reason
     _assert_no_token_in_store(store.root)
+
+
+# ----------------------------------------------------------- secrets in tracking (issue 18)
+PROFILE_SECRET = "pr0file-S3cret-value"  # not token-shaped: only knowing it masks it
+
+
+def _files_containing(root: Path, secret: str) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+
+@pytest.mark.parametrize("server", ["up", "down"])
+def test_secret_in_a_runner_profile_env_is_masked_in_mlflow_artifacts(
+    tmp_path, monkeypatch, server
+):
+    """The orchestrator's environment lacks it; the job's (profile env) has it and prints it."""
+    from mlflow import MlflowClient
+
+    from ablate.execution.registry import make_executor
+    from ablate.tracking.mlflow_tracker import MlflowTracker
+    from ablate.tracking.ui import free_port
+
+    monkeypatch.delenv("HF_TOKEN")
+    profile_file = tmp_path / "secretive.yaml"
+    profile_file.write_text(
+        yaml.safe_dump(
+            {
+                "executor": "local",
+                "gpus": "none",
+                "cpu_slots": 1,
+                "env": {"HF_TOKEN": PROFILE_SECRET},
+            }
+        )
+    )
+    store = ResultsStore(tmp_path / "runs")
+    executor = make_executor(load_runner_profile(profile_file), store)
+    db = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{db}" if server == "up" else f"http://127.0.0.1:{free_port()}"
+    sweep = _leaky_sweep(tmp_path, "succeed")
+    result = run_sweep(
+        sweep,
+        executor=executor,
+        store=store,
+        tracker=MlflowTracker(store.root, uri),
+        retries=0,
+        install_signal_handlers=False,
+    )
+    assert result.exit_code == 0
+    log = store.layout.run_dir(sweep.name, sweep.runs[0].spec.run_id) / "worker.log"
+    assert f"HF_TOKEN={PROFILE_SECRET}" in log.read_text()  # the job did print it
+    if server == "up":
+        client = MlflowClient(tracking_uri=uri)
+        [child] = [
+            r
+            for r in client.search_runs([client.get_experiment_by_name(sweep.name).experiment_id])
+            if "ablate.run_id" in r.data.tags
+        ]
+        uploaded = client.download_artifacts(child.info.run_id, "worker.log", str(tmp_path / "dl"))
+        assert "HF_TOKEN=***" in Path(uploaded).read_text()
+        assert _files_containing(tmp_path / "mlartifacts", PROFILE_SECRET) == []
+        assert PROFILE_SECRET.encode() not in db.read_bytes()
+    else:
+        spool = store.root / ".tracking-spool"
+        [copy] = [p for p in spool.rglob("worker.log")]
+        assert "HF_TOKEN=***" in copy.read_text()
+        assert _files_containing(spool, PROFILE_SECRET) == []
+    # the only files holding the secret: the profile, and the job's own log on this machine
+    assert set(_files_containing(tmp_path, PROFILE_SECRET)) == {profile_file, log}
+
+
+def test_password_in_the_tracking_url_is_never_printed_or_stored(tmp_path, monkeypatch):
+    """``http://alice:S3cret@host``: the spool header, mlflow.json and stderr show ``***``."""
+    from ablate.tracking.spool import pending_files, replay
+    from ablate.tracking.ui import free_port
+
+    password = "S3cretPassw0rd"
+    host = f"127.0.0.1:{free_port()}"  # nothing listens: the tracker spools
+    uri = f"http://alice:{password}@{host}"
+    (tmp_path / "t.yaml").write_text("name: urlpw\nbase: {job: leaky, ending: succeed}\n")
+    args = ("sweep", "t.yaml", "--runs-dir", "runs", "--runner", "inline", "--tracking-uri", uri)
+    env = cli_env(PYTHONPATH=os.environ["PYTHONPATH"])  # leaky_job importable
+    done = run_cli(*args, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert password not in done.stdout + done.stderr
+    assert f"tracking server http://***@{host} was unreachable" in done.stderr
+    assert f"http://***@{host} unreachable" in done.stderr  # the outage warning
+    assert _files_containing(tmp_path, password) == []
+    [link] = list((tmp_path / "runs").rglob("mlflow.json"))
+    assert f"http://***@{host}" in link.read_text()
+    [spool_file] = pending_files(tmp_path / "runs" / ".tracking-spool")
+    assert f"http://***@{host}" in spool_file.read_text()
+
+    # `ablate sync` without the full URI says how to give it, and sends nothing
+    synced = run_cli("sync", "--runs-dir", "runs", cwd=tmp_path, env=env)
+    assert synced.returncode != 0 and "Traceback" not in synced.stderr
+    assert "password masked" in synced.stdout + synced.stderr
+    assert "MLFLOW_TRACKING_URI" in synced.stdout + synced.stderr
+    assert password not in synced.stdout + synced.stderr
+    # with the full URI in the environment, the replay goes to it (memory and env only)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    sent_to: set[str] = set()
+    replay(spool_file.parent, lambda target, op, refs: sent_to.add(target) or "id")
+    assert sent_to == {uri}

@@ -135,14 +135,42 @@ def test_index_reads_only_new_records(tmp_path, monkeypatch):
         store.write(make_record(f"{i:012d}"))
     assert len(store.summaries()) == 3
     reads = []
-    original = AttemptRecord.read.__func__
+    original = AttemptRecord.read_checked.__func__
     monkeypatch.setattr(
-        AttemptRecord, "read", classmethod(lambda cls, p: reads.append(p) or original(cls, p))
+        AttemptRecord,
+        "read_checked",
+        classmethod(lambda cls, p: reads.append(p) or original(cls, p)),
     )
     store.write(make_record("n" * 12))
     fresh = ResultsStore(tmp_path)  # a new process: only the index survives
     assert len(fresh.summaries()) == 4
     assert [p.name[:12] for p in reads] == ["n" * 12]
+    assert len(fresh.dataframe()) == 4
+    reads.clear()
+    assert len(ResultsStore(tmp_path).dataframe()) == 4
+    assert len(ResultsStore(tmp_path).summaries()) == 4
+    assert reads == []  # warm: nothing read
+
+
+def test_a_record_whose_stamp_changed_is_verified_again(tmp_path, monkeypatch):
+    """A touched record (same content, new mtime) is re-read once and still counts."""
+    store = ResultsStore(tmp_path)
+    kept = store.write(make_record("aaaaaaaaaaaa"))
+    touched = store.write(make_record("bbbbbbbbbbbb"))
+    assert len(store.summaries()) == 2 and len(store.dataframe()) == 2
+    os.utime(touched, ns=(1, 1))
+    reads = []
+    original = AttemptRecord.read_checked.__func__
+    monkeypatch.setattr(
+        AttemptRecord,
+        "read_checked",
+        classmethod(lambda cls, p: reads.append(p) or original(cls, p)),
+    )
+    fresh = ResultsStore(tmp_path)
+    assert sorted(s.run_id for s in fresh.summaries()) == ["a" * 12, "b" * 12]
+    assert sorted(fresh.dataframe()["run_id"]) == ["a" * 12, "b" * 12]
+    assert reads == [touched, touched]  # once per cache, the untouched record never
+    assert kept not in reads
 
 
 def test_index_drops_deleted_records_and_survives_damage(tmp_path):

@@ -33,6 +33,9 @@ from ablate.tracking.ui import launch_ui
         ("adapter.dim", False),
         ("model.llm_path", False),
         ("keys", False),
+        ("PWD", False),  # the working directory, not a password: masking it hid every path
+        ("OLDPWD", False),
+        ("DB_PWD", True),
     ],
 )
 def test_secret_keys(key, secret):

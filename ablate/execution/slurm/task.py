@@ -39,6 +39,7 @@ from ablate.store.layout import RunsLayout
 from ablate.store.record import AttemptStatus
 from ablate.store.results_store import ResultsStore
 from ablate.store.run_folder import LOG_FILE, STOP_REASON_FILE, planned_run_of, read_run_meta
+from ablate.tracking.config import public_uri, redact_value, remember_secrets
 from ablate.tracking.detached import tracking_of
 
 SLURM_JOB_FILE = "slurm.json"  # in each run folder: the SLURM job running its latest attempt
@@ -128,7 +129,7 @@ class SlurmAttempt(Checkpointable):
             started = {"job_id": job, "attempt": attempt, "started_at": time.time()}
             write_atomic(
                 self.run_dir / SLURM_JOB_FILE,
-                json.dumps({**started, **(tracking_of(self.env) or {})}),
+                json.dumps({**started, **(tracking_of(self.env, public=True) or {})}),
             )
             self._track(store, start_attempt=attempt)
             returncode = self._run_worker(attempt, job, claim.fd if claim else None)
@@ -178,13 +179,15 @@ class SlurmAttempt(Checkpointable):
         tracking = tracking_of(self.env)
         if tracking is None or self.attached:  # attached: the orchestrator's tracker reports
             return
+        remember_secrets(self.env)  # the profile's secrets are masked in the uploaded log too
         try:
             if start_attempt is None:
                 report_ended_attempts(store, self.run_dir, tracking)
             else:  # reports the ended attempts first, in a thread: the worker starts at once
                 report_attempt_start(self.run_dir, self.runs_root, start_attempt, tracking)
         except Exception as exc:  # noqa: BLE001 - tracking must never fail a run
-            self._log(f"tracking: could not report to {tracking['tracking_uri']}: {exc!r}")
+            where = public_uri(tracking["tracking_uri"])
+            self._log(f"tracking: could not report to {where}: {redact_value(repr(exc))}")
 
     def worker_env(self) -> dict[str, str]:
         """The worker's environment: the task's, the profile's, and threads = the task's CPUs.

@@ -64,6 +64,15 @@ class SpecError(AblateError):
         super().__init__(text)
 
 
+class ConfigError(AblateError, ValueError):
+    """A run cannot start because of what its spec says: ``data.root`` not set, weights absent.
+
+    It is the spec's fault, not the machine's: an attempt that fails with it is recorded with
+    failure kind ``config``, is never retried as if transient and never spends the retry budget,
+    so a rerun after the fix runs it. A ``ValueError`` too, for callers that catch those.
+    """
+
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """A ``" (did you mean 'x'?)"`` suffix when a close candidate exists, else ``""``."""
     matches = difflib.get_close_matches(str(word), list(candidates), n=1, cutoff=0.6)

@@ -168,7 +168,9 @@ def resolve_dataset_root(data: DataSpec) -> Path:
     """
     if data.dataset == "scienceqa":
         if not data.root:
-            raise ValueError(
+            from ablate.errors import ConfigError
+
+            raise ConfigError(
                 "data.root is not set; point it at a ScienceQA folder (official layout with "
                 "problems.json, or the Hugging Face parquet export)"
             )

@@ -20,11 +20,20 @@ REASON_MAX_CHARS = 4000
 
 
 def classify_failure(exc: BaseException) -> FailureKind:
-    """OOM (CUDA or host) versus any other error, by type name so torch need not be imported."""
+    """OOM (CUDA or host), a config error, or any other error (by type name: no torch import).
+
+    Config errors are the spec's fault and retrying cannot help: a user error
+    (:class:`~ablate.errors.AblateError`, e.g. ``ConfigError: data.root is not set``) or a file
+    the spec names that is not there (data, weights: ``FileNotFoundError``).
+    """
+    from ablate.errors import AblateError
+
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
         return FailureKind.OOM
     if "out of memory" in str(exc).lower() and "cuda" in str(exc).lower():
         return FailureKind.OOM
+    if isinstance(exc, (AblateError, FileNotFoundError)):
+        return FailureKind.CONFIG
     return FailureKind.ERROR
 
 

@@ -4,7 +4,9 @@ States, from the results store and the claims:
 
 - ``new``: no attempt recorded (or only cancelled ones: cancelling never uses up the budget);
 - ``done``: an attempt succeeded, in this sweep or any other (run ids are global);
-- ``failed``: attempts failed, retries left (``--retries N`` allows N+1 failed attempts);
+- ``failed``: attempts failed, retries left (``--retries N`` allows N+1 failed attempts), or the
+  last attempts failed for a config error (the spec's fault: data or weights not there), which
+  never counts against the budget, so a rerun after the fix runs it;
 - ``exhausted``: the failed-attempt budget is spent (raise ``--retries`` or use ``--force``);
 - ``running``: another process holds the run's claim right now.
 
@@ -19,7 +21,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ablate.execution.claims import held_claims
-from ablate.store.record import AttemptStatus
+from ablate.store.record import CONFIG_FAILURES, AttemptStatus
 from ablate.store.results_store import ResultsStore
 
 if TYPE_CHECKING:
@@ -48,6 +50,7 @@ class RunHistory(NamedTuple):
     succeeded_in: str | None = None
     last_status: AttemptStatus | None = None
     last_attempt: int = 0
+    config_failures: int = 0  # failed for a config error: not counted in ``failures``
 
 
 class PlanEntry(NamedTuple):
@@ -108,18 +111,29 @@ def summarise(columns: dict[str, list[Any]]) -> dict[str, RunHistory]:
 
     Args:
         columns: ``run_id``, ``attempt``, ``status``, ``sweep`` lists, one item per record
-            (:meth:`ResultsStore.attempt_columns`).
+            (:meth:`ResultsStore.attempt_columns`), and optionally ``failure_kind``: failures of a
+            config kind (:data:`~ablate.store.record.CONFIG_FAILURES`) are counted apart, outside
+            the retry budget.
     """
     acc: dict[str, list[Any]] = {}
     success, failed, cancelled = "success", "failed", "cancelled"
-    for run_id, attempt, status, sweep in zip(
-        columns["run_id"], columns["attempt"], columns["status"], columns["sweep"], strict=True
+    config_kinds = {k.value for k in CONFIG_FAILURES}
+    kinds = columns.get("failure_kind") or [None] * len(columns["run_id"])
+    for run_id, attempt, status, sweep, kind in zip(
+        columns["run_id"],
+        columns["attempt"],
+        columns["status"],
+        columns["sweep"],
+        kinds,
+        strict=True,
     ):
         item = acc.get(run_id)
-        if item is None:  # attempts, failures, cancelled, succeeded_in, last attempt, status
-            item = acc[run_id] = [0, 0, 0, None, 0, None]
+        if item is None:  # attempts, failures, cancelled, succeeded_in, last attempt, status, config
+            item = acc[run_id] = [0, 0, 0, None, 0, None, 0]
         item[0] += 1
-        if status == failed:
+        if status == failed and kind in config_kinds:
+            item[6] += 1
+        elif status == failed:
             item[1] += 1
         elif status == cancelled:
             item[2] += 1
@@ -135,8 +149,9 @@ def summarise(columns: dict[str, list[Any]]) -> dict[str, RunHistory]:
             succeeded_in=s,
             last_status=AttemptStatus(st) if st else None,
             last_attempt=la,
+            config_failures=cf,
         )
-        for run_id, (a, f, c, s, la, st) in acc.items()
+        for run_id, (a, f, c, s, la, st, cf) in acc.items()
     }
 
 
@@ -146,9 +161,28 @@ def state_of(history: RunHistory, retries: int, running: bool) -> RunState:
         return RunState.RUNNING
     if history.succeeded_in is not None:
         return RunState.DONE
-    if history.failures == 0:
-        return RunState.NEW
-    return RunState.FAILED if history.failures <= retries else RunState.EXHAUSTED
+    if history.failures > retries:
+        return RunState.EXHAUSTED
+    if history.failures or history.config_failures:
+        return RunState.FAILED
+    return RunState.NEW
+
+
+def exhausted_hint(plan: Plan) -> str | None:
+    """What reruns a plan's exhausted runs (``None`` when it has none): the flags, spelled out.
+
+    ``--retries N`` allows N+1 failed attempts, so the run with most failures, F, needs
+    ``--retries F`` for one more attempt.
+    """
+    failures = [e.history.failures for e in plan.entries if e.state is RunState.EXHAUSTED]
+    if not failures:
+        return None
+    more = max(failures)
+    return (
+        f"{len(failures)} run(s) exhausted their retry budget (--retries {plan.retries} allows "
+        f"{plan.retries + 1} failed attempt(s)); rerun them with --retries {more} (one more "
+        "attempt each) or --force (their failures counted from zero)"
+    )
 
 
 def make_plan(

@@ -7,7 +7,8 @@ the sweep lock:
 2. for each run to dispatch: claim it, write ``runs/<sweep>/<run_id>/spec.json``, start an attempt;
 3. when an attempt ends, make sure it has exactly one record (a worker that died without writing
    one gets a failed record with its exit signal and log tail), release the claim, and retry a
-   failure while the budget lasts;
+   failure while the budget lasts (a config error, the spec's fault, is never retried and never
+   spends the budget: a rerun after the fix runs it);
 4. on SIGINT/SIGTERM: dispatch nothing more, SIGTERM the workers, wait a grace period, SIGKILL
    stragglers, record every interrupted attempt cancelled; exit code 130. Rerunning the same
    command resumes.
@@ -40,7 +41,7 @@ from ablate.orchestrate.run_source import RunSource, SweepPlan
 from ablate.orchestrate.tracker import NullTracker
 from ablate.store.files import write_atomic
 from ablate.store.provenance import git_env
-from ablate.store.record import AttemptRecord, AttemptStatus, FailureKind
+from ablate.store.record import CONFIG_FAILURES, AttemptRecord, AttemptStatus, FailureKind
 from ablate.store.run_folder import STOP_REASON_FILE, write_run_files
 from ablate.tracking.config import remember_secrets
 
@@ -328,6 +329,8 @@ class SweepLoop:
         retry = False
         if record.status is AttemptStatus.SUCCESS:
             self._finished.add(run_id)
+        elif record.failure_kind in CONFIG_FAILURES:  # the spec's fault: no retry, no budget
+            self._given_up.add(run_id)
         elif record.status is AttemptStatus.FAILED:
             self._failures[run_id] = self._failures.get(run_id, 0) + 1
             retry = self._failures[run_id] <= self.retries and not self.stop.requested
@@ -336,6 +339,11 @@ class SweepLoop:
             else:
                 self._given_up.add(run_id)
         self.progress.attempt_finished(active.entry, record, retry)
+        if record.failure_kind in CONFIG_FAILURES:
+            self.progress.message(
+                f"{run_id}: a config error (the spec's fault): not retried and not counted "
+                "against --retries; fix the spec, then rerun the same command"
+            )
         if not retry:
             self.source.run_settled(active.entry, record)
 

@@ -39,7 +39,14 @@ class FailureKind(str, Enum):
     KILLED = "killed"  # the worker died without writing a record (signal, OOM killer)
     TIMEOUT = "timeout"  # ran past the runner profile's timeout
     SPEC = "spec"  # spec.json could not be read or validated
+    CONFIG = "config"  # the spec's fault: data or weights not there, a setting this run cannot use
     CANCELLED = "cancelled"  # stopped on request (Ctrl-C, SIGTERM, preemption)
+
+
+#: Failures that are the spec's fault: retrying the same spec cannot help, so they are never
+#: retried in the sweep that saw them and never count against the retry budget (a rerun after the
+#: fix runs them).
+CONFIG_FAILURES = frozenset({FailureKind.SPEC, FailureKind.CONFIG})
 
 
 class CorruptRecordError(ValueError):
@@ -81,7 +88,7 @@ class AttemptRecord:
         sweep: the sweep that dispatched the attempt (run ids are shared by sweeps).
         attempt: 1-based attempt number, global for the run id.
         status: success / failed / cancelled.
-        failure_kind: error / oom / killed / timeout / spec / cancelled; ``None`` on success.
+        failure_kind: error / oom / killed / timeout / spec / config / cancelled; ``None`` on success.
         failure_reason: one line on why, plus the traceback or log tail when there is one.
         job: the job kind (``mmt``, ``linear-fit``).
         seed: the run's seed.

@@ -24,8 +24,8 @@ from ablate.store.files import write_atomic
 from ablate.store.record import RECORD_NAME
 
 SUMMARY_HEADER = (
-    "#ablate-summary-v2\tfile\tsize\tmtime_ns\tctime_ns\tchecksum"
-    "\tvalid\trun_id\tattempt\tstatus\tsweep\terror"
+    "#ablate-summary-v3\tfile\tsize\tmtime_ns\tctime_ns\tchecksum"
+    "\tvalid\trun_id\tattempt\tstatus\tsweep\tfailure_kind\terror"
 )
 
 
@@ -49,6 +49,8 @@ class SummaryRow(NamedTuple):
         attempt: the attempt number.
         status: ``success``, ``failed`` or ``cancelled``.
         sweep: the sweep that wrote it (empty if unknown).
+        failure_kind: why a failed attempt failed (empty otherwise): planning keeps config
+            failures out of the retry budget.
         error: why it did not verify (one line; empty when valid).
     """
 
@@ -60,6 +62,7 @@ class SummaryRow(NamedTuple):
     attempt: int
     status: str
     sweep: str
+    failure_kind: str
     error: str
 
 
@@ -116,18 +119,17 @@ def read_summary(path: Path) -> dict[str, SummaryRow]:
     rows: dict[str, SummaryRow] = {}
     for line in lines[1:]:
         parts = line.split("\t")
-        if len(parts) != 11:
+        if len(parts) != 12:
             continue  # a torn line cannot happen (atomic rename); skip rather than trust
-        file_name, size, mtime, ctime, checksum, valid, run_id, attempt, status, sweep, error = (
-            parts
-        )
+        file_name, size, mtime, ctime, checksum, valid, run_id, attempt, status, sweep = parts[:10]
+        kind, error = parts[10:]
         try:
             stamp = FileStamp(int(size), int(mtime), int(ctime))
             number = int(attempt)
         except ValueError:
             continue  # an unparseable row is re-read from its record
         rows[file_name] = SummaryRow(
-            file_name, stamp, checksum, valid == "1", run_id, number, status, sweep, error
+            file_name, stamp, checksum, valid == "1", run_id, number, status, sweep, kind, error
         )
     return rows
 
@@ -139,7 +141,8 @@ def write_summary(path: Path, rows: Mapping[str, SummaryRow]) -> None:
         size, mtime, ctime = row.stamp
         lines.append(
             f"{row.file}\t{size}\t{mtime}\t{ctime}\t{row.checksum}\t{int(row.valid)}"
-            f"\t{row.run_id}\t{row.attempt}\t{row.status}\t{row.sweep}\t{row.error}"
+            f"\t{row.run_id}\t{row.attempt}\t{row.status}\t{row.sweep}\t{row.failure_kind}"
+            f"\t{row.error}"
         )
     # a cache (disk full, read-only store: the next read rebuilds it)
     with contextlib.suppress(OSError):

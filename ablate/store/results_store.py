@@ -158,18 +158,25 @@ class ResultsStore:
         ]
 
     def attempt_columns(self) -> dict[str, list[Any]]:
-        """``run_id``, ``attempt``, ``status`` and ``sweep`` of every verified record, as lists.
+        """Run id, attempt, status, sweep and failure kind of every verified record, as lists.
 
         The fast path for planning: a plain-text summary index refreshed with the record files
         added or changed since (read and verified once), no pyarrow.
         """
-        out: dict[str, list[Any]] = {"run_id": [], "attempt": [], "status": [], "sweep": []}
+        out: dict[str, list[Any]] = {
+            "run_id": [],
+            "attempt": [],
+            "status": [],
+            "sweep": [],
+            "failure_kind": [],
+        }
         for row in self._summary_rows():
             if row.valid:
                 out["run_id"].append(row.run_id)
                 out["attempt"].append(row.attempt)
                 out["status"].append(row.status)
                 out["sweep"].append(row.sweep or None)
+                out["failure_kind"].append(row.failure_kind or None)
         return out
 
     def _summary_rows(self) -> list[SummaryRow]:
@@ -203,6 +210,7 @@ class ResultsStore:
                 parsed.attempt,
                 parsed.status.value,
                 "",
+                "",
                 error,
             )
         return SummaryRow(
@@ -214,6 +222,7 @@ class ResultsStore:
             record.attempt,
             record.status.value,
             record.sweep or "",
+            record.failure_kind.value if record.failure_kind is not None else "",
             "",
         )
 

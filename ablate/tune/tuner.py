@@ -382,6 +382,7 @@ def _history(attempts: list[AttemptRecord]) -> RunHistory:
         "attempt": [r.attempt for r in attempts],
         "status": [r.status.value for r in attempts],
         "sweep": [r.sweep for r in attempts],
+        "failure_kind": [r.failure_kind.value if r.failure_kind else None for r in attempts],
     }
     return next(iter(summarise(columns).values()))
 

@@ -170,6 +170,13 @@ def sweep(
         float,
         typer.Option("--poll-s", min=1.0, help="With --wait: seconds between looks at SLURM."),
     ] = 30.0,
+    no_preflight: Annotated[
+        bool,
+        typer.Option(
+            "--no-preflight",
+            help="Dispatch without first checking every run's data folder, weights and GPU.",
+        ),
+    ] = False,
 ) -> None:
     """Expand a sweep, show the plan, dispatch its runs; rerunning resumes.
 
@@ -190,6 +197,7 @@ def sweep(
     from ablate.execution.runner_profile import load_runner_profile
     from ablate.execution.slurm.watch import reattach_if_submitted
     from ablate.orchestrate.orchestrator import plan_sweep, run_sweep
+    from ablate.orchestrate.preflight import preflight
     from ablate.orchestrate.progress import SWEEP_LOG, make_progress
     from ablate.spec.sweep import load_sweep
     from ablate.store.results_store import ResultsStore
@@ -218,8 +226,11 @@ def sweep(
         fmt=fmt,
         quiet=quiet,
     )
+    _print_exhausted_hint(the_plan)
     if dry_run:
         return
+    if not no_preflight:
+        preflight(the_plan.to_dispatch(), profile)  # every problem at once, nothing dispatched
     tracker = make_tracker(
         store.root, tracking_uri, enabled=not no_tracking, log_adapter=log_adapter
     )
@@ -278,6 +289,15 @@ def _wait_for_detached(spec: Any, store: Any, retries: int, poll_s: float, quiet
             f"[slurm] {spec.name}: every job ended; {counts}", markup=False, highlight=False
         )
     return EXIT_INCOMPLETE if left else EXIT_OK
+
+
+def _print_exhausted_hint(plan: Any) -> None:
+    """To stderr (the plan's counts stay stdout's last line): which flag reruns exhausted runs."""
+    from ablate.orchestrate.plan import exhausted_hint
+
+    hint = exhausted_hint(plan)
+    if hint:
+        err_console.print(hint, markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_slurm_catch_up(state: Any) -> None:

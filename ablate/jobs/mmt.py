@@ -28,6 +28,7 @@ from pydantic import BeforeValidator, Field, SerializeAsAny, model_validator
 
 from ablate.data.spec import DataSpec
 from ablate.evaluation.spec import EvalSpec
+from ablate.jobs.mmt_needs import mmt_needs
 from ablate.model.adapters import AdapterConfig, BottleneckConfig, validate_adapter_config
 from ablate.model.presets import llm_preset, vision_preset
 from ablate.model.spec import ModelSpec, twin_of
@@ -149,5 +150,6 @@ register_job(
         run="ablate.jobs.mmt_recipe:run_mmt",
         scale=scale_mmt,
         describe=describe_mmt,
+        needs=mmt_needs,
     )
 )

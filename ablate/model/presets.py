@@ -59,6 +59,8 @@ class VisionPreset:
         width: token width of the tower's blocks (what a vision adapter sees).
         tiny: the tiny twin ``--scale tiny`` swaps in; ``None`` when this preset is a twin.
         pretrained_tag: open_clip pretrained tag used when no ``vision_path`` is given.
+        pretrained_hub: the hub repository open_clip downloads that tag from (the preflight looks
+            for it in the local hub cache).
         file_name: the checkpoint's usual file name (shown in errors, used by twins).
         twin_config: open_clip model config of a tiny twin (None for real towers).
         mean, std: normalisation of the image transform.
@@ -72,6 +74,7 @@ class VisionPreset:
     width: int
     tiny: str | None = None
     pretrained_tag: str | None = None
+    pretrained_hub: str | None = None
     file_name: str = "open_clip_model.pt"
     twin_config: dict[str, Any] | None = None
     mean: tuple[float, float, float] = OPENAI_MEAN
@@ -125,9 +128,11 @@ def _tiny_config(layers: int, quick_gelu: bool) -> dict[str, Any]:
 VISION_PRESETS: dict[str, VisionPreset] = {p.name: p for p in (
     #            name                model_name          gelu  size  checkpoint   width
     VisionPreset("clip-vit-l14",     "ViT-L-14",         True,  224, "open_clip", 1024,
-                 tiny="tiny-clip", pretrained_tag="openai"),
+                 tiny="tiny-clip", pretrained_tag="openai",
+                 pretrained_hub="timm/vit_large_patch14_clip_224.openai"),
     VisionPreset("clip-vit-l14-336", "ViT-L-14-336",     True,  336, "open_clip", 1024,
-                 tiny="tiny-clip", pretrained_tag="openai"),
+                 tiny="tiny-clip", pretrained_tag="openai",
+                 pretrained_hub="timm/vit_large_patch14_clip_336.openai"),
     VisionPreset("diht-vit-l14-336", "ViT-L-14-336",     False, 336, "diht",      1024,
                  tiny="tiny-diht", file_name="diht_vitl14_336px.pth"),
     VisionPreset("alip-vit-b32",     "ViT-B-32",         False, 224, "alip",      768,

@@ -51,6 +51,8 @@ class JobKind:
             before validation (for ``mmt``: real presets -> their tiny twins).
         describe: optional ``describe(spec) -> dict[str, Any]`` of extra plan columns
             (trainable parameters, memory estimate).
+        needs: optional ``needs(spec) -> list[Need]``: what a run needs from the machine (data,
+            weights, a GPU), checked before a sweep dispatches (``ablate.orchestrate.preflight``).
     """
 
     name: str
@@ -58,6 +60,7 @@ class JobKind:
     run: str
     scale: Callable[[dict[str, Any], str], dict[str, Any]] | None = None
     describe: Callable[[RunSpec], dict[str, Any]] | None = None
+    needs: Callable[[RunSpec], list[Any]] | None = None  # list[ablate.jobs.needs.Need]
 
     def load_runner(self) -> Callable[..., dict[str, float]]:
         """Import and return the job's run function, ``run(spec, ctx)`` (ctx: a ``JobContext``)."""

@@ -377,6 +377,7 @@ def status(
     )
     if fmt != "table":
         return
+    _print_exhausted_hint(the_plan)
     failed = [e for e in the_plan.entries if e.state.value in ("failed", "exhausted")]
     shown = failed if show == "all" else failed[:SUMMARY_ABOVE]
     for entry in shown:

@@ -1,4 +1,4 @@
-"""What an ``mmt`` run needs from the machine, for the preflight (:mod:`ablate.orchestrate.preflight`).
+"""What an ``mmt`` run needs from the machine, checked by :mod:`ablate.orchestrate.preflight`.
 
 An ``mmt`` run on real backbones needs four things the spec cannot validate by itself:
 

@@ -128,7 +128,7 @@ def summarise(columns: dict[str, list[Any]]) -> dict[str, RunHistory]:
         strict=True,
     ):
         item = acc.get(run_id)
-        if item is None:  # attempts, failures, cancelled, succeeded_in, last attempt, status, config
+        if item is None:  # attempts, failures, cancelled, succeeded_in, last, status, config
             item = acc[run_id] = [0, 0, 0, None, 0, None, 0]
         item[0] += 1
         if status == failed and kind in config_kinds:

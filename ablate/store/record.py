@@ -88,7 +88,8 @@ class AttemptRecord:
         sweep: the sweep that dispatched the attempt (run ids are shared by sweeps).
         attempt: 1-based attempt number, global for the run id.
         status: success / failed / cancelled.
-        failure_kind: error / oom / killed / timeout / spec / config / cancelled; ``None`` on success.
+        failure_kind: error / oom / killed / timeout / spec / config / cancelled; ``None`` on
+            success.
         failure_reason: one line on why, plus the traceback or log tail when there is one.
         job: the job kind (``mmt``, ``linear-fit``).
         seed: the run's seed.

@@ -16,9 +16,9 @@ import time
 import numpy as np
 from pydantic import Field
 
-from ablate.errors import JobCancelled
+from ablate.errors import ConfigError, JobCancelled
 from ablate.jobs.context import JobContext
-from ablate.spec.base import SpecModel
+from ablate.spec.base import SpecModel, nonsemantic
 from ablate.spec.job_kinds import JobKind, register_job
 
 
@@ -37,6 +37,8 @@ class QuickFit(SpecModel):
     """SIGKILL itself (no record) on attempts 1..die_attempts."""
     ignore_stop: bool = False
     """Never look at the stop flag (tests the grace period and SIGKILL)."""
+    needs_file: str | None = nonsemantic()
+    """A file the run reads (like ``data.root``): missing, the run fails with a config error."""
 
 
 class QuickConfig(SpecModel):
@@ -52,6 +54,8 @@ def run_quick_fit(spec, ctx: JobContext) -> dict[str, float]:
     x = rng.normal(size=(64, 4))  # (N, F)
     y = x @ rng.normal(size=4)  # (N,)
     state_path = ctx.run_dir / "state.json"
+    if cfg.needs_file is not None and not os.path.isfile(cfg.needs_file):
+        raise ConfigError(f"fit.needs_file={cfg.needs_file!r} is not there")
     w, start = np.zeros(4), 0
     if state_path.exists():
         state = json.loads(state_path.read_text())

@@ -44,7 +44,23 @@ app = typer.Typer(
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
-SweepFile = Annotated[Path, typer.Argument(help="Sweep YAML (see sweeps/).", show_default=False)]
+SweepFile = Annotated[
+    Path,
+    typer.Argument(
+        help="Sweep YAML (see sweeps/), or a bare name: table3 is sweeps/table3.yaml.",
+        show_default=False,
+    ),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override one field of every run, KEY=VALUE (repeatable), e.g. --set "
+        "train.lr=0.01: applied after the file and --scale, hashed into run ids as if written "
+        "in the file.",
+        show_default=False,
+    ),
+]
 ScaleOpt = Annotated[
     str | None,
     typer.Option(
@@ -52,6 +68,14 @@ ScaleOpt = Annotated[
         help="Apply a `scales:` entry of the sweep, e.g. `tiny` (tiny twins, synthetic data, CPU).",
     ),
 ]
+
+
+def _load(sweep_file: Path, scale: str | None, overrides: list[str] | None) -> Any:
+    """The sweep a command names: a file or bare name, at a scale, with ``--set`` overrides."""
+    from ablate.spec.sweep import load_sweep
+    from ablate.spec.sweep_target import parse_overrides
+
+    return load_sweep(sweep_file, scale=scale, overrides=parse_overrides(overrides or []))
 
 
 def _runs_root(runs_dir: Path | None) -> Path:
@@ -177,6 +201,7 @@ def sweep(
             help="Dispatch without first checking every run's data folder, weights and GPU.",
         ),
     ] = False,
+    set_values: SetOpt = None,
 ) -> None:
     """Expand a sweep, show the plan, dispatch its runs; rerunning resumes.
 
@@ -199,7 +224,6 @@ def sweep(
     from ablate.orchestrate.orchestrator import plan_sweep, run_sweep
     from ablate.orchestrate.preflight import preflight
     from ablate.orchestrate.progress import SWEEP_LOG, make_progress
-    from ablate.spec.sweep import load_sweep
     from ablate.store.results_store import ResultsStore
     from ablate.tracking.commands import make_tracker
 
@@ -208,7 +232,7 @@ def sweep(
         raise typer.BadParameter(
             "writes the plan for a file; use it with --dry-run", param_hint="--format"
         )
-    spec = load_sweep(sweep_file, scale=scale)
+    spec = _load(sweep_file, scale, set_values)
     profile = load_runner_profile(runner)
     store = ResultsStore(_runs_root(runs_dir))
     executor = make_executor(profile, store, max_parallel=max_parallel)
@@ -343,6 +367,7 @@ def status(
     ] = 1,
     show: ShowOpt = "auto",
     fmt: FormatOpt = "table",
+    set_values: SetOpt = None,
 ) -> None:
     """What ran, what failed and why, what is left, for one sweep (or every sweep in the store).
 
@@ -357,13 +382,16 @@ def status(
     from ablate.orchestrate.compare import load_sweep_as_stored
     from ablate.orchestrate.orchestrator import plan_sweep
     from ablate.orchestrate.plan_view import SUMMARY_ABOVE
+    from ablate.spec.sweep_target import parse_overrides
     from ablate.store.results_store import ResultsStore
 
     _check_view_flags(show, fmt)
     if sweep_file is None:
         raise typer.Exit(show_store_overview(_runs_root(runs_dir)))
     store = ResultsStore(_runs_root(runs_dir))
-    spec = load_sweep_as_stored(sweep_file, store, scale)
+    spec = load_sweep_as_stored(
+        sweep_file, store, scale, overrides=parse_overrides(set_values or [])
+    )
     scale = spec.scale
     slurm = reattach_if_submitted(store, spec.name)  # SLURM is asked only if it ran the sweep
     _print_slurm_catch_up(slurm)
@@ -462,6 +490,7 @@ def plan(
             show_default=False,
         ),
     ] = None,
+    set_values: SetOpt = None,
 ) -> None:
     """Trainable parameters (meta device, real shapes), GPU memory and GPU-hours per run.
 
@@ -474,10 +503,9 @@ def plan(
 
     from ablate.orchestrate.run_columns import axis_columns, flat_axes
     from ablate.spec.job_kinds import get_job
-    from ablate.spec.sweep import load_sweep
     from ablate.train.calibration import load_calibration
 
-    sweep = load_sweep(sweep_file, scale=scale)
+    sweep = _load(sweep_file, scale, set_values)
     calibration = load_calibration(_runs_root(runs_dir), gpu=gpu)
     table = Table(
         title=f"{sweep.name}: {len(sweep.runs)} runs" + (f" (scale {scale})" if scale else "")

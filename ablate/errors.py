@@ -12,7 +12,7 @@ training loop, the evaluation loop and the executors all raise or classify them.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,45 @@ class SpecError(AblateError):
         if self.allowed:
             text += "; allowed: " + ", ".join(str(a) for a in self.allowed)
         super().__init__(text)
+
+
+class SpecErrors(SpecError):
+    """Several spec errors found at once: every error of a file, up to a limit, one per line.
+
+    A :class:`SpecError` itself (the first error's file, line and key), so every caller that
+    handles one handles this too; ``errors`` holds them all.
+    """
+
+    def __init__(self, errors: Sequence[SpecError], more: int = 0) -> None:
+        first = errors[0]
+        super().__init__(
+            first.message,
+            file=first.file,
+            line=first.line,
+            key=first.key,
+            value=first.value,
+            allowed=first.allowed,
+        )
+        self.errors = list(errors)
+        lines = [str(e) for e in self.errors]
+        if more:
+            lines.append(f"... and {more} more")
+        text = f"{len(self.errors) + more} errors:\n" + "\n".join(f"  {line}" for line in lines)
+        self.args = (text,)
+
+
+def spec_errors(errors: Sequence[SpecError], limit: int) -> SpecError:
+    """One error for ``errors`` (distinct, in order): itself alone, else a :class:`SpecErrors`.
+
+    Args:
+        errors: at least one error; repeats (the same text) are dropped.
+        limit: the most errors listed; the rest are counted ("... and 3 more").
+    """
+    distinct = list({str(e): e for e in errors}.values())
+    distinct.sort(key=lambda e: (e.file or "", e.line or 0))  # as the user reads the file
+    if len(distinct) == 1:
+        return distinct[0]
+    return SpecErrors(distinct[:limit], more=max(0, len(distinct) - limit))
 
 
 class ConfigError(AblateError, ValueError):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -158,21 +158,26 @@ def next_commands(result: SweepResult) -> list[str]:
     return [f"ablate report {sweep.path}{scale}", f"ablate compare {sweep.path}{scale}"]
 
 
-def load_sweep_as_stored(path: Path, store: ResultsStore, scale: str | None = None) -> Sweep:
+def load_sweep_as_stored(
+    path: Path,
+    store: ResultsStore,
+    scale: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Sweep:
     """The sweep at ``scale``, or (None) at the scale with the most runs recorded in ``store``.
 
     Expanding a sweep at each of its scales costs what loading it costs, once per scale (specs
-    only, no torch); the store is read from its summary index.
+    only, no torch); the store is read from its summary index. ``overrides``: ``--set`` values.
     """
     from ablate.spec.sweep import load_sweep
 
-    full = load_sweep(path, scale=scale)
+    full = load_sweep(path, scale=scale, overrides=overrides)
     if scale is not None or not full.scales:
         return full
     recorded = set(store.attempt_columns()["run_id"])
     best, best_n = full, sum(run.spec.run_id in recorded for run in full.runs)
     for name in full.scales:
-        variant = load_sweep(path, scale=name)
+        variant = load_sweep(path, scale=name, overrides=overrides)
         found = sum(run.spec.run_id in recorded for run in variant.runs)
         if found > best_n:
             best, best_n = variant, found

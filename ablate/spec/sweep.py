@@ -33,16 +33,18 @@ import copy
 import itertools
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ablate.errors import SpecError, did_you_mean
-from ablate.spec.dotted import copy_tree, flatten, get_dotted, set_dotted
+from ablate.errors import SpecError, did_you_mean, spec_errors
+from ablate.spec.dotted import copy_tree, get_dotted, set_dotted
 from ablate.spec.job_kinds import get_job
 from ablate.spec.run_spec import RunSpec, build_run_spec
 from ablate.spec.sweep_document import NAME_PATTERN, SweepDocument
-from ablate.spec.validation import error_at, source_locator, validate
+from ablate.spec.sweep_target import SET_ORIGIN, resolve_sweep_path
+from ablate.spec.validation import MAX_ERRORS, error_at, source_locator, validate
 from ablate.spec.yaml_source import KeyPath, YamlSource, load_yaml
 
 SWEEP_KEYS = tuple(SweepDocument.model_fields)
@@ -50,6 +52,9 @@ SWEEP_KEYS = tuple(SweepDocument.model_fields)
 DEFAULT_MAX_POINTS = 20_000
 MAX_POINTS_ENV = "ABLATE_MAX_POINTS"
 POINT_META_KEYS = ("label",)
+#: Errors gathered from the points before the rest are left unexpanded (the same base error
+#: repeats in every point: after this many, the distinct ones are all listed).
+MAX_FAILED_POINTS = 200
 Origin = tuple[str, int | None]
 
 
@@ -92,16 +97,38 @@ class _Layered:
     section_source: dict[str, YamlSource] = field(default_factory=dict)  # top key -> its file
 
 
-def _flatten_lines(src: YamlSource, tree: Any, root: KeyPath) -> dict[str, Origin]:
-    out: dict[str, Origin] = {}
-    if isinstance(tree, dict):
-        for dotted in flatten(tree):
-            parts = dotted.split(".")
-            for end in range(1, len(parts) + 1):  # leaves and every section above them
-                prefix = ".".join(parts[:end])
-                # dotted keys written as one YAML key ("a.b") or as nesting resolve alike
-                out.setdefault(prefix, (str(src.path), src.line_of((*root, *parts[:end]))))
-    return out
+def _nested_base(src: YamlSource, base: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Origin]]:
+    """``base`` with dotted keys (``train.lr: 0.01``) set as one field each, and their origins.
+
+    A dotted key sets one field, as in a point; a plain key's mapping is merged field by field
+    over the extended files' base. The origins map every dotted prefix to the line that wrote it
+    (the leaf's own line when written twice).
+
+    Raises:
+        SpecError: a dotted key goes through a value that is not a mapping (``train: 5`` and
+            ``train.lr: 1``), naming its line.
+    """
+    nested: dict[str, Any] = {}
+    origins: dict[str, Origin] = {}
+
+    def walk(tree: dict[str, Any], raw: KeyPath, parts: list[str]) -> None:
+        for key, value in tree.items():
+            here = [*parts, *str(key).split(".")]
+            origin = (str(src.path), src.line_of((*raw, key)))
+            for end in range(len(parts) + 1, len(here)):
+                origins.setdefault(".".join(here[:end]), origin)
+            origins[".".join(here)] = origin
+            if isinstance(value, dict) and value:
+                walk(value, (*raw, key), here)
+                continue
+            try:
+                set_dotted(nested, ".".join(here), value)
+            except TypeError as err:
+                key_text = ".".join(here)
+                raise SpecError(str(err), file=src.path, line=origin[1], key=key_text) from None
+
+    walk(base, ("base",), [])
+    return nested, origins
 
 
 def _load_layers(path: Path, stack: tuple[Path, ...]) -> _Layered:
@@ -133,8 +160,8 @@ def _load_layers(path: Path, stack: tuple[Path, ...]) -> _Layered:
         layer = _load_layers(parent_path, (*stack, resolved))
         _merge_layer(merged, layer)
     own = _Layered(doc=copy.deepcopy(data), section_source={k: src for k in data})
-    base = data.get("base", {}) or {}
-    own.base_origin = _flatten_lines(src, base, ("base",))
+    if data.get("base"):
+        own.doc["base"], own.base_origin = _nested_base(src, data["base"])
     _merge_layer(merged, own)
     return merged
 
@@ -310,20 +337,30 @@ def _check_size(layers: _Layered, path: Path, limit: int) -> None:
     )
 
 
-def load_sweep(path: str | Path, *, scale: str | None = None, limit: int | None = None) -> Sweep:
+def load_sweep(
+    path: str | Path,
+    *,
+    scale: str | None = None,
+    limit: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Sweep:
     """Load, expand and validate a sweep file.
 
     Args:
-        path: the sweep YAML.
+        path: the sweep YAML, or a bare name (``table3``: ``sweeps/table3.yaml``).
         scale: name of a ``scales:`` entry to apply (e.g. ``tiny``): the job kind's scale hook runs
             first (``mmt`` maps real backbones to their tiny twins), then the YAML overrides.
         limit: the most points the sweep may expand to (default :func:`max_points`).
+        overrides: ``--set`` values, dotted key -> value, applied to every run last (after the
+            scale), validated and hashed like the file's own values.
 
     Raises:
-        SpecError: anything malformed, with file, line, key, value and what is allowed; or more
-            points than ``limit`` (the message gives the count).
+        SpecError: anything malformed, with file, line, key, value and what is allowed (every
+            error of the file at once, up to a limit); or more points than ``limit`` (the message
+            gives the count); or a file that is not there (naming the nearest sweep).
     """
-    path = Path(path)
+    path = resolve_sweep_path(path)
+    overrides = dict(overrides or {})
     layers = _load_layers(path, ())
     name = _sweep_name(layers, path)
     _check_size(layers, path, max_points() if limit is None else limit)
@@ -353,10 +390,19 @@ def load_sweep(path: str | Path, *, scale: str | None = None, limit: int | None 
         if not any(_matches(merged, cond) for cond, _ in excludes):
             kept.append((point, origins, merged))
     kept += [(p, o, _apply_point(base, p, next(iter(o.values())))) for p, o in includes]
+    errors: list[SpecError] = []
     for point, origins, merged in kept:
         for seed in seeds if seeds is not None else [None]:
             full = merged if seed is None else {**merged, "seed": seed}
-            spec = _build(layers, path, full, origins, scale, scale_over, scale_origin)
+            try:
+                spec = _build(
+                    layers, path, full, origins, (scale, scale_over, scale_origin), overrides
+                )
+            except SpecError as err:  # keep going: every error of the file at once
+                errors.extend(getattr(err, "errors", [err]))
+                if len(errors) >= MAX_FAILED_POINTS:
+                    break
+                continue
             if spec.run_id in seen:
                 continue
             seen.add(spec.run_id)
@@ -365,6 +411,8 @@ def load_sweep(path: str | Path, *, scale: str | None = None, limit: int | None 
             planned.append(
                 PlannedRun(spec=spec, axes=axes, label=str(label) if label is not None else None)
             )
+    if errors:
+        raise spec_errors(errors, MAX_ERRORS)
     if not planned:
         raise SpecError("the sweep expands to no runs (every point was excluded)", file=path)
     return Sweep(
@@ -385,10 +433,10 @@ def _build(
     path: Path,
     merged: dict[str, Any],
     origins: dict[str, Origin],
-    scale: str | None,
-    scale_over: dict[str, Any],
-    scale_origin: Origin,
+    scaling: tuple[str | None, dict[str, Any], Origin],
+    overrides: dict[str, Any],
 ) -> RunSpec:
+    scale, scale_over, scale_origin = scaling
     if scale is not None:
         job = merged.get("job")
         try:
@@ -406,11 +454,15 @@ def _build(
                     key=f"scales.{scale}",
                 ) from None
         merged = _apply_point(merged, scale_over, scale_origin)
+    if overrides:
+        merged = _apply_point(merged, overrides, (SET_ORIGIN, None))
 
     def locate(dotted: str) -> tuple[str | None, int | None]:
         parts = dotted.split(".")
         for end in range(len(parts), 0, -1):
             prefix = ".".join(parts[:end])
+            if prefix in overrides:
+                return SET_ORIGIN, None
             if scale is not None and prefix in scale_over:
                 return scale_origin
             if prefix in origins:
@@ -419,6 +471,10 @@ def _build(
             prefix = ".".join(parts[:end])
             if prefix in layers.base_origin:
                 return layers.base_origin[prefix]
+        below = dotted + "."  # a section the point wrote one field of (adapter.name: x)
+        for key, origin in origins.items():
+            if key.startswith(below):
+                return origin
         for key, origin in layers.base_origin.items():  # a missing key: point at its section
             if key.split(".")[0] == parts[0]:
                 return origin[0], None

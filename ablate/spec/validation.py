@@ -2,9 +2,12 @@
 
 Every file a user writes (sweep, run spec, report spec, runner profile, ``search:`` section) is
 validated by a :class:`~ablate.spec.base.SpecModel`. Pydantic's errors name a location
-(``('train', 'lr')``) and a message; :func:`spec_error` turns the first one into a
-:class:`~ablate.errors.SpecError` that names the file, the line the key was written on, the dotted
-key, the bad value and what is allowed, so a typo reads the same whichever file it is in.
+(``('train', 'lr')``) and a message; :func:`spec_error` turns each of them (up to
+:data:`MAX_ERRORS`, all reported at once) into a :class:`~ablate.errors.SpecError` that names the
+file, the line the key was written on, the dotted key, the bad value and what is allowed, so a typo
+reads the same whichever file it is in. A section whose schema depends on its content (an adapter:
+its ``name`` picks the schema) names the picked schema's fields as the allowed keys, through the
+section model's ``concrete_schema(data)`` classmethod.
 :func:`error_at` is the same message for checks written by hand (a file that is not found, a row
 that names no sweep label).
 """
@@ -20,13 +23,15 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from ablate.errors import SpecError, did_you_mean
+from ablate.errors import SpecError, did_you_mean, spec_errors
 from ablate.spec.yaml_source import KeyPath, YamlSource
 
 #: Maps a cleaned key path (``('grid', 'train.lr')``) to the file and line it was written on.
 Locator = Callable[[KeyPath], tuple[str | None, int | None]]
 
 _UNION_TYPES = (Union, types.UnionType)
+#: Errors of one document reported at once; the rest are counted.
+MAX_ERRORS = 20
 
 
 def error_at(src: YamlSource, keypath: KeyPath, message: str, **kw: Any) -> SpecError:
@@ -60,7 +65,8 @@ def validate(
         hidden: fields filled in by the program (a profile's ``name``), never listed as allowed.
 
     Raises:
-        SpecError: the first validation error, naming file, line, key, value and what is allowed.
+        SpecError: every validation error (a :class:`~ablate.errors.SpecErrors` when several),
+            each naming file, line, key, value and what is allowed.
     """
     try:
         if isinstance(model_cls, type) and issubclass(model_cls, BaseModel):
@@ -68,7 +74,7 @@ def validate(
         return _adapter(model_cls).validate_python(data)
     except ValidationError as err:
         raise spec_error(
-            err, model_cls, file=file, locate=locate, prefix=prefix, hidden=hidden
+            err, model_cls, file=file, locate=locate, prefix=prefix, hidden=hidden, data=data
         ) from None
 
 
@@ -85,16 +91,36 @@ def spec_error(
     locate: Locator | None = None,
     prefix: KeyPath = (),
     hidden: Sequence[str] = (),
+    data: Any = None,
 ) -> SpecError:
-    """Turn pydantic's first error into one :class:`SpecError` (see :func:`validate`)."""
-    errors = err.errors()
-    first = errors[0]
-    walk = _clean_loc(model_cls, tuple(first["loc"]))
-    loc, at = walk.loc, walk.parent
-    keys = {_clean_loc(model_cls, tuple(e["loc"])).loc for e in errors}
-    more = len(keys) - 1
-    suffix = f" ({more} more error{'s' if more > 1 else ''} after fixing this one)" if more else ""
+    """Turn pydantic's errors into one :class:`SpecError` listing each (see :func:`validate`).
+
+    One error per key the user wrote (pydantic reports a union's members apart: the first is
+    kept), at most :data:`MAX_ERRORS`. ``data`` is the validated input: it picks the schema of a
+    section whose schema depends on its content (the allowed keys of ``adapter.dimm``).
+    """
     default_file = str(file) if file is not None else None
+    converted = []
+    seen: set[KeyPath] = set()
+    for detail in err.errors():
+        walk = _clean_loc(model_cls, tuple(detail["loc"]), data)
+        if walk.loc in seen:
+            continue
+        seen.add(walk.loc)
+        converted.append(_convert(detail, walk, default_file, locate, prefix, hidden))
+    return spec_errors(converted, MAX_ERRORS)
+
+
+def _convert(
+    first: Any,
+    walk: _Walk,
+    default_file: str | None,
+    locate: Locator | None,
+    prefix: KeyPath,
+    hidden: Sequence[str],
+) -> SpecError:
+    """One pydantic error as a :class:`SpecError` at the key the user wrote."""
+    loc, at = walk.loc, walk.parent
     where_file, line = locate(loc) if locate is not None else (default_file, None)
     where = {"file": where_file or default_file, "line": line}
     dotted = ".".join(str(p) for p in (*prefix, *loc)) or None
@@ -109,7 +135,7 @@ def spec_error(
             tag_key = _tag_field(walk.siblings[owners[0]], owners[0])
             hint = f" (only for {tag_key}: {' or '.join(owners)})"
         return SpecError(
-            f"unknown key {loc[-1]!r}{hint}{suffix}",
+            f"unknown key {loc[-1]!r}{hint}",
             key=dotted,
             allowed=allowed,
             show_value=False,
@@ -124,19 +150,17 @@ def spec_error(
         where_file, line = locate((*loc, tag)) if locate is not None else (default_file, None)
         where = {"file": where_file or default_file, "line": line}
         if kind == "union_tag_not_found":
-            return SpecError(f"missing key {tag!r}{suffix}", key=key, allowed=tags, **where)
-        return SpecError(
-            f"Input should be {_one_of(tags)}{suffix}", key=key, value=ctx.get("tag"), **where
-        )
+            return SpecError(f"missing key {tag!r}", key=key, allowed=tags, **where)
+        return SpecError(f"Input should be {_one_of(tags)}", key=key, value=ctx.get("tag"), **where)
     if kind == "missing":
-        return SpecError(f"missing key {loc[-1]!r}{suffix}", key=dotted, show_value=False, **where)
+        return SpecError(f"missing key {loc[-1]!r}", key=dotted, show_value=False, **where)
     message = first["msg"].removeprefix("Value error, ")
     if "[key]" in first["loc"]:
         message = "a key must be text (a name or a dotted key)"
     allowed = ctx.get("allowed") if isinstance(ctx.get("allowed"), list) else None
     if isinstance(value, Mapping):
         value = None  # a whole section: the message says what is wrong with it
-    return SpecError(message + suffix, key=dotted, value=value, allowed=allowed, **where)
+    return SpecError(message, key=dotted, value=value, allowed=allowed, **where)
 
 
 @dataclass
@@ -156,20 +180,23 @@ class _Walk:
     siblings: dict[str, Any] = field(default_factory=dict)
 
 
-def _clean_loc(model_cls: Any, raw: tuple[Any, ...]) -> _Walk:
+def _clean_loc(model_cls: Any, raw: tuple[Any, ...], data: Any = None) -> _Walk:
     """Pydantic's location without its internal parts, walking the schema along it.
 
     Pydantic adds parts the user never wrote: a union member's name (``'int'``,
     ``"literal['auto','none']"``), a discriminated union's tag, ``function-after[...]`` and
-    ``[key]``. They are dropped by walking the schema along the location.
+    ``[key]``. They are dropped by walking the schema along the location. ``data`` is walked
+    alongside, so that a model that picks its schema from its content (``concrete_schema``)
+    is replaced by the schema it picks.
     """
     walk = _Walk((), model_cls, model_cls)
     out: list[Any] = []
     chosen: Any = None  # the union member the siblings are siblings of
+    node = data
     for part in raw:
         if isinstance(part, str) and (part.startswith("function-") or part == "[key]"):
             continue
-        current = _strip_annotated(walk.current)
+        current = _concrete(_strip_annotated(walk.current), node)
         members = _union_members(current)
         if members is not None:  # pydantic names the member (or tag) it tried: not a key
             walk.current = chosen = _member_for(members, part)
@@ -180,8 +207,27 @@ def _clean_loc(model_cls: Any, raw: tuple[Any, ...]) -> _Walk:
         walk.parent = current
         out.append(part)
         walk.current = _child_type(current, part)
+        node = _child_data(node, part)
+    walk.current = _concrete(_strip_annotated(walk.current), node)
     walk.loc = tuple(out)
     return walk
+
+
+def _concrete(tp: Any, node: Any) -> Any:
+    """The schema a model picks for the section ``node`` (its ``concrete_schema``), else ``tp``."""
+    pick = getattr(tp, "concrete_schema", None) if isinstance(tp, type) else None
+    if pick is not None and isinstance(node, Mapping):
+        return pick(node)
+    return tp
+
+
+def _child_data(node: Any, part: Any) -> Any:
+    """``node[part]`` for a mapping key or a list index, else ``None``."""
+    if isinstance(node, Mapping):
+        return node.get(part)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return None
 
 
 def _tag_field(model: Any, tag: str) -> str:

@@ -8,11 +8,13 @@ status`` never imports torch; its ``layers`` module holds the torch implementati
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ablate.spec.base import SpecModel
+from ablate.errors import did_you_mean
+from ablate.spec.base import SpecModel, invalid_at
 
 Site = Literal["attn", "mlp"]
 
@@ -58,6 +60,21 @@ class AdapterConfig(SpecModel):
     llm_block_adapters: ClassVar[bool] = True
     """Whether the LLM's blocks get this config's adapters (LoRA changes the LLM another way)."""
 
+    @classmethod
+    def concrete_schema(cls, data: Mapping[str, Any]) -> type[AdapterConfig]:
+        """The schema an adapter section written as ``data`` is validated by: its ``name``'s.
+
+        Error messages list that schema's fields as the allowed keys (``adapter.dimm`` names
+        ``dim, groups, ...``, not only the shared ``name, placement``).
+        """
+        from ablate.model.adapters.registry import get_method
+
+        name = data.get("name")
+        try:
+            return get_method(name).config_cls if isinstance(name, str) else cls
+        except (KeyError, ValueError):
+            return cls
+
 
 class RoutedConfig(AdapterConfig):
     """Fields of every adapter whose weights are mixed by LaVIN-style routing weights."""
@@ -88,6 +105,14 @@ def validate_adapter_config(data: dict[str, Any] | AdapterConfig) -> AdapterConf
         return data
     if not isinstance(data, dict) or "name" not in data:
         raise ValueError(f"adapter section needs a 'name'; allowed: {', '.join(adapter_names())}")
-    from ablate.model.adapters.registry import get_method
-
-    return get_method(data["name"]).config_cls.model_validate(data)
+    schema = AdapterConfig.concrete_schema(data)
+    if schema is AdapterConfig:  # an unknown name: blamed on the name's own line
+        name = data["name"]
+        raise invalid_at(
+            AdapterConfig,
+            ("name",),
+            f"unknown adapter{did_you_mean(str(name), adapter_names())}",
+            name,
+            allowed=adapter_names(),
+        )
+    return schema.model_validate(data)

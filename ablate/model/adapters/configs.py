@@ -107,12 +107,8 @@ def validate_adapter_config(data: dict[str, Any] | AdapterConfig) -> AdapterConf
         raise ValueError(f"adapter section needs a 'name'; allowed: {', '.join(adapter_names())}")
     schema = AdapterConfig.concrete_schema(data)
     if schema is AdapterConfig:  # an unknown name: blamed on the name's own line
-        name = data["name"]
-        raise invalid_at(
-            AdapterConfig,
-            ("name",),
-            f"unknown adapter{did_you_mean(str(name), adapter_names())}",
-            name,
-            allowed=adapter_names(),
-        )
+        name, names = data["name"], adapter_names()
+        hint = did_you_mean(str(name), names)
+        message = f"unknown adapter {name!r}{hint}; allowed: {', '.join(names)}"
+        raise invalid_at(AdapterConfig, ("name",), message, None)  # the message names the value
     return schema.model_validate(data)

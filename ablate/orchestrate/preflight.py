@@ -129,12 +129,7 @@ class Machine:
             )
         except (OSError, subprocess.TimeoutExpired):
             return {}
-        memory: dict[str, float] = {}
-        for line in out.stdout.splitlines() if out.returncode == 0 else []:
-            parts = [p.strip() for p in line.split(",")]
-            if len(parts) == 3 and parts[2].replace(".", "", 1).isdigit():
-                memory[parts[0]] = memory[parts[1]] = float(parts[2]) / 1024
-        return memory
+        return parse_gpu_memory(out.stdout) if out.returncode == 0 else {}
 
     @cached_property
     def hub_offline(self) -> bool:
@@ -179,6 +174,20 @@ class Machine:
             return any(snapshots.iterdir())
         except OSError:
             return False
+
+
+def parse_gpu_memory(text: str) -> dict[str, float]:
+    """GiB per GPU, by index and by UUID, from the lines ``nvidia-smi`` writes.
+
+    The query is ``--query-gpu=index,uuid,memory.total --format=csv,noheader,nounits``; a line
+    reads ``0, GPU-8f2c..., 143771`` (MiB). Lines that do not parse are skipped.
+    """
+    memory: dict[str, float] = {}
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 3 and parts[2].replace(".", "", 1).isdigit():
+            memory[parts[0]] = memory[parts[1]] = float(parts[2]) / 1024
+    return memory
 
 
 def run_name(entry: PlanEntry) -> str:

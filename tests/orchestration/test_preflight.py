@@ -11,7 +11,7 @@ from pathlib import Path
 from ablate.execution.runner_profile import load_runner_profile
 from ablate.jobs import mmt_needs
 from ablate.orchestrate.plan import make_plan
-from ablate.orchestrate.preflight import Machine, find_problems
+from ablate.orchestrate.preflight import Machine, find_problems, parse_gpu_memory
 from ablate.spec.sweep import load_sweep
 from ablate.store.results_store import ResultsStore
 
@@ -122,3 +122,18 @@ def test_tiny_scale_needs_nothing_from_the_machine(tmp_path):
     sweep = load_sweep(REPO / "sweeps/table3.yaml", scale="tiny")
     entries = make_plan(sweep, ResultsStore(tmp_path / "runs")).to_dispatch()
     assert find_problems(entries, Machine(load_runner_profile("local"))) == []
+
+
+def test_a_run_too_big_for_the_runners_gpu_is_a_problem(tmp_path):
+    memory = parse_gpu_memory("0, GPU-8f2c0a, 143771\n1, GPU-77aa01, 4096\nbad line\n")
+    assert memory == {"0": 143771 / 1024, "GPU-8f2c0a": 143771 / 1024, "1": 4.0, "GPU-77aa01": 4.0}
+    sweep = load_sweep(REPO / "sweeps/table3.yaml")
+    entries = make_plan(sweep, ResultsStore(tmp_path / "runs")).to_dispatch()[-1:]
+    machine = Machine(load_runner_profile("local"))
+    machine.gpu_ids, machine.gpu_memory_gib = ["0", "1"], memory  # one small GPU among them
+    problems = {p.key: p for p in find_problems(entries, machine)}
+    needed = problems["model"].needed
+    assert "GiB of GPU memory (the estimate of `ablate plan`), more than the 4.0 GiB" in needed
+    machine = Machine(load_runner_profile("local"))
+    machine.gpu_ids, machine.gpu_memory_gib = ["0"], memory
+    assert "model" not in {p.key for p in find_problems(entries, machine)}

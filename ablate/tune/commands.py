@@ -128,7 +128,7 @@ def tune_command(
     from ablate.tune.tuner import run_study
 
     sweep = load_sweep(tune_file, scale=scale)
-    search = parse_search(sweep.search, file=tune_file)
+    search = parse_search(sweep.search, file=sweep.path)
     runs_root = runs_dir if runs_dir is not None else default_runs_root()
     storage_url = resolve_storage(storage or search.storage, runs_root)
     name = study_name_of(search.study, sweep.name, scale)

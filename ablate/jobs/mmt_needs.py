@@ -21,10 +21,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ablate.orchestrate.preflight import Need
+from ablate.jobs.needs import Need
 
 if TYPE_CHECKING:
-    from ablate.orchestrate.preflight import Machine
+    from ablate.jobs.needs import Machine
     from ablate.spec.run_spec import RunSpec
 
 LAYOUTS = (

@@ -5,7 +5,8 @@ nor in the Hugging Face cache, fails every attempt in the first seconds of each 
 the workers paid for their imports (and, for an uncached hub id, after a minute of connection
 time-outs each). The preflight asks the same questions up front, in well under a second:
 
-- each job kind says what its runs need from the machine, as :class:`Need` items (``mmt``: the
+- each job kind says what its runs need from the machine, as
+  :class:`~ablate.jobs.needs.Need` items (``mmt``: the
   ScienceQA folder and its files, the LLM and vision weights, a GPU with room for the estimate;
   :mod:`ablate.jobs.mmt_needs`);
 - each need is checked once however many runs share it (the same data folder for eleven runs is
@@ -21,14 +22,15 @@ import shutil
 import socket
 import subprocess
 import threading
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from ablate.errors import AblateError
+from ablate.jobs.needs import Need
 
 if TYPE_CHECKING:
     from ablate.orchestrate.plan import PlanEntry
@@ -37,24 +39,6 @@ if TYPE_CHECKING:
 HUB_PROBE_S = 0.5
 #: Run labels named in one problem line before "+N more".
 LABELS_SHOWN = 3
-
-
-class Need(NamedTuple):
-    """One thing a run needs from the machine before it can start.
-
-    Attributes:
-        key: the dotted spec key it comes from (``data.root``, ``model.llm_path``).
-        value: the value shown in a problem line (the path or hub id as the spec resolves it).
-        check: ``check(need, machine)`` returns what is wrong (what is needed), or ``None``.
-        same_as: needs with the same ``check`` and ``same_as`` are checked once.
-        subject: what the check reads besides ``value`` (a spec section), not compared.
-    """
-
-    key: str
-    value: Any
-    check: Callable[[Need, Machine], str | None]
-    same_as: Hashable
-    subject: Any = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +76,8 @@ class PreflightError(AblateError):
 
 class Machine:
     """Where the runner will run the jobs, looked at lazily and at most once.
+
+    The :class:`ablate.jobs.needs.Machine` a job's checks ask.
 
     Args:
         profile: the runner profile (``local``, ``inline``, ``slurm``...).

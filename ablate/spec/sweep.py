@@ -392,16 +392,16 @@ def load_sweep(
     kept += [(p, o, _apply_point(base, p, next(iter(o.values())))) for p, o in includes]
     errors: list[SpecError] = []
     for point, origins, merged in kept:
+        if len(errors) >= MAX_FAILED_POINTS:
+            break
         for seed in seeds if seeds is not None else [None]:
             full = merged if seed is None else {**merged, "seed": seed}
             try:
                 spec = _build(
-                    layers, path, full, origins, (scale, scale_over, scale_origin), overrides
+                    layers, path, full, origins, scale, scale_over, scale_origin, overrides
                 )
             except SpecError as err:  # keep going: every error of the file at once
                 errors.extend(getattr(err, "errors", [err]))
-                if len(errors) >= MAX_FAILED_POINTS:
-                    break
                 continue
             if spec.run_id in seen:
                 continue
@@ -433,10 +433,11 @@ def _build(
     path: Path,
     merged: dict[str, Any],
     origins: dict[str, Origin],
-    scaling: tuple[str | None, dict[str, Any], Origin],
+    scale: str | None,
+    scale_over: dict[str, Any],
+    scale_origin: Origin,
     overrides: dict[str, Any],
 ) -> RunSpec:
-    scale, scale_over, scale_origin = scaling
     if scale is not None:
         job = merged.get("job")
         try:

@@ -104,6 +104,13 @@ def tune_command(
     no_tracking: Annotated[
         bool, typer.Option("--no-tracking", help="Do not log to MLflow.")
     ] = False,
+    no_preflight: Annotated[
+        bool,
+        typer.Option(
+            "--no-preflight",
+            help="Start trials without first checking the base run's data, weights and GPU.",
+        ),
+    ] = False,
 ) -> None:
     """Search the run space of a sweep with Optuna; rerunning resumes the study.
 
@@ -119,6 +126,8 @@ def tune_command(
     """  # noqa: D301 - click keeps a paragraph after \b (backspace) unwrapped
     from ablate.execution.registry import make_executor
     from ablate.execution.runner_profile import load_runner_profile
+    from ablate.orchestrate.plan import make_plan
+    from ablate.orchestrate.preflight import preflight
     from ablate.spec.sweep import load_sweep
     from ablate.store.results_store import ResultsStore
     from ablate.tracking.commands import make_tracker
@@ -132,13 +141,15 @@ def tune_command(
     runs_root = runs_dir if runs_dir is not None else default_runs_root()
     storage_url = resolve_storage(storage or search.storage, runs_root)
     name = study_name_of(search.study, sweep.name, scale)
+    profile = load_runner_profile(runner)
+    store = ResultsStore(runs_root)
+    if not (summary or no_preflight):  # trials share the base run's data and weights
+        preflight(make_plan(sweep, store, check_claims=False).entries, profile)
     study = open_study(search, name, storage_url)
     if summary:
         result = summarize_study(study, out)
         typer.echo(result.text())
         return
-    profile = load_runner_profile(runner)
-    store = ResultsStore(runs_root)
     executor = make_executor(profile, store, max_parallel=max_parallel)
     tracker = make_tracker(store.root, tracking_uri, enabled=not no_tracking)
     progress: SweepProgress = NullProgress() if quiet else TuneLog(name)

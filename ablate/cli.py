@@ -217,6 +217,7 @@ def sweep(
       ablate sweep sweeps/big.yaml --dry-run --format csv > plan.csv
       ablate sweep sweeps/table1.yaml --runner local --max-parallel 2 --retries 2
       ablate sweep sweeps/table3.yaml --runner slurm --wait
+      ablate sweep table3 --scale tiny --set train.epochs=2
     """  # noqa: D301 - click keeps a paragraph after \b (backspace) unwrapped
     from ablate.execution.registry import make_executor
     from ablate.execution.runner_profile import load_runner_profile

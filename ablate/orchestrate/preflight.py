@@ -5,10 +5,9 @@ nor in the Hugging Face cache, fails every attempt in the first seconds of each 
 the workers paid for their imports (and, for an uncached hub id, after a minute of connection
 time-outs each). The preflight asks the same questions up front, in well under a second:
 
-- each job kind says what its runs need from the machine, as
-  :class:`~ablate.jobs.needs.Need` items (``mmt``: the
-  ScienceQA folder and its files, the LLM and vision weights, a GPU with room for the estimate;
-  :mod:`ablate.jobs.mmt_needs`);
+- each job kind says what its runs need from the machine, as :class:`~ablate.jobs.needs.Need`
+  items (``mmt``: the ScienceQA folder and its files, the LLM and vision weights, a GPU with room
+  for the estimate; :mod:`ablate.jobs.mmt_needs`);
 - each need is checked once however many runs share it (the same data folder for eleven runs is
   one look), against a :class:`Machine` that looks at the runner's devices and the hub lazily;
 - every problem is reported at once, one line each, naming the key, the value, the runs and what

@@ -172,9 +172,11 @@ def check_gpu_memory(need: Need, machine: Machine) -> str | None:
     memory = [machine.gpu_memory_gib[g] for g in gpus if g in machine.gpu_memory_gib]
     if not memory:
         return None  # no GPU (check_gpu_present says so), or nvidia-smi could not say
-    from ablate.jobs.mmt import describe_mmt
+    from ablate.spec.job_kinds import get_job
 
-    estimate = float(describe_mmt(need.subject)["gpu_memory_gib"])
+    spec = need.subject
+    describe = get_job(spec.job).describe  # mmt's plan columns: the estimate of `ablate plan`
+    estimate = float(describe(spec)["gpu_memory_gib"]) if describe is not None else 0.0
     if estimate <= min(memory):
         return None
     return (

@@ -15,7 +15,13 @@ import typer
 from rich.console import Console
 
 from ablate.errors import AblateError
-from ablate.execution.registry import runner_help
+from ablate.orchestrate.cli_options import (
+    RunnerOpt,
+    ScaleOpt,
+    SetOpt,
+    SweepFile,
+    load_named_sweep,
+)
 from ablate.orchestrate.commands import compare_command
 from ablate.report.commands import report_command
 from ablate.tracking.commands import RunsDirOpt, TrackingUriOpt, sync_command, ui_command
@@ -43,39 +49,6 @@ app = typer.Typer(
 # not on a terminal (logs, CI): wide enough that run ids and axis values never fold
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
-
-SweepFile = Annotated[
-    Path,
-    typer.Argument(
-        help="Sweep YAML (see sweeps/), or a bare name: table3 is sweeps/table3.yaml.",
-        show_default=False,
-    ),
-]
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set",
-        help="Override one field of every run, KEY=VALUE (repeatable), e.g. --set "
-        "train.lr=0.01: applied after the file and --scale, hashed into run ids as if written "
-        "in the file.",
-        show_default=False,
-    ),
-]
-ScaleOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--scale",
-        help="Apply a `scales:` entry of the sweep, e.g. `tiny` (tiny twins, synthetic data, CPU).",
-    ),
-]
-
-
-def _load(sweep_file: Path, scale: str | None, overrides: list[str] | None) -> Any:
-    """The sweep a command names: a file or bare name, at a scale, with ``--set`` overrides."""
-    from ablate.spec.sweep import load_sweep
-    from ablate.spec.sweep_target import parse_overrides
-
-    return load_sweep(sweep_file, scale=scale, overrides=parse_overrides(overrides or []))
 
 
 def _runs_root(runs_dir: Path | None) -> Path:
@@ -149,14 +122,7 @@ def sweep(
     sweep_file: SweepFile,
     scale: ScaleOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan, run nothing.")] = False,
-    runner: Annotated[
-        str | None,
-        typer.Option(
-            "--runner",
-            help=runner_help(),
-            show_default="local",
-        ),
-    ] = None,
+    runner: RunnerOpt = None,
     max_parallel: Annotated[
         int | None,
         typer.Option("--max-parallel", min=1, help="At most N jobs at once.", show_default=False),
@@ -233,7 +199,7 @@ def sweep(
         raise typer.BadParameter(
             "writes the plan for a file; use it with --dry-run", param_hint="--format"
         )
-    spec = _load(sweep_file, scale, set_values)
+    spec = load_named_sweep(sweep_file, scale, set_values)
     profile = load_runner_profile(runner)
     store = ResultsStore(_runs_root(runs_dir))
     executor = make_executor(profile, store, max_parallel=max_parallel)
@@ -506,7 +472,7 @@ def plan(
     from ablate.spec.job_kinds import get_job
     from ablate.train.calibration import load_calibration
 
-    sweep = _load(sweep_file, scale, set_values)
+    sweep = load_named_sweep(sweep_file, scale, set_values)
     calibration = load_calibration(_runs_root(runs_dir), gpu=gpu)
     table = Table(
         title=f"{sweep.name}: {len(sweep.runs)} runs" + (f" (scale {scale})" if scale else "")

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from ablate.errors import AblateError
+from ablate.orchestrate.cli_options import SetOpt, SweepFile
 from ablate.orchestrate.compare import (
     COMPARE_FORMATS,
     FULL_SCALE,
@@ -25,6 +26,7 @@ from ablate.orchestrate.compare import (
     rich_table,
     write_comparison,
 )
+from ablate.spec.sweep_target import parse_overrides
 from ablate.store.layout import default_runs_root
 from ablate.tracking.commands import RunsDirOpt
 
@@ -33,9 +35,7 @@ SWEEPS_DIR = Path("sweeps")
 
 
 def compare_command(
-    sweep_file: Annotated[
-        Path, typer.Argument(help="Sweep YAML (see sweeps/).", show_default=False)
-    ],
+    sweep_file: SweepFile,
     scale: Annotated[
         str | None,
         typer.Option(
@@ -58,6 +58,7 @@ def compare_command(
         str, typer.Option("--format", help="table (screen), md, csv or json (typed values).")
     ] = "table",
     runs_dir: RunsDirOpt = None,
+    set_values: SetOpt = None,
 ) -> None:
     """One row per run of a sweep: label, the fields that vary, scale, state, accuracies, time.
 
@@ -75,7 +76,8 @@ def compare_command(
     if fmt not in COMPARE_FORMATS:
         raise typer.BadParameter(f"choose from {', '.join(COMPARE_FORMATS)}", param_hint="--format")
     store = ResultsStore(runs_dir or default_runs_root())
-    sweep = load_sweep_as_stored(sweep_file, store, scale)
+    overrides = parse_overrides(set_values or [])
+    sweep = load_sweep_as_stored(sweep_file, store, scale, overrides=overrides)
     table = compare_plan(plan_sweep(sweep, store), store)
     if sort is not None:
         try:

@@ -9,8 +9,10 @@ of its rows), a bare name
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ablate.report.collect import collect_sweep
 from ablate.report.render import (
@@ -59,9 +61,13 @@ def resolve_targets(target: str | Path | None, reports_dir: Path) -> list[Report
                 path = candidate
                 break
     if not path.is_file():
+        from ablate.spec.sweep_target import nearest_sweep
+
+        nearest = nearest_sweep(path)
         raise FileNotFoundError(
             f"{target}: not a report spec or sweep file (also looked for "
             f"{Path(reports_dir) / f'{target}.yaml'} and sweeps/{target}.yaml)"
+            + (f" (did you mean {nearest}?)" if nearest else "")
         )
     data = load_yaml(path).data
     if isinstance(data, dict) and "layout" in data:
@@ -91,7 +97,12 @@ def plain_spec(sweep_path: Path) -> ReportSpec:
 
 
 def build_report(
-    spec: ReportSpec, *, runs_root: Path | str, scale: str | None = None, speed: bool = False
+    spec: ReportSpec,
+    *,
+    runs_root: Path | str,
+    scale: str | None = None,
+    speed: bool = False,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Table:
     """Collect the spec's sweep from the results store and build its table.
 
@@ -100,10 +111,11 @@ def build_report(
         runs_root: the runs root holding the results store.
         scale: report this scale's runs only (default: the variant with the most results).
         speed: add the default throughput and cost columns when the spec names none.
+        overrides: ``--set`` values for the sweep, applied as in ``ablate sweep``.
     """
     if speed and not spec.speed:
         spec = spec.model_copy(update={"speed": DEFAULT_SPEED})
-    results = collect_sweep(spec.sweep_path, runs_root, scale=scale)
+    results = collect_sweep(spec.sweep_path, runs_root, scale=scale, overrides=overrides)
     return build_table(spec, results)
 
 
@@ -144,6 +156,7 @@ def render_report(
     scale: str | None = None,
     plots: bool = True,
     speed: bool = False,
+    overrides: Mapping[str, Any] | None = None,
 ) -> list[ReportOutput]:
     """Render the reports a target names into ``out_dir``.
 
@@ -156,6 +169,7 @@ def render_report(
         scale: report this scale's runs only (default: the variant with the most results).
         plots: also draw the spec's figure (PNG and SVG).
         speed: add GPU-hours, samples/s and MFU columns to tables whose spec names none.
+        overrides: ``--set`` values for the sweeps, applied as in ``ablate sweep``.
 
     Raises:
         ValueError: unknown format.
@@ -165,7 +179,9 @@ def render_report(
     formats = _formats(fmt)
     outputs = []
     for spec in resolve_targets(target, Path(reports_dir)):
-        table = build_report(spec, runs_root=runs_root, scale=scale, speed=speed)
+        table = build_report(
+            spec, runs_root=runs_root, scale=scale, speed=speed, overrides=overrides
+        )
         output = ReportOutput(spec, table, ())
         if output.has_results:  # a sweep nobody ran gets a message, not empty tables and plots
             files = write_report(spec, table, formats=formats, out_dir=Path(out_dir), plots=plots)

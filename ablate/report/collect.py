@@ -14,6 +14,7 @@ shows the tiny-twin runs of ``ablate sweep --scale tiny`` without a flag, labell
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,15 +157,24 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def _sweep_variants(sweep_path: Path, scale: str | None) -> list[Sweep]:
+def _sweep_variants(
+    sweep_path: Path, scale: str | None, overrides: Mapping[str, Any] | None
+) -> list[Sweep]:
     if scale is not None:
-        return [load_sweep(sweep_path, scale=scale)]
-    full = load_sweep(sweep_path)
-    return [full, *(load_sweep(sweep_path, scale=name) for name in full.scales)]
+        return [load_sweep(sweep_path, scale=scale, overrides=overrides)]
+    full = load_sweep(sweep_path, overrides=overrides)
+    return [
+        full,
+        *(load_sweep(sweep_path, scale=name, overrides=overrides) for name in full.scales),
+    ]
 
 
 def collect_sweep(
-    sweep_path: Path | str, runs_root: Path | str, *, scale: str | None = None
+    sweep_path: Path | str,
+    runs_root: Path | str,
+    *,
+    scale: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> SweepResults:
     """Expand a sweep and attach the store's successful results to its rows.
 
@@ -172,9 +182,10 @@ def collect_sweep(
         sweep_path: the sweep YAML.
         runs_root: the runs root holding the results store.
         scale: report this scale only (``None``: the variant with the most results).
+        overrides: ``--set`` values, applied as in ``ablate sweep``.
     """
     store = ResultsStore(runs_root)
-    variants = _sweep_variants(Path(sweep_path), scale)
+    variants = _sweep_variants(Path(sweep_path), scale, overrides)
     wanted = {run.spec.run_id for sweep in variants for run in sweep.runs}
     found = _latest_attempts(store, wanted)
     best: SweepResults | None = None

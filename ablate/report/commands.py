@@ -8,12 +8,15 @@ markdown of each table (when markdown is among the formats) and the files writte
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ablate.orchestrate.cli_options import SetOpt
 from ablate.report.render import DEFAULT_OUT_DIR, DEFAULT_REPORTS_DIR, FORMATS
+from ablate.spec.sweep_target import parse_overrides
 from ablate.store.layout import default_runs_root
 from ablate.tracking.commands import RunsDirOpt
 
@@ -60,6 +63,7 @@ def report_command(
             "columns win).",
         ),
     ] = False,
+    set_values: SetOpt = None,
 ) -> None:
     """Tables 1-3 from the results store, the paper's values beside ours (never needs MLflow).
 
@@ -81,13 +85,15 @@ def report_command(
         scale=scale,
         plots=plots,
         speed=speed,
+        overrides=parse_overrides(set_values or []),
     )
     root = runs_dir or default_runs_root()
     for output in outputs:
         if not output.has_results:
+            fill = fill_command(output.spec.sweep_path, scale, set_values)
             typer.echo(
                 f"[ablate report] {output.spec.name}: no successful runs in {root}/ yet; fill "
-                f"it with `{fill_command(output.spec.sweep_path, scale)}` (nothing written)",
+                f"it with `{fill}` (nothing written)",
                 err=True,
             )
             continue
@@ -99,7 +105,7 @@ def report_command(
         raise typer.Exit(1)
 
 
-def fill_command(sweep_path: Path, scale: str | None) -> str:
+def fill_command(sweep_path: Path, scale: str | None, set_values: list[str] | None = None) -> str:
     """The ``ablate sweep`` that fills a report: ``--scale tiny`` when the sweep has that scale."""
     from ablate.spec.sweep import load_sweep
 
@@ -109,4 +115,5 @@ def fill_command(sweep_path: Path, scale: str | None) -> str:
         shown = sweep_path.resolve().relative_to(Path.cwd())
     except ValueError:
         shown = sweep_path
-    return f"ablate sweep {shown}" + (f" --scale {scale}" if scale else "")
+    sets = "".join(f" --set {shlex.quote(item)}" for item in set_values or [])
+    return f"ablate sweep {shown}" + (f" --scale {scale}" if scale else "") + sets

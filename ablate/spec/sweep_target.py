@@ -41,13 +41,13 @@ def resolve_sweep_path(target: str | Path) -> Path:
         candidate = SWEEPS_DIR / f"{path.name}.yaml"
         if candidate.is_file():
             return candidate
-    nearest = _nearest_sweep(path)
+    nearest = nearest_sweep(path)
     hint = f" (did you mean {nearest}?)" if nearest else ""
     looked = f"; also looked for {SWEEPS_DIR / f'{path.name}.yaml'}" if not path.suffix else ""
     raise SpecError(f"file not found{looked}{hint}", file=path)
 
 
-def _nearest_sweep(path: Path) -> str | None:
+def nearest_sweep(path: Path) -> str | None:
     """The sweep file whose name is closest to ``path``'s, in its folder or in ``sweeps/``."""
     folders = {SWEEPS_DIR}
     if path.parent != Path(".") and path.parent.is_dir():

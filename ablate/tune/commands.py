@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ablate.execution.registry import runner_help
+from ablate.orchestrate.cli_options import RunnerOpt
 from ablate.orchestrate.progress import NullProgress, PlainProgress, SweepProgress
 from ablate.report.render import DEFAULT_OUT_DIR
 from ablate.store.layout import default_runs_root
@@ -66,14 +66,7 @@ def tune_command(
         int | None,
         typer.Option("--max-parallel", min=1, help="At most N trials at once.", show_default=False),
     ] = None,
-    runner: Annotated[
-        str | None,
-        typer.Option(
-            "--runner",
-            help=runner_help(),
-            show_default="local",
-        ),
-    ] = None,
+    runner: RunnerOpt = None,
     retries: Annotated[
         int,
         typer.Option("--retries", min=0, help="Failed attempts allowed per run beyond the first."),

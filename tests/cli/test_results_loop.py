@@ -196,6 +196,25 @@ def test_report_on_an_empty_store_says_what_fills_it(project, tmp_path):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def test_set_selects_the_runs_made_with_it_in_compare_and_report(project, tmp_path):
+    """``--set`` changes run ids in every command alike: the stored runs (made without it) are
+    not the runs of ``--set train.steps=4``, and the report's hint repeats the override."""
+    root, _ = project
+    plain = ablate("compare", "loop", "--scale", "tiny", "--format", "csv", cwd=root)
+    assert {r["state"] for r in csv.DictReader(io.StringIO(plain.stdout))} == {"done"}
+    changed = ablate(
+        "compare", "loop", "--scale", "tiny", "--set", "train.steps=4", "--format", "csv",
+        cwd=root,
+    )  # fmt: skip
+    assert changed.returncode == 0, changed.stderr
+    assert {r["state"] for r in csv.DictReader(io.StringIO(changed.stdout))} == {"new"}
+    report = ablate(
+        "report", "loop", "--set", "train.steps=4", "--out", str(tmp_path / "out"), cwd=root
+    )
+    assert report.returncode == 1
+    assert "`ablate sweep sweeps/loop.yaml --scale tiny --set train.steps=4`" in report.stderr
+
+
 def test_runner_help_lists_every_profile():
     out = ablate("sweep", "--help", cwd=REPO)
     assert out.returncode == 0

@@ -82,6 +82,8 @@ def test_a_missing_sweep_file_names_the_nearest_sweep():
     bare = ablate("plan", "tabel3", cwd=REPO)
     assert bare.returncode == 2
     assert "also looked for sweeps/tabel3.yaml (did you mean sweeps/table3.yaml?)" in bare.stderr
+    report = ablate("report", "tabel3", cwd=REPO)
+    assert report.returncode != 0 and "(did you mean sweeps/table3.yaml?)" in report.stderr
 
 
 def test_bare_sweep_names_work_for_every_command():
@@ -94,6 +96,9 @@ def test_bare_sweep_names_work_for_every_command():
     plan = ablate("plan", "table1", "--scale", "tiny", cwd=REPO)
     assert plan.returncode == 0, plan.stderr
     assert "table1:" in plan.stdout
+    compare = ablate("compare", "table2", "--scale", "tiny", "--format", "csv", cwd=REPO)
+    assert compare.returncode == 0, compare.stderr
+    assert compare.stdout.startswith("run_id,")
 
 
 def test_set_overrides_hash_like_the_file(write, tmp_path):

@@ -9,6 +9,7 @@ that looks like a credential is ever sent as a param, tag or artifact.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -103,6 +104,9 @@ def local_artifact_root(uri: str) -> str | None:
     return None
 
 
+SETUP_LOGGERS = ("mlflow.store.db.utils", "alembic", "alembic.runtime.migration")
+
+
 def apply_http_defaults() -> None:
     """Short HTTP timeouts and no retry ladder for MLflow's REST client (unless the user set them).
 
@@ -110,6 +114,10 @@ def apply_http_defaults() -> None:
     """
     for key, value in HTTP_ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    # MLflow's INFO lines about creating and migrating its database ("Creating initial MLflow
+    # database tables...", alembic's steps) are setup chatter on the sweep's output
+    for name in SETUP_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def is_secret_key(key: str) -> bool:

@@ -287,6 +287,19 @@ class TrackingClient:
                 return
         self.spool.append("set_terminated", run=run_id, status=status, end_time=end)
 
+    def set_experiment_tags(self, experiment_id: str, tags: dict[str, str]) -> None:
+        """Set experiment tags (what the UI shows first: its kind, description, saved view)."""
+        real = self._resolve(experiment_id)
+        for key, value in tags.items():
+            if real is not None and not is_local_ref(real):
+                ok, _ = self._try(
+                    "set experiment tag",
+                    lambda k=key, v=value: self.client.set_experiment_tag(real, k, v),
+                )
+                if ok:
+                    continue
+            self.spool.append("set_experiment_tag", experiment=experiment_id, key=key, value=value)
+
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
         """Upload one file (copied into the spool while offline)."""
         real = self._resolve(run_id)
@@ -373,6 +386,8 @@ def apply_spooled(
         client.set_terminated(real(op["run"]), status=op["status"], end_time=op.get("end_time"))
     elif kind == "log_artifact":
         client.log_artifact(real(op["run"]), op["path"], artifact_path=op.get("artifact_path"))
+    elif kind == "set_experiment_tag":
+        client.set_experiment_tag(real(op["experiment"]), op["key"], op["value"])
     else:
         raise ValueError(f"unknown spooled operation {kind!r}")
     return None

@@ -3,10 +3,12 @@
 Implements the hooks of :class:`ablate.orchestrate.tracker.Tracker`:
 
 * ``on_sweep_start``: experiment ``<sweep name>`` (``<sweep name>@tiny`` at ``--scale tiny``),
-  created once; a parent run for this ``ablate sweep`` invocation tagged with the git state,
-  host and sweep size.
-* ``on_attempt_start``: the run id's child run (tag ``mlflow.parentRunId``), created before
-  dispatch with the flattened spec as params, or found again for a retried or requeued run id
+  created once and tagged for the UI's first view (:mod:`ablate.tracking.experiment_view`: the
+  training view, the sweep's description and file, a saved runs table); a parent run for this
+  ``ablate sweep`` invocation tagged with the git state, host and sweep size.
+* ``on_attempt_start``: the run id's child run (tag ``mlflow.parentRunId``, named by its row
+  label), created before dispatch with the flattened spec as params, or found again for a retried
+  or requeued run id
   (``<run dir>/mlflow.json``, else a search by tag ``ablate.run_id``) and set back to RUNNING, so
   every attempt continues the same MLflow run. Returns the environment naming that run (a SLURM
   task reads it to report its attempt itself).
@@ -16,6 +18,8 @@ Implements the hooks of :class:`ablate.orchestrate.tracker.Tracker`:
   step metrics, then tags (attempt, status, failure, host, GPU, versions), the final metrics and
   the artifacts (:mod:`ablate.tracking.attempt_report`), and the child run ends FINISHED, FAILED
   or KILLED.
+* ``on_sweep_end``: the parent run gets the sweep's summary (:mod:`ablate.tracking.sweep_summary`:
+  the report table, a link to each child, counts, the best run) and ends.
 
 Every write goes through :class:`~ablate.tracking.client.TrackingClient`: a tracking server that is
 down never fails a sweep. Step metrics stay in ``metrics.jsonl`` until a later sync sends them;
@@ -28,6 +32,7 @@ import json
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +53,7 @@ from ablate.tracking.config import (
     redact_value,
     resolve_tracking_uri,
 )
+from ablate.tracking.experiment_view import experiment_tags, run_label
 from ablate.tracking.run_sync import LIVE_EVERY_S, LiveSync, note_attempt_started, sync_run_folder
 from ablate.tracking.spool import is_local_ref
 
@@ -110,6 +116,7 @@ class MlflowTracker:
         root = local_artifact_root(self.tracking_uri)
         location = str(Path(root) / name) if root else None
         self.experiment_id = self.client.experiment_id(name, location)
+        self.client.set_experiment_tags(self.experiment_id, experiment_tags(sweep))
         git = git_state()
         tags = {
             "ablate.kind": "sweep",
@@ -142,6 +149,7 @@ class MlflowTracker:
         tags = {f"ablate.attempts_{k}": str(v) for k, v in self._ended.items()}
         tags["ablate.interrupted"] = str(interrupted).lower()
         self.client.log_batch(self.parent_run_id, tags=tags)
+        self._summarize(sweep)
         self.client.set_terminated(self.parent_run_id, "KILLED" if interrupted else "FINISHED")
         if self.client.spool.n_ops:
             print(
@@ -150,6 +158,26 @@ class MlflowTracker:
                 "run `ablate sync` to send them",
                 file=sys.stderr,
                 flush=True,
+            )
+
+    def _summarize(self, sweep: Sweep) -> None:
+        """The sweep's summary on the parent run; a failure here never fails the sweep."""
+        from ablate.tracking.sweep_summary import summarize_sweep
+
+        try:
+            summarize_sweep(
+                self.client,
+                self.parent_run_id or "",
+                sweep,
+                runs_root=self.layout.root,
+                tracking_uri=self.tracking_uri,
+                experiment_id=self.experiment_id or "",
+            )
+        except Exception as exc:  # noqa: BLE001 - the sweep's results are in the store regardless
+            warnings.warn(
+                f"tracking: the sweep summary of the parent run was not logged "
+                f"({type(exc).__name__}: {str(exc)[:300]}); `ablate report` shows it",
+                stacklevel=2,
             )
 
     # --------------------------------------------------------------------------- attempts
@@ -200,7 +228,7 @@ class MlflowTracker:
             tags[PARENT_REF_TAG] = tags.pop("mlflow.parentRunId")
         child = self.client.create_run(
             self.experiment_id or "",
-            run_name=run.label or run.spec.run_id,
+            run_name=run_label(run),
             tags=redact({k: v for k, v in tags.items() if v != ""}),
         )
         self.client.log_batch(child, params=flatten_params(spec))

@@ -36,7 +36,12 @@ from ablate.store.run_folder import (
     read_metric_lines_from,
     read_tracking_link,
 )
-from ablate.tracking.attempt_report import attempt_end_batch, end_batch_room, report_attempt_end
+from ablate.tracking.attempt_report import (
+    EndBatch,
+    attempt_end_batch,
+    end_batch_room,
+    report_attempt_end,
+)
 from ablate.tracking.batching import MAX_METRICS, MetricRow
 
 if TYPE_CHECKING:
@@ -56,12 +61,15 @@ class SyncCursor:
         attempts: attempt number -> where its lines begin in ``metrics.jsonl``, for every attempt
             started under tracking (only those are reported when they end).
         reported: attempts whose end was reported.
+        params: the settings ended attempts logged as params (never sent twice: MLflow refuses
+            a changed param value).
     """
 
     run_id: str
     offset: int = 0
     attempts: dict[int, int] = field(default_factory=dict)
     reported: set[int] = field(default_factory=set)
+    params: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def read(cls, run_dir: Path, run_id: str) -> SyncCursor:
@@ -75,6 +83,7 @@ class SyncCursor:
                 int(data.get("offset", 0)),
                 {int(k): int(v) for k, v in (data.get("attempts") or {}).items()},
                 {int(a) for a in data.get("reported") or ()},
+                {str(k): str(v) for k, v in (data.get("params") or {}).items()},
             )
         except (OSError, ValueError, TypeError, AttributeError):
             return cls(run_id)
@@ -86,6 +95,7 @@ class SyncCursor:
             "offset": self.offset,
             "attempts": {str(k): v for k, v in sorted(self.attempts.items())},
             "reported": sorted(self.reported),
+            "params": dict(sorted(self.params.items())),
             "synced_at": time.time(),
         }
         write_atomic(Path(run_dir) / TRACKING_CURSOR_FILE, json.dumps(data, sort_keys=True))
@@ -170,24 +180,15 @@ def sync_run_folder(
             for r in sorted(records, key=lambda r: r.attempt)
             if r.attempt in cursor.attempts and r.attempt not in cursor.reported
         ]
-        steps = {r.attempt: _attempt_steps(run_dir, cursor, r.attempt) for r in ended}
-        room = 0
-        if ended:  # the last step rows go out in the first ended attempt's own batch
-            keys, last_step = steps[ended[0].attempt]
-            room = end_batch_room(*attempt_end_batch(ended[0], step_keys=keys, last_step=last_step))
+        first = _end_batch(run_dir, cursor, ended[0]) if ended else None
+        room = end_batch_room(first) if first else 0  # the last step rows join the first end
         held, held_end = _send_step_metrics(run_dir, client, cursor, result, hold_last=room)
         for record in ended:
-            keys, last_step = steps[record.attempt]
+            batch = first if record is ended[0] and first else _end_batch(run_dir, cursor, record)
             sent = report_attempt_end(
-                client,
-                child,
-                run_dir,
-                record,
-                step_keys=keys,
-                last_step=last_step,
-                log_adapter=log_adapter,
-                step_rows=held,
+                client, child, run_dir, record, batch=batch, log_adapter=log_adapter, step_rows=held
             )
+            cursor.params.update(batch.params)
             if held:
                 if sent:
                     result.metrics += len(held)
@@ -237,17 +238,15 @@ def _send_step_metrics(
     return [], cursor.offset
 
 
-def _attempt_steps(run_dir: Path, cursor: SyncCursor, attempt: int) -> tuple[set[str], int]:
-    """The metric keys an attempt logged per step, and its last step."""
+def _end_batch(run_dir: Path, cursor: SyncCursor, record: AttemptRecord) -> EndBatch:
+    """The end batch of an attempt: its final values less those it logged per step."""
     keys: set[str] = set()
-    last_step = 0
-    start = cursor.attempts.get(attempt, 0)
-    for (step, _, values), _end in read_metric_lines_from(
-        run_dir / METRICS_FILE, start, cursor.attempt_end(attempt)
+    start = cursor.attempts.get(record.attempt, 0)
+    for (_, _, values), _end in read_metric_lines_from(
+        run_dir / METRICS_FILE, start, cursor.attempt_end(record.attempt)
     ):
         keys.update(values)
-        last_step = max(last_step, step)
-    return keys, last_step
+    return attempt_end_batch(record, step_keys=keys, logged_params=cursor.params)
 
 
 class LiveSync:

@@ -2,8 +2,9 @@
 
 Each process that could not reach the server appends its writes, in order, to its own JSON-lines
 file under ``<runs root>/.tracking-spool/`` (one file per process: no interleaving, no locks). A
-line is one operation: ``create_run``, ``log_batch``, ``update_run``, ``set_terminated`` or
-``log_artifact`` (the file is copied into the spool, so it survives the run folder). Runs created
+line is one operation: ``create_run``, ``log_batch``, ``update_run``, ``set_terminated``,
+``set_experiment_tag`` or ``log_artifact`` (the file is copied into the spool, so it survives the
+run folder). Runs created
 while the server was down get a local reference (``local:<hex>``) that later operations use;
 :func:`replay` creates the real run first and maps the reference to its id (``refs.json``).
 

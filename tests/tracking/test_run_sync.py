@@ -7,13 +7,14 @@ outage leaves the cursor where the server stopped taking metrics.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
 import pytest
 from mlflow import MlflowClient
 
-from ablate.store.record import AttemptRecord, AttemptStatus
+from ablate.store.record import AttemptRecord, AttemptStatus, FailureKind
 from ablate.store.run_folder import (
     TRACKING_CURSOR_FILE,
     MetricsLog,
@@ -95,10 +96,33 @@ def test_sync_reports_an_ended_attempt_once_with_final_metrics(tmp_path, sqlite_
     assert run.info.status == "FINISHED" and run.data.tags["ablate.status"] == "success"
     assert run.data.metrics["acc"] == 0.9
     acc = client.get_metric_history(child, "acc")
-    assert [m.step for m in acc] == [4]  # the final metrics sit at the attempt's last step
+    assert [m.step for m in acc] == [0]  # a final value: a bar in MLflow's charts, not a dot
     assert steps_of(client, child) == list(range(5))  # "loss" was per step: not logged again
     again = sync_run_folder(run_dir, tracking(tmp_path, sqlite_uri), records=[done])
     assert again.reported == [] and len(client.get_metric_history(child, "acc")) == 1
+
+
+def test_settings_become_params_once_and_the_attempt_plan_tags(tmp_path, sqlite_uri, linked):
+    """Constants of the run are params (sent once: a retry's changed value never voids its batch),
+    the attempt's plan tags a retry may overwrite, results metrics at step 0."""
+    run_dir, client, child = linked
+    done = record(run_dir, 1, **{"data/n_train": 120.0, "train/effective_lr": 0.002})
+    first = dataclasses.replace(done, status=AttemptStatus.FAILED, failure_kind=FailureKind.OOM)
+    sync_run_folder(run_dir, tracking(tmp_path, sqlite_uri), records=[first])
+    client.update_run(child, "RUNNING")
+    note_attempt_started(run_dir, child, 2)
+    second = record(
+        run_dir,
+        2,
+        **{"data/n_train": 121.0, "train/micro_batch": 4.0, "test/Avg": 71.5, "val/Avg": 70.0},
+    )
+    sync_run_folder(run_dir, tracking(tmp_path, sqlite_uri), records=[first, second])
+    run = client.get_run(child)
+    assert run.data.params == {"data/n_train": "120", "train/effective_lr": "0.002"}
+    assert run.data.tags["train/micro_batch"] == "4" and run.data.tags["ablate.attempt"] == "2"
+    assert run.data.metrics == {"test/Avg": 71.5, "val/Avg": 70.0, "time/attempt_s": 1.0}
+    assert {m.step for m in client.get_metric_history(child, "test/Avg")} == {0}
+    assert "data/n_train" not in run.data.metrics and run.info.status == "FINISHED"
 
 
 def test_sync_after_a_crash_mid_run_resumes_at_the_cursor(tmp_path, sqlite_uri, linked):

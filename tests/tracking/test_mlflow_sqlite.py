@@ -100,3 +100,57 @@ def test_tiny_scale_gets_its_own_experiment(tmp_path, store, sqlite_uri):
     parent, child = parents[0], children[0]
     assert parent.data.tags["ablate.scale"] == "tiny"
     assert child.data.params["fit.steps"] == "3" and child.data.tags["ablate.tiny"] == "false"
+
+
+LABELLED = """\
+name: lab
+description: two rows of the numpy fit, for the MLflow UI
+base:
+  job: track-fit
+runs:
+  - {label: short, fit.steps: 3}
+  - {label: long, fit.steps: 5}
+seeds: [0, 1]
+"""
+
+
+def test_the_ui_first_view_and_the_parent_summary(tmp_path, store, sqlite_uri):
+    """The experiment opens as a training one with its description and a saved runs view; the
+    children are named by row label; the parent carries the report table and links to them."""
+    from ablate.spec.sweep import load_sweep
+    from ablate.tracking.experiment_view import SHARED_VIEW_PREFIX
+
+    path = tmp_path / "lab.yaml"
+    path.write_text(LABELLED)
+    sweep = load_sweep(path)
+    sweep_with_tracking(sweep, store, sqlite_uri)
+    client = MlflowClient(tracking_uri=sqlite_uri)
+    exp = client.get_experiment_by_name("lab")
+    tags = exp.tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    note = tags["mlflow.note.content"]
+    assert "two rows of the numpy fit" in note and "label: short, fit.steps: 3" in note
+    key = tags["ablate.view_key"]
+    view = json.loads(tags[SHARED_VIEW_PREFIX + key])
+    assert view["orderByKey"] == "metrics.`test/Avg`" and view["orderByAsc"] is False
+    assert view["selectedColumns"][:2] == ["metrics.`test/Avg`", "metrics.`val/Avg`"]
+    assert view["selectedColumns"][-2:] == ["params.`fit.steps`", "params.`seed`"]
+
+    _, [parent], children = tracked_runs(client, "lab")
+    assert sorted(c.info.run_name for c in children) == ["long", "long", "short", "short"]
+    for child in children:
+        assert {m.step for m in client.get_metric_history(child.info.run_id, "test/Avg")} == {0}
+    data = client.get_run(parent.info.run_id).data
+    assert data.metrics["runs/succeeded"] == 4 and data.metrics["runs/failed"] == 0
+    top = max(c.data.metrics["test/Avg"] for c in children)
+    [best] = [c for c in children if c.info.run_id == data.tags["ablate.best.mlflow_run"]]
+    assert data.metrics["best/test/Avg"] == best.data.metrics["test/Avg"] == top
+    assert data.tags["ablate.best.row"] == best.info.run_name
+    summary = data.tags["mlflow.note.content"]
+    assert "lab: test accuracy" in summary and "| short" in summary
+    for child in children:  # a link to each child, in the UI's own routes
+        assert f"(#/experiments/{exp.experiment_id}/runs/{child.info.run_id})" in summary
+    arts = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/lab.md", "report/lab.html", "report/lab_bars.png", "report/runs.md"} <= arts
+    root = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"summary.md", "sweep", "report"} <= root

@@ -12,7 +12,6 @@ and build the sweep's tracker with :func:`make_tracker` (``--tracking-uri``, ``-
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -59,6 +58,16 @@ def make_tracker(
 
 
 def ui_command(
+    target: Annotated[
+        str | None,
+        typer.Argument(
+            help="Sweep file or name: also print the link to its runs.", show_default=False
+        ),
+    ] = None,
+    scale: Annotated[
+        str | None,
+        typer.Option("--scale", help="The sweep's scale (tiny: its <name>@tiny experiment)."),
+    ] = None,
     tracking_uri: TrackingUriOpt = None,
     host: Annotated[
         str, typer.Option("--host", help="Interface to bind (anything but loopback is warned).")
@@ -67,21 +76,17 @@ def ui_command(
         int | None, typer.Option("--port", help="Port (default: a free one).", show_default=False)
     ] = None,
 ) -> None:
-    """Browse the runs in the MLflow UI (127.0.0.1, a free port); Ctrl-C stops it.
+    """Browse the runs in the MLflow UI (127.0.0.1, a free port); Ctrl-C or SIGTERM stops it.
 
-    Example: ablate ui
+    Example: ablate ui sweeps/table3.yaml
     """
-    from ablate.tracking.ui import launch_ui
+    from ablate.tracking.ui_session import run_ui_session
 
-    ui = launch_ui(tracking_uri, host=host, port=port)
-    typer.echo(f"MLflow UI for {ui.tracking_uri}: {ui.url}  (Ctrl-C to stop)")
-    try:
-        while ui.process.poll() is None:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        ui.stop()
+    code = run_ui_session(
+        typer.echo, target=target, scale=scale, tracking_uri=tracking_uri, host=host, port=port
+    )
+    if code:
+        raise typer.Exit(code)
 
 
 def sync_command(tracking_uri: TrackingUriOpt = None, runs_dir: RunsDirOpt = None) -> None:

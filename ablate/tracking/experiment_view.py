@@ -47,6 +47,11 @@ SHOWN_METRICS = (
 MAX_EXPERIMENT_NOTE = 19_000  # MLflow keeps experiment tag values up to 20,000 characters
 
 
+def experiment_name(sweep_name: str, scale: str | None = None) -> str:
+    """A sweep's experiment: ``<sweep>``, or ``<sweep>@<scale>`` (apart from full scale)."""
+    return f"{sweep_name}@{scale}" if scale else sweep_name
+
+
 def run_label(run: Any) -> str:
     """A planned run's row label: the sweep's ``label``, else its axis values (as in reports).
 

@@ -53,7 +53,7 @@ from ablate.tracking.config import (
     redact_value,
     resolve_tracking_uri,
 )
-from ablate.tracking.experiment_view import experiment_tags, run_label
+from ablate.tracking.experiment_view import experiment_name, experiment_tags, run_label
 from ablate.tracking.run_sync import LIVE_EVERY_S, LiveSync, note_attempt_started, sync_run_folder
 from ablate.tracking.spool import is_local_ref
 
@@ -111,8 +111,7 @@ class MlflowTracker:
 
     def _sweep_start(self, sweep: Sweep, plan: Any) -> None:
         self.sweep_name = sweep.name
-        # tiny-scale runs get their own experiment: never charted beside real-scale ones
-        name = self.experiment or (f"{sweep.name}@{sweep.scale}" if sweep.scale else sweep.name)
+        name = self.experiment or experiment_name(sweep.name, sweep.scale)
         root = local_artifact_root(self.tracking_uri)
         location = str(Path(root) / name) if root else None
         self.experiment_id = self.client.experiment_id(name, location)

@@ -53,3 +53,18 @@ def sqlite_uri(tmp_path, sqlite_template) -> str:
     db = tmp_path / "mlflow.db"
     shutil.copy(sqlite_template, db)
     return f"sqlite:///{db}"
+
+
+@pytest.fixture
+def ui_standin(tmp_path) -> tuple[str, Path]:
+    """An executable that ``ablate ui`` can run in place of Python (``ui_standin.py``), and the
+    file where it records how it was started."""
+    import sys
+
+    out = tmp_path / "standin.json"
+    script = tmp_path / "standin-python"
+    standin = HERE / "ui_standin.py"
+    command = f'UI_STANDIN_OUT="{out}" exec "{sys.executable}" "{standin}" "$@"'
+    script.write_text(f"#!/bin/sh\n{command}\n")
+    script.chmod(0o755)
+    return str(script), out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
+import json
 import urllib.request
 
 import pytest
@@ -18,7 +18,7 @@ from ablate.tracking.config import (
     resolve_tracking_uri,
 )
 from ablate.tracking.spool import Spool, pending_files, replay
-from ablate.tracking.ui import launch_ui
+from ablate.tracking.ui import group_members, launch_ui
 
 
 @pytest.mark.parametrize(
@@ -109,67 +109,42 @@ def test_real_ui_on_loopback_free_port(tmp_path, sqlite_uri):
     assert ui.process.poll() is not None
 
 
-def test_ui_command_line_port_and_url(monkeypatch, sqlite_uri):
-    """What ``ablate ui`` starts, with a stand-in that answers /health on the chosen port."""
-    import http.server
-    import threading
-
-    class Health(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            self.send_response(200 if self.path == "/health" else 404)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    started = {}
-
-    class FakeUi:
-        returncode = None
-
-        def __init__(self, cmd, **kw):
-            self.args = cmd
-            port = int(cmd[cmd.index("--port") + 1])
-            host = cmd[cmd.index("--host") + 1]
-            self.httpd = http.server.HTTPServer((host, port), Health)
-            threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-            started["cmd"] = cmd
-
-        def poll(self):
-            return self.returncode
-
-        def terminate(self):
-            self.httpd.shutdown()
-            self.httpd.server_close()
-            self.returncode = 0
-
-        def wait(self, timeout=None):
-            return 0
-
-    monkeypatch.setattr(subprocess, "Popen", FakeUi)
-    ui = launch_ui(sqlite_uri)
-    cmd = started["cmd"]
-    assert cmd[1:4] == ["-m", "mlflow", "ui"]
+def test_ui_command_line_port_and_url(ui_standin, sqlite_uri):
+    """What ``ablate ui`` starts (a stand-in answers /health on the chosen port), and that its
+    stop ends the whole process group, a child that ignores SIGTERM included."""
+    python, out = ui_standin
+    ui = launch_ui(sqlite_uri, python=python, wait_s=30)
+    started = json.loads(out.read_text())
+    cmd = started["argv"]
+    assert cmd[:3] == ["-m", "mlflow", "ui"]
     assert cmd[cmd.index("--backend-store-uri") + 1] == sqlite_uri
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
-    assert ui.url == f"http://127.0.0.1:{cmd[cmd.index('--port') + 1]}"
-    ui.stop()
-    assert ui.process.poll() == 0
+    assert cmd[cmd.index("--workers") + 1] == "1"
+    assert started["job_execution"] == "false"  # no job runner: ten processes fewer
+    port = int(cmd[cmd.index("--port") + 1])
+    assert ui.url == f"http://127.0.0.1:{port}"
+    members = group_members(ui.process.pid)
+    assert ui.process.pid in members and started["child"] in members
+    ui.stop(grace_s=1)
+    assert group_members(ui.process.pid) == []
+    assert free_port_is(port)
 
 
-def test_ui_warns_loudly_when_not_on_loopback(monkeypatch, sqlite_uri):
-    class Exits:
-        returncode = 3
+def free_port_is(port: int) -> bool:
+    """Whether nothing listens on ``port`` of 127.0.0.1 (a connection is refused)."""
+    import socket
 
-        def __init__(self, cmd, **kw):
-            self.args = cmd
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        return True
+    return False
 
-        def poll(self):
-            return 3
 
-    monkeypatch.setattr(subprocess, "Popen", Exits)
-    with pytest.warns(UserWarning, match="not loopback"), pytest.raises(RuntimeError):
-        launch_ui(sqlite_uri, host="0.0.0.0")
+def test_ui_warns_loudly_when_not_on_loopback(sqlite_uri):
+    exits = pytest.raises(RuntimeError, match="exited")
+    with pytest.warns(UserWarning, match="not loopback"), exits:
+        launch_ui(sqlite_uri, host="0.0.0.0", python="/bin/false")
 
 
 def test_ui_refuses_a_server_uri():

@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 
 from mlflow import MlflowClient
-from tracking_env import assert_finished_child, make_sweep, run_tracked, tracked_runs
+from tracking_env import (
+    assert_finished_child,
+    labelled_sweep,
+    make_sweep,
+    run_tracked,
+    tracked_runs,
+)
 
 from ablate.tracking.mlflow_tracker import MlflowTracker
 
@@ -102,27 +108,12 @@ def test_tiny_scale_gets_its_own_experiment(tmp_path, store, sqlite_uri):
     assert child.data.params["fit.steps"] == "3" and child.data.tags["ablate.tiny"] == "false"
 
 
-LABELLED = """\
-name: lab
-description: two rows of the numpy fit, for the MLflow UI
-base:
-  job: track-fit
-runs:
-  - {label: short, fit.steps: 3}
-  - {label: long, fit.steps: 5}
-seeds: [0, 1]
-"""
-
-
 def test_the_ui_first_view_and_the_parent_summary(tmp_path, store, sqlite_uri):
     """The experiment opens as a training one with its description and a saved runs view; the
     children are named by row label; the parent carries the report table and links to them."""
-    from ablate.spec.sweep import load_sweep
     from ablate.tracking.experiment_view import SHARED_VIEW_PREFIX
 
-    path = tmp_path / "lab.yaml"
-    path.write_text(LABELLED)
-    sweep = load_sweep(path)
+    sweep = labelled_sweep(tmp_path)
     sweep_with_tracking(sweep, store, sqlite_uri)
     client = MlflowClient(tracking_uri=sqlite_uri)
     exp = client.get_experiment_by_name("lab")

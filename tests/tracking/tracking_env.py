@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import subprocess
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import track_job  # noqa: F401  (registers track-fit in this process)
@@ -20,6 +25,25 @@ def make_sweep(tmp_path: Path, name: str = "trk", *, seeds=(0, 1, 2), scale=None
     path = tmp_path / f"{name}.yaml"
     path.write_text(textwrap.dedent(body))
     return load_sweep(path, scale=scale)
+
+
+LABELLED = """\
+name: lab
+description: two rows of the numpy fit, for the MLflow UI
+base:
+  job: track-fit
+runs:
+  - {label: short, fit.steps: 3}
+  - {label: long, fit.steps: 5}
+seeds: [0, 1]
+"""
+
+
+def labelled_sweep(tmp_path: Path):
+    """``lab``: two labelled rows of ``track-fit`` (3 and 5 steps), two seeds each."""
+    path = tmp_path / "lab.yaml"
+    path.write_text(LABELLED)
+    return load_sweep(path)
 
 
 def run_tracked(sweep, store, tracker, *, executor=None, **options):
@@ -57,3 +81,39 @@ def assert_finished_child(client, child, parent, *, steps=None, points=None):
         assert sorted(m.step for m in history) == list(range(steps))
     if points is not None:
         assert len(history) == points
+
+
+class OutputLines:
+    """The lines a subprocess prints, read in a thread so a test can wait with a timeout."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._process = process
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self._process.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait_for(self, text: str, timeout_s: float) -> str:
+        """The first line (from now on) containing ``text``; fails after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.lines.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"no line with {text!r} within {timeout_s}s; output: {self.lines}")
+
+    def rest(self, timeout_s: float = 10.0) -> list[str]:
+        """Every line up to the end of the output."""
+        with contextlib.suppress(AssertionError):
+            self.wait_for("\0", timeout_s)
+        return self.lines

@@ -36,6 +36,7 @@ def main() -> None:
             {
                 "argv": args,
                 "job_execution": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION"),
+                "pid": os.getpid(),
                 "child": child.pid,
             },
             out,

@@ -125,11 +125,12 @@ def experiment_tags(sweep: Sweep) -> dict[str, str]:
     }
 
 
+TRAINING_VIEW = {"workflowType": "machine_learning"}  # the UI's mode switch, as a URL parameter
+
+
 def experiment_path(experiment_id: str, key: str | None = None) -> str:
     """The UI route of an experiment's runs, in the training view, with the saved view."""
-    query = {"workflowType": "machine_learning"}
-    if key:
-        query["viewStateShareKey"] = key
+    query = {**TRAINING_VIEW, **({"viewStateShareKey": key} if key else {})}
     return f"#/experiments/{experiment_id}/runs?{urllib.parse.urlencode(query)}"
 
 
@@ -139,5 +140,5 @@ def experiment_url(ui_url: str, experiment_id: str, key: str | None = None) -> s
 
 
 def run_path(experiment_id: str, run_id: str) -> str:
-    """The UI route of one run (relative: it works in markdown shown by the UI itself)."""
-    return f"#/experiments/{experiment_id}/runs/{run_id}"
+    """The UI route of one run, in the training view (relative: for markdown the UI shows)."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}?{urllib.parse.urlencode(TRAINING_VIEW)}"

@@ -140,7 +140,8 @@ def test_the_ui_first_view_and_the_parent_summary(tmp_path, store, sqlite_uri):
     summary = data.tags["mlflow.note.content"]
     assert "lab: test accuracy" in summary and "| short" in summary
     for child in children:  # a link to each child, in the UI's own routes
-        assert f"(#/experiments/{exp.experiment_id}/runs/{child.info.run_id})" in summary
+        route = f"#/experiments/{exp.experiment_id}/runs/{child.info.run_id}"
+        assert f"({route}?workflowType=machine_learning)" in summary
     arts = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/lab.md", "report/lab.html", "report/lab_bars.png", "report/runs.md"} <= arts
     root = {a.path for a in client.list_artifacts(parent.info.run_id)}

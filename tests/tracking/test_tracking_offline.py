@@ -41,6 +41,11 @@ def test_server_down_from_the_start_then_sync(tmp_path, store, sqlite_uri, monke
         assert child.data.tags["ablate.attempt"] == "2"
     everything = json.dumps([[r.data.tags, r.data.params] for r in runs])
     assert TOKEN not in everything and "***" in parent.data.tags["ablate.command"]
+    # the experiment's UI tags and the parent's summary were spooled too
+    exp = client.get_experiment_by_name("offline")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert parent.data.metrics["runs/succeeded"] == 2
+    assert "runs: 2 succeeded" in parent.data.tags["mlflow.note.content"]
     assert sync(store.root, tracking_uri=sqlite_uri).files == 0
 
 

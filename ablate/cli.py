@@ -39,7 +39,7 @@ app = typer.Typer(
         "  ablate plan sweeps/table3.yaml                 # trainable params, GPU memory\n"
         "  ablate report sweeps/table3.yaml --scale tiny  # Table 3 from the results store\n"
         "  ablate tune sweeps/tune_ba.yaml --scale tiny --trials 6   # Optuna search\n"
-        "  ablate ui                                      # MLflow UI on 127.0.0.1\n"
+        "  ablate ui sweeps/table3.yaml                   # its runs in the MLflow UI\n"
         "  ablate score preds.json --data DIR --split test"
     ),
     no_args_is_help=True,

@@ -107,3 +107,16 @@ def test_real_ablate_ui_links_the_sweep_and_stops_its_process_group_on_sigterm(
     assert "SIGTERM: stopping MLflow UI" in lines.rest()
     assert group_members(leader) == []
     assert free_port_is(int(link.split("/")[2].split(":")[1]))
+
+
+def test_a_missing_sweep_file_is_one_clear_error_and_starts_nothing(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "ablate.cli", "ui", "missing.yaml"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "missing.yaml: file not found" in done.stderr and "Traceback" not in done.stderr
+    assert "starting MLflow UI" not in done.stdout

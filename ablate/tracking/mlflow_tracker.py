@@ -160,9 +160,15 @@ class MlflowTracker:
             )
 
     def _summarize(self, sweep: Sweep) -> None:
-        """The sweep's summary on the parent run; a failure here never fails the sweep."""
+        """The sweep's summary on the parent run; a failure here never fails the sweep.
+
+        A study (``search:``) is left out: its trials are not the sweep's planned runs, and
+        ``ablate tune --summary`` summarises it.
+        """
         from ablate.tracking.sweep_summary import summarize_sweep
 
+        if sweep.search:
+            return
         try:
             summarize_sweep(
                 self.client,

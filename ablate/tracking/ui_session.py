@@ -1,10 +1,13 @@
 """One ``ablate ui`` session: start the UI, say where to look, stop all of it on any stop signal.
 
 MLflow takes from seconds to a minute or two to answer on a loaded machine, so the session says
-"starting MLflow UI ..." before anything else. Once the UI answers it prints the UI's address and,
-for a sweep, the deep link to the sweep's runs in the training view with its saved runs table
-(:func:`ablate.tracking.experiment_view.experiment_url`). SIGINT (Ctrl-C), SIGTERM and SIGHUP all
-stop the UI's whole process group (:func:`ablate.tracking.ui.stop_group`), also while it starts.
+"starting MLflow UI ..." before anything else; then it makes sure an SQLite store is whole
+(:func:`ablate.tracking.sqlite_db.ensure_sqlite_db`: MLflow would otherwise create a missing
+schema in place, racing any sweep that starts meanwhile). Once the UI answers it prints the UI's
+address and, for a sweep, the deep link to the sweep's runs in the training view with its saved
+runs table (:func:`ablate.tracking.experiment_view.experiment_url`). SIGINT (Ctrl-C), SIGTERM and
+SIGHUP all stop the UI's whole process group (:func:`ablate.tracking.ui.stop_group`), also while
+it starts.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from ablate.tracking.config import resolve_tracking_uri
 from ablate.tracking.experiment_view import VIEW_KEY_TAG, experiment_name, experiment_url
+from ablate.tracking.sqlite_db import ensure_sqlite_db
 from ablate.tracking.ui import UiProcess, start_ui
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -93,11 +98,13 @@ def run_ui_session(
         wait_s: how long the UI may take to answer.
     """
     name = sweep_name(target) if target else None
+    uri = resolve_tracking_uri(tracking_uri)
     ui: UiProcess | None = None
     with stop_signals_raise():
         try:
-            ui = start_ui(tracking_uri, host=host, port=port)
-            echo(f"starting MLflow UI for {ui.tracking_uri} on {ui.url} ...")
+            echo(f"starting MLflow UI for {uri} ...")
+            ensure_sqlite_db(uri)  # MLflow never creates the schema in place (a sweep may too)
+            ui = start_ui(uri, host=host, port=port)
             ui.wait_ready(wait_s)
             echo(f"MLflow UI: {ui.url}  (Ctrl-C to stop)")
             if name is not None:

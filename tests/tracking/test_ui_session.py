@@ -43,7 +43,7 @@ def gone(pid: int) -> bool:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_stop_signal_stops_every_process_the_ui_started(sig, ui_standin, tmp_path):
     python, out = ui_standin
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # the stand-in never opens it
+    uri = f"file:{tmp_path / 'mlruns'}"  # the stand-in never opens it
     session = subprocess.Popen(
         [sys.executable, "-c", DRIVER, python, uri],
         stdout=subprocess.PIPE,

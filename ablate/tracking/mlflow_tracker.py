@@ -175,7 +175,6 @@ class MlflowTracker:
                 self.parent_run_id or "",
                 sweep,
                 runs_root=self.layout.root,
-                tracking_uri=self.tracking_uri,
                 experiment_id=self.experiment_id or "",
             )
         except Exception as exc:  # noqa: BLE001 - the sweep's results are in the store regardless

@@ -89,10 +89,17 @@ def summarize_sweep(
     sweep: Sweep,
     *,
     runs_root: Path,
-    tracking_uri: str,
     experiment_id: str,
 ) -> SweepSummary:
-    """Log the sweep's summary to its parent run (see the module docstring)."""
+    """Log the sweep's summary to its parent run (see the module docstring).
+
+    Args:
+        client: the tracking client of the sweep's store (the links name its runs).
+        parent: the parent run of this invocation.
+        sweep: the sweep.
+        runs_root: the runs root holding the results store.
+        experiment_id: the sweep's experiment (a local reference while offline: no links).
+    """
     from ablate.report.build import write_report
     from ablate.report.collect import collect_sweep
     from ablate.report.render import to_markdown
@@ -101,7 +108,7 @@ def summarize_sweep(
     spec = report_spec_for(sweep)
     results = collect_sweep(spec.sweep_path, runs_root, scale=sweep.scale)
     table = build_table(spec, results)
-    children = _child_runs(results, RunsLayout(Path(runs_root)), tracking_uri)
+    children = _child_runs(results, RunsLayout(Path(runs_root)), client.public_uri)
     runs, best = _runs_table(spec.metric, results, children, experiment_id)
     succeeded = results.n_results
     failed = sum(len(row.failed) for row in results.rows)
@@ -141,7 +148,7 @@ def summarize_sweep(
 
 
 def _child_runs(results: SweepResults, layout: RunsLayout, uri: str) -> dict[str, str]:
-    """Run id -> its MLflow child run in ``uri`` (from each run folder's ``mlflow.json``)."""
+    """Run id -> its MLflow child run (each run folder's ``mlflow.json`` for the public ``uri``)."""
     children = {}
     for row in results.rows:
         for run_id in row.planned:

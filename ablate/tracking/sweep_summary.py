@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -118,7 +119,9 @@ def summarize_sweep(
     artifacts: list[str] = []
     with tempfile.TemporaryDirectory(prefix="ablate-summary-") as tmp:
         folder = Path(tmp) / REPORT_DIR
-        files = write_report(spec, table, formats=("md", "html"), out_dir=folder)
+        with warnings.catch_warnings():  # matplotlib on a cramped figure: not the sweep's news
+            warnings.simplefilter("ignore", UserWarning)
+            files = write_report(spec, table, formats=("md", "html"), out_dir=folder)
         (folder / "runs.md").write_text(to_markdown(runs), encoding="utf-8")
         uploads = [(path, REPORT_DIR) for path in [*files, folder / "runs.md"]]
         (Path(tmp) / "summary.md").write_text(note, encoding="utf-8")

@@ -176,3 +176,32 @@ def test_sync_command_reports_what_it_did(tmp_path, sqlite_uri):
     client = MlflowClient(tracking_uri=sqlite_uri)
     [run] = client.search_runs([client.get_experiment_by_name("x").experiment_id])
     assert run.data.metrics == {"m": 1.0}
+
+
+def test_the_saved_view_shows_what_varies_and_the_link_opens_it():
+    from ablate.spec.sweep import load_sweep
+    from ablate.tracking.experiment_view import (
+        MAX_EXPERIMENT_NOTE,
+        experiment_note,
+        experiment_tags,
+        experiment_url,
+        varying_params,
+    )
+
+    table2 = load_sweep("sweeps/table2.yaml")
+    assert varying_params(table2) == ["adapter.dim", "adapter.groups"]
+    table3 = load_sweep("sweeps/table3.yaml")
+    assert {"model.llm", "model.vision", "adapter.name"} <= set(varying_params(table3))
+    assert "model.precision" not in varying_params(table3)  # the same in every row
+    tags = experiment_tags(table2)
+    key = tags["ablate.view_key"]
+    view = json.loads(tags[f"mlflow.sharedViewState.{key}"])
+    assert view["selectedColumns"][-2:] == ["params.`adapter.dim`", "params.`adapter.groups`"]
+    assert experiment_tags(table2)["ablate.view_key"] == key  # the same view, the same key
+    assert experiment_url("http://127.0.0.1:5000/", "7", key) == (
+        "http://127.0.0.1:5000/#/experiments/7/runs"
+        f"?workflowType=machine_learning&viewStateShareKey={key}"
+    )
+    note = experiment_note(table2)
+    assert "Bottleneck Adapter dimension x groups" in note and "```yaml" in note
+    assert len(experiment_note(table3)) <= MAX_EXPERIMENT_NOTE

@@ -26,7 +26,12 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from ablate.tracking.config import is_local_uri, local_artifact_root, resolve_tracking_uri
+from ablate.tracking.config import (
+    is_local_uri,
+    local_artifact_root,
+    public_uri,
+    resolve_tracking_uri,
+)
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 JOB_EXECUTION_ENV = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
@@ -77,6 +82,19 @@ def stop_group(process: subprocess.Popen, grace_s: float = 10.0) -> None:
                 return
             time.sleep(0.1)
     process.wait()
+
+
+def require_local_store(uri: str) -> None:
+    """Refuse a tracking server: it has a UI of its own.
+
+    Raises:
+        ValueError: ``uri`` is not a local store (SQLite or a folder).
+    """
+    if not is_local_uri(uri):
+        raise ValueError(
+            f"{public_uri(uri)} is a tracking server: open its own UI in a browser instead of "
+            "`ablate ui`"
+        )
 
 
 @dataclass
@@ -147,10 +165,7 @@ def start_ui(
             stacklevel=2,
         )
     port = port or free_port(host if host != "0.0.0.0" else "127.0.0.1")  # noqa: S104
-    if not is_local_uri(uri):
-        raise ValueError(
-            f"{uri} is a tracking server: open its own UI in a browser instead of `ablate ui`"
-        )
+    require_local_store(uri)
     cmd = [python, "-m", "mlflow", "ui", "--backend-store-uri", uri]
     cmd += ["--host", host, "--port", str(port), "--workers", "1"]
     artifacts = local_artifact_root(uri)

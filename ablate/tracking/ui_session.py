@@ -24,7 +24,7 @@ from typing import Any
 from ablate.tracking.config import resolve_tracking_uri
 from ablate.tracking.experiment_view import VIEW_KEY_TAG, experiment_name, experiment_url
 from ablate.tracking.sqlite_db import ensure_sqlite_db
-from ablate.tracking.ui import UiProcess, start_ui
+from ablate.tracking.ui import UiProcess, require_local_store, start_ui
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -99,6 +99,7 @@ def run_ui_session(
     """
     name = sweep_name(target) if target else None
     uri = resolve_tracking_uri(tracking_uri)
+    require_local_store(uri)
     ui: UiProcess | None = None
     with stop_signals_raise():
         try:

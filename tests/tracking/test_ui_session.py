@@ -120,3 +120,15 @@ def test_a_missing_sweep_file_is_one_clear_error_and_starts_nothing(tmp_path):
     assert done.returncode == 2
     assert "missing.yaml: file not found" in done.stderr and "Traceback" not in done.stderr
     assert "starting MLflow UI" not in done.stdout
+
+
+def test_a_tracking_server_is_refused_before_anything_starts(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "ablate.cli", "ui", "--tracking-uri", "http://u:pw@127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "is a tracking server" in done.stderr
+    assert "pw" not in done.stderr and "starting MLflow UI" not in done.stdout

@@ -217,8 +217,8 @@ def redact_tree(tree: Any) -> Any:
     return tree
 
 
-def flatten_tree(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested mapping as dotted keys to its leaves (an empty mapping is a leaf)."""
+def flatten_params(spec: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """The nested spec as dotted MLflow params (lists as JSON), redacted and size-limited."""
     flat: dict[str, Any] = {}
 
     def walk(node: Any, path: str) -> None:
@@ -228,11 +228,6 @@ def flatten_tree(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[path] = node
 
-    walk(dict(tree), prefix)
-    return flat
-
-
-def flatten_params(spec: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """The nested spec as dotted MLflow params (lists as JSON), redacted and size-limited."""
-    params = redact(flatten_tree(spec, prefix))
+    walk(dict(spec), prefix)
+    params = redact(flat)
     return {k[:250]: v[:MAX_PARAM_VALUE] for k, v in params.items()}

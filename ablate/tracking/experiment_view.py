@@ -27,8 +27,9 @@ import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ablate.spec.dotted import flatten
 from ablate.tracking.attempt_report import ACCURACY_COLUMNS
-from ablate.tracking.config import flatten_tree, redact_value
+from ablate.tracking.config import redact_value
 
 if TYPE_CHECKING:
     from ablate.spec.sweep import Sweep
@@ -72,7 +73,7 @@ def varying_params(sweep: Sweep) -> list[str]:
     seen: dict[str, set[str]] = {}
     counts: dict[str, int] = {}
     for run in sweep.runs:
-        for key, value in flatten_tree(run.axes).items():
+        for key, value in flatten(run.axes).items():
             seen.setdefault(key, set()).add(json.dumps(value, sort_keys=True, default=str))
             counts[key] = counts.get(key, 0) + 1
     n = len(sweep.runs)

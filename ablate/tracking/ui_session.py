@@ -52,13 +52,18 @@ def stop_signals_raise() -> Iterator[None]:
 
 
 def sweep_name(target: str) -> str:
-    """The sweep a target names: a sweep file (its ``name:``), else the name itself."""
-    path = Path(target)
-    if path.suffix in (".yaml", ".yml") or path.is_file():
-        from ablate.spec.sweep import load_sweep
+    """The sweep a target names: a file, or a bare name (``sweeps/<name>.yaml``), as elsewhere.
 
-        return load_sweep(path).name
-    return target
+    A bare name with no such file is taken as the sweep's own name (its experiment may exist).
+    """
+    from ablate.spec.sweep import load_sweep
+    from ablate.spec.sweep_target import SWEEPS_DIR, resolve_sweep_path
+
+    path = Path(target)
+    bare = path.suffix == "" and len(path.parts) == 1
+    if bare and not path.is_file() and not (SWEEPS_DIR / f"{target}.yaml").is_file():
+        return target
+    return load_sweep(resolve_sweep_path(target)).name
 
 
 def find_experiment(tracking_uri: str, name: str, scale: str | None) -> Any:

@@ -222,8 +222,14 @@ def sweep(
         return
     if not no_preflight:
         preflight(the_plan.to_dispatch(), profile)  # every problem at once, nothing dispatched
+    from ablate.report.sweep_summary import summarize_sweep
+
     tracker = make_tracker(
-        store.root, tracking_uri, enabled=not no_tracking, log_adapter=log_adapter
+        store.root,
+        tracking_uri,
+        enabled=not no_tracking,
+        log_adapter=log_adapter,
+        summarize=summarize_sweep,
     )
     # the plan is printed above; library messages go to the sweep's log, not the live display
     progress = make_progress(

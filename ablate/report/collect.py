@@ -23,7 +23,7 @@ import numpy as np
 
 from ablate.json_input import parse_json
 from ablate.model.spec import is_tiny_spec
-from ablate.spec.sweep import PlannedRun, Sweep, load_sweep
+from ablate.spec.sweep import Sweep, load_sweep, row_key
 from ablate.store.layout import RunsLayout
 from ablate.store.results_store import ResultsStore
 
@@ -140,21 +140,6 @@ class SweepResults:
     def n_results(self) -> int:
         """How many successful runs were found."""
         return sum(len(row.results) for row in self.rows)
-
-
-def row_key(run: PlannedRun) -> tuple[str, dict[str, Any]]:
-    """The row a planned run belongs to: its label, or its axis values without ``seed``."""
-    axes = {k: v for k, v in run.axes.items() if k != "seed"}
-    if run.label is not None:
-        return run.label, axes
-    text = ", ".join(f"{k}={_short(v)}" for k, v in sorted(axes.items()))
-    return text, axes
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, dict):
-        return str(value.get("name", json.dumps(value, sort_keys=True)))
-    return str(value)
 
 
 def _sweep_variants(

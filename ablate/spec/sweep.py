@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import math
 import os
 from collections.abc import Mapping
@@ -482,3 +483,18 @@ def _build(
         return str(path), None
 
     return build_run_spec(merged, file=path, locate=locate)
+
+
+def row_key(run: PlannedRun) -> tuple[str, dict[str, Any]]:
+    """The row a planned run belongs to: its label, or its axis values without ``seed``."""
+    axes = {k: v for k, v in run.axes.items() if k != "seed"}
+    if run.label is not None:
+        return run.label, axes
+    text = ", ".join(f"{k}={_short(v)}" for k, v in sorted(axes.items()))
+    return text, axes
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("name", json.dumps(value, sort_keys=True)))
+    return str(value)

@@ -20,7 +20,7 @@ import typer
 from ablate.store.layout import default_runs_root
 
 if TYPE_CHECKING:
-    from ablate.tracking.mlflow_tracker import MlflowTracker
+    from ablate.tracking.mlflow_tracker import MlflowTracker, SummarizeSweep
 
 TrackingUriOpt = Annotated[
     str | None,
@@ -44,17 +44,19 @@ def make_tracker(
     *,
     enabled: bool = True,
     log_adapter: bool = False,
+    summarize: SummarizeSweep | None = None,
 ) -> MlflowTracker | None:
     """The tracker ``ablate sweep`` should use: :class:`MlflowTracker`, or ``None`` (no tracking).
 
     ``None`` lets the sweep loop use its own null tracker, so tracking never imports the
-    orchestrator that calls it.
+    orchestrator that calls it. ``summarize``: what logs the sweep's summary on the parent run
+    (:func:`ablate.report.sweep_summary.summarize_sweep`).
     """
     if not enabled:
         return None
     from ablate.tracking.mlflow_tracker import MlflowTracker
 
-    return MlflowTracker(runs_root, tracking_uri, log_adapter=log_adapter)
+    return MlflowTracker(runs_root, tracking_uri, log_adapter=log_adapter, summarize=summarize)
 
 
 def ui_command(

@@ -58,7 +58,7 @@ def run_label(run: Any) -> str:
 
     A sweep of seeds alone has no row label: its runs are named by run id.
     """
-    from ablate.report.collect import row_key
+    from ablate.spec.sweep import row_key
 
     return row_key(run)[0] or run.spec.run_id
 

@@ -18,8 +18,9 @@ Implements the hooks of :class:`ablate.orchestrate.tracker.Tracker`:
   step metrics, then tags (attempt, status, failure, host, GPU, versions), the final metrics and
   the artifacts (:mod:`ablate.tracking.attempt_report`), and the child run ends FINISHED, FAILED
   or KILLED.
-* ``on_sweep_end``: the parent run gets the sweep's summary (:mod:`ablate.tracking.sweep_summary`:
-  the report table, a link to each child, counts, the best run) and ends.
+* ``on_sweep_end``: the parent run gets the sweep's summary (``summarize``, the CLI hands in
+  :mod:`ablate.report.sweep_summary`: the report table, a link to each child, counts, the best
+  run) and ends.
 
 Every write goes through :class:`~ablate.tracking.client.TrackingClient`: a tracking server that is
 down never fails a sweep. Step metrics stay in ``metrics.jsonl`` until a later sync sends them;
@@ -33,6 +34,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +65,9 @@ if TYPE_CHECKING:
 
 RUN_ID_TAG = "ablate.run_id"
 
+SummarizeSweep = Callable[..., Any]
+"""``summarize(client, parent_run_id, sweep, *, runs_root, experiment_id)``."""
+
 
 class MlflowTracker:
     """MLflow tracking for one ``ablate sweep`` invocation.
@@ -76,6 +81,9 @@ class MlflowTracker:
         experiment: experiment name (default: the sweep's name).
         retry_after_s: how long a tracking server is left alone after a failed write.
         live_every_s: how often running attempts' new step metrics are sent.
+        summarize: logs the sweep's summary to the parent run at the end
+            (:func:`ablate.report.sweep_summary.summarize_sweep`, handed in by the CLI: the report
+            sits above tracking); None logs none.
     """
 
     def __init__(
@@ -88,6 +96,7 @@ class MlflowTracker:
         experiment: str | None = None,
         retry_after_s: float = 30.0,
         live_every_s: float = LIVE_EVERY_S,
+        summarize: SummarizeSweep | None = None,
     ) -> None:
         self.layout = RunsLayout(Path(runs_root))
         self.tracking_uri = resolve_tracking_uri(tracking_uri, project_dir)
@@ -102,6 +111,7 @@ class MlflowTracker:
         self._ended: dict[str, int] = {"success": 0, "failed": 0, "cancelled": 0}
         self._lock = threading.RLock()  # the live sync thread and the hooks share the client
         self.live = LiveSync(self.client, self._lock, live_every_s)
+        self.summarize = summarize
 
     # ----------------------------------------------------------------------------- sweep
     def on_sweep_start(self, sweep: Sweep, plan: Any) -> None:
@@ -165,12 +175,10 @@ class MlflowTracker:
         A study (``search:``) is left out: its trials are not the sweep's planned runs, and
         ``ablate tune --summary`` summarises it.
         """
-        from ablate.tracking.sweep_summary import summarize_sweep
-
-        if sweep.search:
+        if sweep.search or self.summarize is None:
             return
         try:
-            summarize_sweep(
+            self.summarize(
                 self.client,
                 self.parent_run_id or "",
                 sweep,

@@ -13,6 +13,7 @@ from tracking_env import (
     tracked_runs,
 )
 
+from ablate.report.sweep_summary import summarize_sweep
 from ablate.tracking.mlflow_tracker import MlflowTracker
 
 
@@ -114,7 +115,7 @@ def test_the_ui_first_view_and_the_parent_summary(tmp_path, store, sqlite_uri):
     from ablate.tracking.experiment_view import SHARED_VIEW_PREFIX
 
     sweep = labelled_sweep(tmp_path)
-    sweep_with_tracking(sweep, store, sqlite_uri)
+    sweep_with_tracking(sweep, store, sqlite_uri, summarize=summarize_sweep)
     client = MlflowClient(tracking_uri=sqlite_uri)
     exp = client.get_experiment_by_name("lab")
     tags = exp.tags

@@ -8,6 +8,7 @@ import sys
 from mlflow import MlflowClient
 from tracking_env import assert_finished_child, make_sweep, run_tracked, tracked_runs
 
+from ablate.report.sweep_summary import summarize_sweep
 from ablate.tracking.mlflow_tracker import MlflowTracker
 from ablate.tracking.spool import pending_files
 from ablate.tracking.sync import spool_dir_of, sync
@@ -21,7 +22,9 @@ def test_server_down_from_the_start_then_sync(tmp_path, store, sqlite_uri, monke
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     monkeypatch.setattr(sys, "argv", ["ablate", "sweep", "x.yaml", f"--token={TOKEN}"])
     sweep = make_sweep(tmp_path, "offline", seeds=(0, 1), steps=5, fail_attempts=1)
-    result = run_tracked(sweep, store, MlflowTracker(store.root, dead), retries=1)
+    result = run_tracked(
+        sweep, store, MlflowTracker(store.root, dead, summarize=summarize_sweep), retries=1
+    )
     assert result.exit_code == 0
     spool = spool_dir_of(store.root)
     [spool_file] = pending_files(spool)

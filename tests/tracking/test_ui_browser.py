@@ -22,6 +22,7 @@ import pytest
 from mlflow import MlflowClient
 from tracking_env import OutputLines, labelled_sweep, run_tracked, tracked_runs
 
+from ablate.report.sweep_summary import summarize_sweep
 from ablate.tracking.mlflow_tracker import MlflowTracker
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,7 +65,7 @@ def browser():
 def ui_link(tmp_path, store, sqlite_uri):
     """A tracked sweep, then ``ablate ui lab.yaml``; yields (deep link, experiment id)."""
     sweep = labelled_sweep(tmp_path)
-    run_tracked(sweep, store, MlflowTracker(store.root, sqlite_uri))
+    run_tracked(sweep, store, MlflowTracker(store.root, sqlite_uri, summarize=summarize_sweep))
     ui = subprocess.Popen(
         [sys.executable, "-m", "ablate.cli", "ui", str(sweep.path), "--tracking-uri", sqlite_uri],
         stdout=subprocess.PIPE,

@@ -132,7 +132,10 @@ def compare_plan(plan: Plan, store: ResultsStore) -> Comparison:
 
 
 def invocation_results(result: SweepResult) -> Comparison | None:
-    """The runs one ``ablate sweep`` ran, each by its success or else its last attempt."""
+    """The runs one ``ablate sweep`` ran, in the plan's order.
+
+    Each run is shown by its success, or else by its last attempt.
+    """
     entries = {entry.run_id: entry for entry in result.plan.entries}
     shown: dict[str, AttemptRecord] = {}
     for record in result.records:
@@ -141,11 +144,13 @@ def invocation_results(result: SweepResult) -> Comparison | None:
             shown[record.run_id] = record
     if not shown:
         return None
+    order = {run_id: i for i, run_id in enumerate(entries)}
     runs = [
-        (entries[run_id].run, "done", r) if r.status.value == "success"
+        (entries[run_id].run, "done", r)
+        if r.status.value == "success"
         else (entries[run_id].run, r.status.value, None)
-        for run_id, r in shown.items()
-    ]  # fmt: skip
+        for run_id, r in sorted(shown.items(), key=lambda item: order[item[0]])
+    ]  # in the order the sweep file lists them
     return compare_runs(runs, result.plan.sweep.scale)
 
 

@@ -188,11 +188,8 @@ def sweep(
     from ablate.execution.registry import make_executor
     from ablate.execution.runner_profile import load_runner_profile
     from ablate.execution.slurm.watch import reattach_if_submitted
-    from ablate.orchestrate.orchestrator import plan_sweep, run_sweep
-    from ablate.orchestrate.preflight import preflight
-    from ablate.orchestrate.progress import SWEEP_LOG, make_progress
+    from ablate.orchestrate.orchestrator import plan_sweep
     from ablate.store.results_store import ResultsStore
-    from ablate.tracking.commands import make_tracker
 
     _check_view_flags(show, fmt)
     if fmt != "table" and not dry_run:
@@ -220,6 +217,11 @@ def sweep(
     _print_exhausted_hint(the_plan)
     if dry_run:
         return
+    from ablate.orchestrate.orchestrator import run_sweep  # what --dry-run never needs
+    from ablate.orchestrate.preflight import preflight
+    from ablate.orchestrate.progress import SWEEP_LOG, make_progress
+    from ablate.tracking.commands import make_tracker
+
     if not no_preflight:
         preflight(the_plan.to_dispatch(), profile)  # every problem at once, nothing dispatched
     from ablate.report.sweep_summary import summarize_sweep

@@ -19,10 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ablate.orchestrate.lock import SweepLock
-from ablate.orchestrate.options import SweepOptions
 from ablate.orchestrate.plan import DEFAULT_RETRIES, Plan, make_plan
-from ablate.orchestrate.sweep_loop import SweepLoop
 
 if TYPE_CHECKING:
     from ablate.execution.base import Executor
@@ -56,6 +53,11 @@ def run_sweep(
         TypeError: an option that is not a :class:`~ablate.orchestrate.options.SweepOptions`
             field.
     """
+    # here, not at the top: planning alone (--dry-run, status) never imports the loop
+    from ablate.orchestrate.lock import SweepLock
+    from ablate.orchestrate.options import SweepOptions
+    from ablate.orchestrate.sweep_loop import SweepLoop
+
     opts = SweepOptions(**options)
     with (
         SweepLock(store.layout, sweep.name, command=opts.command),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from ablate.errors import SpecError, did_you_mean
 from ablate.json_input import parse_json
 from ablate.spec.base import SpecModel
 from ablate.spec.dotted import copy_tree, flatten, get_dotted
-from ablate.spec.identity import run_id_of, semantic_dict
+from ablate.spec.identity import RUN_KEYS, ConfigIdentity
 from ablate.spec.job_kinds import get_job, is_job_name, job_names
 from ablate.spec.sweep_document import MAX_SEED, is_seed
 from ablate.spec.validation import validate
@@ -31,7 +31,7 @@ from ablate.spec.validation import validate
 #: Locates a dotted key in its source: ``locate("adapter.dim") -> (file, line)``.
 Locator = Callable[[str], tuple[str | None, int | None]]
 
-TOP_LEVEL_KEYS = ("job", "seed")
+TOP_LEVEL_KEYS = RUN_KEYS
 
 
 @dataclass(frozen=True)
@@ -42,22 +42,35 @@ class RunSpec:
         job: registered job kind (``mmt``, ``linear-fit``).
         seed: the run's seed (a first-class sweep axis).
         config: the job's sections, an instance of the job kind's ``config_cls``.
+        identity: ``config``'s dump and encoding when the caller has them (a sweep's seeds
+            share one config: :meth:`with_seed`); computed on first use otherwise.
     """
 
     job: str
     seed: int
     config: SpecModel
+    identity: ConfigIdentity | None = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def _identity(self) -> ConfigIdentity:
+        return self.identity if self.identity is not None else ConfigIdentity.of(self.config)
 
     @cached_property
     def _dump(self) -> dict[str, Any]:
-        return {"job": self.job, "seed": self.seed, **self.config.model_dump(mode="json")}
+        return {"job": self.job, "seed": self.seed, **self._identity.dumped}
 
     @cached_property
     def run_id(self) -> str:
         """12 hex chars hashing the canonical semantic spec (paths and locations excluded)."""
-        sections = {k: v for k, v in self._dump.items() if k not in TOP_LEVEL_KEYS}
-        semantic = semantic_dict(self.config, sections)
-        return run_id_of({"job": self.job, "seed": self.seed, **semantic})
+        return self._identity.run_id(self.job, self.seed)
+
+    def with_seed(self, seed: int) -> RunSpec:
+        """This run under another seed, already checked: the config and its encoding shared.
+
+        A sweep's seeds of one point differ in nothing else, so its config is validated, dumped
+        and encoded once, not once per seed.
+        """
+        return RunSpec(job=self.job, seed=seed, config=self.config, identity=self._identity)
 
     def to_dict(self) -> dict[str, Any]:
         """Full nested spec, non-semantic fields included (what ``spec.json`` holds); a copy."""

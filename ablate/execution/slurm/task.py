@@ -33,6 +33,7 @@ from submitit.helpers import Checkpointable, DelayedSubmission
 
 from ablate.execution.claims import RunClaim, claim_holder, try_claim
 from ablate.execution.lost_attempts import lost_attempt_record, read_log_tail
+from ablate.execution.slurm.watch import SLURM_JOB_FILE
 from ablate.execution.worker import EXIT_CANCELLED, PARENT_PID_ENV, worker_pythonpath
 from ablate.store.files import write_atomic
 from ablate.store.layout import RunsLayout
@@ -42,7 +43,6 @@ from ablate.store.run_folder import LOG_FILE, STOP_REASON_FILE, planned_run_of, 
 from ablate.tracking.config import public_uri, redact_value, remember_secrets
 from ablate.tracking.detached import tracking_of
 
-SLURM_JOB_FILE = "slurm.json"  # in each run folder: the SLURM job running its latest attempt
 CANCELLED_WAIT_S = 5.0  # after a worker stopped on SIGTERM, how long to wait for submitit's USR2
 POLL_S = 0.5
 THREAD_ENVS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # set to the task's CPUs for the worker

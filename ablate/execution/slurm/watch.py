@@ -24,12 +24,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ablate.execution.lost_attempts import lost_attempt_record
-from ablate.execution.slurm.task import SLURM_JOB_FILE
 from ablate.store.results_store import ResultsStore
 from ablate.store.run_folder import planned_run_of
 
 if TYPE_CHECKING:
     from ablate.store.record import AttemptRecord
+
+#: In each run folder: the SLURM job running its latest attempt (written by the executor and the
+#: task). Defined here, not in the task module, so that following a sweep never imports submitit.
+SLURM_JOB_FILE = "slurm.json"
 
 LIVE_STATES = frozenset({
     "PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",

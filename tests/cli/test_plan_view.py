@@ -5,6 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -23,6 +27,7 @@ grid: {train.lr: [0.01, 0.02, 0.03, 0.04, 0.05], train.batch_size: [4, 5, 6, 7, 
 seeds: [0, 1]
 """
 BOX = set("┃│┏━┡└─╇")
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -141,3 +146,31 @@ def test_terminal_gets_a_rich_summary(big, tmp_path):
     assert BOX & set(out), "a terminal gets the box table"
     assert sum(rid in out for rid in run_ids) == 2 * EDGE_ROWS
     assert out.rstrip().splitlines()[-1] == "50 runs: 50 new; 50 to dispatch"
+
+
+def test_dry_run_imports_only_what_planning_needs(big, tmp_path):
+    """``--dry-run`` pays start-up in every call: no torch, MLflow, pandas, submitit or loop."""
+    path, _ = big
+    heavy = (
+        "torch",
+        "mlflow",
+        "pandas",
+        "pyarrow",
+        "submitit",
+        "ablate.orchestrate.sweep_loop",
+        "ablate.tracking.mlflow_tracker",
+    )
+    code = (
+        "import sys\n"
+        "from ablate.cli import main\n"
+        f"sys.argv = ['ablate', 'sweep', {str(path)!r}, '--dry-run', '-q',"
+        f" '--runs-dir', {str(tmp_path / 'runs')!r}]\n"
+        "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines() == ["50 runs: 50 new; 50 to dispatch", "[]"], proc.stdout

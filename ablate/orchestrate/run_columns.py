@@ -48,6 +48,8 @@ def format_seconds(seconds: float) -> str:
 
 def flat_axes(axes: Mapping[str, Any]) -> dict[str, Any]:
     """A run's axes with nested values as dotted leaves: ``{"adapter.dim": 8, "seed": 0}``."""
+    if not any(isinstance(value, dict) and value for value in axes.values()):
+        return dict(axes)  # already flat (a grid of dotted keys): a plan has 10,000s of them
     return flatten(dict(axes))
 
 
@@ -67,12 +69,19 @@ def varying_keys(rows: Iterable[Mapping[str, Any]], keys: Iterable[str]) -> list
     ``adapter.groups`` differs from one with it).
     """
     rows = list(rows)
-    out = []
-    for key in keys:
-        seen = {_comparable(row.get(key)) for row in rows}
-        if len(seen) > 1:
-            out.append(key)
-    return out
+    return [key for key in keys if _varies(rows, key)]
+
+
+def _varies(rows: list[Mapping[str, Any]], key: str) -> bool:
+    """Whether ``key`` takes two values in ``rows``: stops at the first row that differs."""
+    if not rows:
+        return False
+    first = _comparable(rows[0].get(key))
+    for row in rows:
+        value = _comparable(row.get(key))
+        if value is not first and value != first:  # as a set tells values apart
+            return True
+    return False
 
 
 def axis_keys_of(rows: Iterable[Mapping[str, Any]]) -> list[str]:

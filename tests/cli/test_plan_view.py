@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from ablate.cli import app
 from ablate.orchestrate.plan import make_plan
 from ablate.orchestrate.plan_view import EDGE_ROWS, SUMMARY_ABOVE, plan_table, show_plan
+from ablate.orchestrate.run_columns import varying_keys
 from ablate.spec.sweep import load_sweep
 from ablate.store.results_store import ResultsStore
 
@@ -174,3 +175,11 @@ def test_dry_run_imports_only_what_planning_needs(big, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.splitlines() == ["50 runs: 50 new; 50 to dispatch", "[]"], proc.stdout
+
+
+def test_a_column_varies_when_any_row_differs():
+    same = {"a": 1, "b": [1, 2], "c": {"x": 1}, "e": 1}
+    rows = [dict(same) for _ in range(3)] + [{**same, "c": {"x": 2}, "d": 0, "e": 1.0}]
+    assert varying_keys(rows, ["a", "b", "c", "d", "e"]) == ["c", "d"]
+    assert varying_keys(rows[:3], ["a", "b", "c", "d"]) == []
+    assert varying_keys([], ["a"]) == []

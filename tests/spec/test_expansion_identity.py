@@ -119,6 +119,28 @@ def test_sweep_files_expand_as_when_every_run_is_built(path, monkeypatch):
             assert (run.axes, run.label) == (ref.axes, ref.label)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "runs"), [({"train.lr": 0.5}, 16), ({"seed": 5}, 12), ({"data.noise": 1}, 24)]
+)
+def test_set_values_expand_as_when_every_run_is_built(write, monkeypatch, overrides, runs):
+    """``--set`` collapses the axis it sets; ``--set seed`` gives every seed of a point one run."""
+    path = write("grid.yaml", GRID)
+    sweep = load_sweep(path, overrides=overrides)
+    real = sweep_module._seed_runs
+
+    def every_run(*args, **kwargs):
+        return real(*args, **{**kwargs, "same_config": False})
+
+    monkeypatch.setattr(sweep_module, "_seed_runs", every_run)
+    reference = load_sweep(path, overrides=overrides)
+    assert len(sweep.runs) == len(reference.runs) == runs
+    for run, ref in zip(sweep.runs, reference.runs, strict=True):
+        assert_same_run(run.spec, ref.spec)
+        assert run.axes == ref.axes
+    if "seed" in overrides:
+        assert {run.spec.seed for run in sweep.runs} == {5}
+
+
 def test_bad_grid_value_with_seeds_names_file_line_key_and_value(write):
     path = write(
         "bad.yaml",

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from ablate.errors import AblateError
+from ablate.evaluation.commands import score_command
 from ablate.orchestrate.cli_options import (
     RunnerOpt,
     ScaleOpt,
@@ -23,6 +24,7 @@ from ablate.orchestrate.cli_options import (
     load_named_sweep,
 )
 from ablate.orchestrate.commands import compare_command
+from ablate.orchestrate.plan_command import plan_command
 from ablate.report.commands import report_command
 from ablate.tracking.commands import RunsDirOpt, TrackingUriOpt, sync_command, ui_command
 from ablate.tune.commands import tune_command
@@ -451,109 +453,8 @@ def runs(
     _print_rows(f"{len(rows)} attempts", rows, [*columns, "duration", "headline", "host"])
 
 
-@app.command()
-def plan(
-    sweep_file: SweepFile,
-    scale: ScaleOpt = None,
-    runs_dir: RunsDirOpt = None,
-    gpu: Annotated[
-        str | None,
-        typer.Option(
-            "--gpu",
-            help="Calibrate gpu_h from earlier runs on this GPU type (part of the device name, "
-            "e.g. H100); default: the GPU most earlier runs of the same model used.",
-            show_default=False,
-        ),
-    ] = None,
-    set_values: SetOpt = None,
-) -> None:
-    """Trainable parameters (meta device, real shapes), GPU memory and GPU-hours per run.
-
-    gpu_h is the FLOP model of one H100, scaled by what earlier runs of the same model measured
-    on one GPU type when the results store has any (the lines under the table say which).
-
-    Example: ablate plan sweeps/table3.yaml
-    """
-    from rich.table import Table
-
-    from ablate.orchestrate.run_columns import axis_columns, flat_axes
-    from ablate.spec.job_kinds import get_job
-    from ablate.train.calibration import load_calibration
-
-    sweep = load_named_sweep(sweep_file, scale, set_values)
-    calibration = load_calibration(_runs_root(runs_dir), gpu=gpu)
-    table = Table(
-        title=f"{sweep.name}: {len(sweep.runs)} runs" + (f" (scale {scale})" if scale else "")
-    )
-    extra_cols: list[str] = []
-    rows = []
-    hours: list[float] = []
-    calibrated = 0
-    for run in sweep.runs:
-        describe = get_job(run.spec.job).describe
-        info = describe(run.spec) if describe is not None else {}
-        priced = calibration.estimate(run.spec) if "gpu_h" in info else None
-        if priced is not None:
-            info["gpu_h"] = round(priced[0], 2)
-            hours.append(priced[0])
-            calibrated += priced[1] is not None
-        extra_cols += [k for k in info if k not in extra_cols]
-        rows.append((run, info))
-    axes = [flat_axes(run.axes) for run, _ in rows]
-    axis_cols = axis_columns(axes, sweep.axis_keys)  # only the fields that differ
-    for col in ["run_id", "label", *(c.name for c in axis_cols), *extra_cols]:
-        table.add_column(col, overflow="fold")
-    for (run, info), flat in zip(rows, axes, strict=True):
-        cells = [run.spec.run_id, run.label or ""]
-        cells += [column.cell(flat) for column in axis_cols]
-        cells += [
-            f"{info[c]:,}" if isinstance(info.get(c), int) else str(info.get(c, ""))
-            for c in extra_cols
-        ]
-        table.add_row(*cells)
-    console.print(table)
-    if hours:  # the sweep's cost before launching it (README "Speed")
-        for line in calibration.summary(hours, calibrated):
-            console.print(line, markup=False, highlight=False)
-
-
-@app.command()
-def score(
-    predictions: Annotated[
-        Path,
-        typer.Argument(
-            help="Predictions: {pid: index} JSON, the "
-            'official {"results": {...}} JSON, or JSONL '
-            "with raw outputs.",
-            show_default=False,
-        ),
-    ],
-    data: Annotated[
-        Path,
-        typer.Option(
-            "--data",
-            help="ScienceQA folder (official layout or HF parquet export).",
-            show_default=False,
-        ),
-    ],
-    split: Annotated[str, typer.Option(help="Split to score against.")] = "test",
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-) -> None:
-    """Score a predictions file with the official ScienceQA columns.
-
-    Example: ablate score runs/table3/<run_id>/predictions_test.jsonl --data data/scienceqa
-    """
-    import json
-
-    from ablate.evaluation.predictions import score_predictions_file
-
-    report = score_predictions_file(predictions, data, split)
-    if as_json:
-        console.print_json(json.dumps(report.to_dict()))
-    else:
-        console.print(report.to_markdown(), markup=False, highlight=False)
-
-
+app.command("plan")(plan_command)
+app.command("score")(score_command)
 app.command("report")(report_command)
 app.command("compare")(compare_command)
 app.command("ui")(ui_command)

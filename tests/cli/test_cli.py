@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
+
+from ablate_cli import run_ablate
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -17,15 +17,7 @@ grid: {train.lr: [0.01, 0.02]}
 
 
 def ablate(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ABLATE_RUNS_DIR": str(cwd / "runs"), "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "ablate.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_ablate(*args, cwd=cwd, pythonpath=[])
 
 
 def test_help_lists_commands_with_examples(tmp_path):

@@ -10,12 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from ablate_cli import run_ablate
 
 from ablate.spec.sweep import load_sweep
 from ablate.store.record import AttemptRecord, AttemptStatus, FailureKind
@@ -34,21 +33,8 @@ scales: {tiny: {train.steps: 3}}
 
 
 def ablate(*args: str, cwd: Path, runs: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "ABLATE_RUNS_DIR": str(runs or cwd / "runs"),
-        "COLUMNS": "200",
-        "PYTHONPATH": str(REPO),
-        "ABLATE_GIT_SHA": "0" * 40,
-        "ABLATE_GIT_DIRTY": "0",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "ablate.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    return run_ablate(
+        *args, cwd=cwd, runs=runs, env={"ABLATE_GIT_SHA": "0" * 40, "ABLATE_GIT_DIRTY": "0"}
     )
 
 

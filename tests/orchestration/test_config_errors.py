@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
+
+from ablate_cli import run_ablate
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 
 
 def ablate(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "ABLATE_RUNS_DIR": str(cwd / "runs"),
-        "ABLATE_JOB_MODULES": "quick_job",
-        "PYTHONPATH": os.pathsep.join([str(REPO), str(HERE)]),
-        "COLUMNS": "200",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "ablate.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_ablate(*args, cwd=cwd, env={"ABLATE_JOB_MODULES": "quick_job"}, pythonpath=[HERE])
 
 
 def test_a_config_error_is_not_retried_and_runs_after_the_fix(write, tmp_path):

@@ -4,30 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import subprocess
-import sys
 from pathlib import Path
+
+from ablate_cli import run_ablate
 
 REPO = Path(__file__).resolve().parents[2]
 PAPER = REPO / "sweeps" / "_paper.yaml"
 
 
 def ablate(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "ABLATE_RUNS_DIR": str(cwd / "runs") if cwd != REPO else "/nonexistent-runs",
-        "PYTHONPATH": str(REPO),
-        "COLUMNS": "200",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "ablate.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_ablate(*args, cwd=cwd, runs=None if cwd != REPO else "/nonexistent-runs")
 
 
 def test_every_error_of_the_file_at_once_each_on_its_line(write, tmp_path):

@@ -29,7 +29,6 @@ a 300-byte file cannot ask for a million runs.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import math
@@ -43,12 +42,12 @@ from ablate.errors import SpecError, did_you_mean, spec_errors
 from ablate.spec.dotted import copy_tree, get_dotted, set_dotted
 from ablate.spec.job_kinds import get_job
 from ablate.spec.run_spec import RunSpec, build_run_spec
-from ablate.spec.sweep_document import NAME_PATTERN, SweepDocument
+from ablate.spec.sweep_document import NAME_PATTERN
+from ablate.spec.sweep_layers import Origin, SweepLayers, load_layers
 from ablate.spec.sweep_target import SET_ORIGIN, resolve_sweep_path
-from ablate.spec.validation import MAX_ERRORS, error_at, source_locator, validate
-from ablate.spec.yaml_source import KeyPath, YamlSource, load_yaml
+from ablate.spec.validation import MAX_ERRORS
+from ablate.spec.yaml_source import KeyPath
 
-SWEEP_KEYS = tuple(SweepDocument.model_fields)
 #: Points a sweep may expand to unless ``$ABLATE_MAX_POINTS`` says otherwise.
 DEFAULT_MAX_POINTS = 20_000
 MAX_POINTS_ENV = "ABLATE_MAX_POINTS"
@@ -56,7 +55,6 @@ POINT_META_KEYS = ("label",)
 #: Errors gathered from the points before the rest are left unexpanded (the same base error
 #: repeats in every point: after this many, the distinct ones are all listed).
 MAX_FAILED_POINTS = 200
-Origin = tuple[str, int | None]
 
 
 @dataclass(frozen=True)
@@ -89,106 +87,7 @@ class Sweep:
     search: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class _Layered:
-    """The merged sweep document and where each piece came from."""
-
-    doc: dict[str, Any] = field(default_factory=dict)
-    base_origin: dict[str, Origin] = field(default_factory=dict)  # flattened base key -> origin
-    section_source: dict[str, YamlSource] = field(default_factory=dict)  # top key -> its file
-
-
-def _nested_base(src: YamlSource, base: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Origin]]:
-    """``base`` with dotted keys (``train.lr: 0.01``) set as one field each, and their origins.
-
-    A dotted key sets one field, as in a point; a plain key's mapping is merged field by field
-    over the extended files' base. The origins map every dotted prefix to the line that wrote it
-    (the leaf's own line when written twice).
-
-    Raises:
-        SpecError: a dotted key goes through a value that is not a mapping (``train: 5`` and
-            ``train.lr: 1``), naming its line.
-    """
-    nested: dict[str, Any] = {}
-    origins: dict[str, Origin] = {}
-
-    def walk(tree: dict[str, Any], raw: KeyPath, parts: list[str]) -> None:
-        for key, value in tree.items():
-            here = [*parts, *str(key).split(".")]
-            origin = (str(src.path), src.line_of((*raw, key)))
-            for end in range(len(parts) + 1, len(here)):
-                origins.setdefault(".".join(here[:end]), origin)
-            origins[".".join(here)] = origin
-            if isinstance(value, dict) and value:
-                walk(value, (*raw, key), here)
-                continue
-            try:
-                set_dotted(nested, ".".join(here), value)
-            except TypeError as err:
-                key_text = ".".join(here)
-                raise SpecError(str(err), file=src.path, line=origin[1], key=key_text) from None
-
-    walk(base, ("base",), [])
-    return nested, origins
-
-
-def _load_layers(path: Path, stack: tuple[Path, ...]) -> _Layered:
-    resolved = path.resolve()
-    if resolved in stack:
-        chain = " -> ".join(p.name for p in (*stack, resolved))
-        raise SpecError(f"extends forms a cycle: {chain}", file=path)
-    src = load_yaml(path)
-    data = src.data if src.data is not None else {}
-    if not isinstance(data, dict):
-        raise SpecError(
-            "a sweep file must be a mapping of keys such as base, grid, runs",
-            file=path,
-            line=1,
-            allowed=SWEEP_KEYS,
-        )
-    document = validate(SweepDocument, data, file=path, locate=source_locator(src))
-    merged = _Layered()
-    parents = document.extends
-    for index, parent in enumerate(parents):
-        parent_path = path.parent / parent
-        if not parent_path.is_file():
-            raise error_at(
-                src,
-                ("extends", index) if len(parents) > 1 else ("extends",),
-                f"extended file not found: {parent_path}",
-                show_value=False,
-            )
-        layer = _load_layers(parent_path, (*stack, resolved))
-        _merge_layer(merged, layer)
-    own = _Layered(doc=copy.deepcopy(data), section_source={k: src for k in data})
-    if data.get("base"):
-        own.doc["base"], own.base_origin = _nested_base(src, data["base"])
-    _merge_layer(merged, own)
-    return merged
-
-
-def _deep_merge(into: dict[str, Any], over: dict[str, Any]) -> None:
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            _deep_merge(into[key], value)
-        else:
-            into[key] = copy.deepcopy(value)
-
-
-def _merge_layer(into: _Layered, layer: _Layered) -> None:
-    for key, value in layer.doc.items():
-        if key == "extends":
-            continue
-        if key in ("base", "scales") and isinstance(value, dict):
-            into.doc.setdefault(key, {})
-            _deep_merge(into.doc[key], value)
-        else:
-            into.doc[key] = copy.deepcopy(value)
-        into.section_source[key] = layer.section_source[key]
-    into.base_origin.update(layer.base_origin)
-
-
-def _point_list(layers: _Layered, key: str) -> list[tuple[dict[str, Any], dict[str, Origin]]]:
+def _point_list(layers: SweepLayers, key: str) -> list[tuple[dict[str, Any], dict[str, Origin]]]:
     """``runs``/``include``/``exclude``: a list of mappings, each with per-key origins."""
     items = layers.doc.get(key)
     if items is None:
@@ -201,7 +100,7 @@ def _point_list(layers: _Layered, key: str) -> list[tuple[dict[str, Any], dict[s
     return out
 
 
-def _grid_points(layers: _Layered) -> list[tuple[dict[str, Any], dict[str, Origin]]]:
+def _grid_points(layers: SweepLayers) -> list[tuple[dict[str, Any], dict[str, Origin]]]:
     grid = layers.doc.get("grid")
     if grid is None:
         return [({}, {})]
@@ -213,7 +112,7 @@ def _grid_points(layers: _Layered) -> list[tuple[dict[str, Any], dict[str, Origi
     return [(dict(zip(keys, combo, strict=True)), origins) for combo in combos]
 
 
-def _zip_points(layers: _Layered) -> list[tuple[dict[str, Any], dict[str, Origin]]]:
+def _zip_points(layers: SweepLayers) -> list[tuple[dict[str, Any], dict[str, Origin]]]:
     groups = layers.doc.get("zip")
     if groups is None:
         return [({}, {})]
@@ -257,7 +156,7 @@ def _matches(spec: dict[str, Any], condition: dict[str, Any]) -> bool:
     return all(get_dotted(spec, k, object()) == v for k, v in condition.items())
 
 
-def _sweep_name(layers: _Layered, path: Path) -> str:
+def _sweep_name(layers: SweepLayers, path: Path) -> str:
     name = layers.doc.get("name")
     name = path.stem if name is None else name
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
@@ -273,7 +172,7 @@ def _sweep_name(layers: _Layered, path: Path) -> str:
     return name
 
 
-def _scale_overrides(layers: _Layered, scale: str | None) -> tuple[dict[str, Any], Origin]:
+def _scale_overrides(layers: SweepLayers, scale: str | None) -> tuple[dict[str, Any], Origin]:
     scales = layers.doc.get("scales") or {}
     if scale is None:
         return {}, ("", None)
@@ -304,7 +203,7 @@ def max_points() -> int:
     return value
 
 
-def _check_size(layers: _Layered, path: Path, limit: int) -> None:
+def _check_size(layers: SweepLayers, path: Path, limit: int) -> None:
     """Count the points (an upper bound: before ``exclude``) and refuse past ``limit``.
 
     The count is a product of list lengths, computed before any point is built, so a grid of a
@@ -362,7 +261,7 @@ def load_sweep(
     """
     path = resolve_sweep_path(path)
     overrides = dict(overrides or {})
-    layers = _load_layers(path, ())
+    layers = load_layers(path)
     name = _sweep_name(layers, path)
     _check_size(layers, path, max_points() if limit is None else limit)
     base = layers.doc.get("base") or {}
@@ -465,7 +364,7 @@ def _seed_runs(
 
 
 def _build(
-    layers: _Layered,
+    layers: SweepLayers,
     path: Path,
     merged: dict[str, Any],
     origins: dict[str, Origin],

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
+
+from ablate_cli import run_ablate
 
 from ablate.execution.runner_profile import load_runner_profile
 from ablate.jobs import mmt_needs
@@ -19,21 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def ablate(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    full_env = {
-        **os.environ,
-        "ABLATE_RUNS_DIR": str(cwd / "runs"),
-        "COLUMNS": "200",
-        "PYTHONPATH": str(REPO),
-        **env,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "ablate.cli", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_ablate(*args, cwd=cwd, env=env)
 
 
 def offline(tmp_path: Path) -> dict[str, str]:

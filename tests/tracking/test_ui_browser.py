@@ -14,13 +14,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
-from tracking_env import OutputLines, labelled_sweep, run_tracked, tracked_runs
+from tracking_env import OutputLines, labelled_sweep, run_tracked, start_ablate_ui, tracked_runs
 
 from ablate.report.sweep_summary import summarize_sweep
 from ablate.tracking.mlflow_tracker import MlflowTracker
@@ -66,13 +64,7 @@ def ui_link(tmp_path, store, sqlite_uri):
     """A tracked sweep, then ``ablate ui lab.yaml``; yields (deep link, experiment id)."""
     sweep = labelled_sweep(tmp_path)
     run_tracked(sweep, store, MlflowTracker(store.root, sqlite_uri, summarize=summarize_sweep))
-    ui = subprocess.Popen(
-        [sys.executable, "-m", "ablate.cli", "ui", str(sweep.path), "--tracking-uri", sqlite_uri],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=tmp_path,
-    )
+    ui = start_ablate_ui(sweep.path, sqlite_uri, tmp_path)
     lines = OutputLines(ui)
     try:
         link = lines.wait_for("sweep lab: http://", 300).split()[2]

@@ -18,7 +18,7 @@ import time
 
 import pytest
 from test_tracking_units import free_port_is
-from tracking_env import OutputLines, labelled_sweep, run_tracked
+from tracking_env import OutputLines, labelled_sweep, run_tracked, start_ablate_ui
 
 from ablate.tracking.mlflow_tracker import MlflowTracker
 from ablate.tracking.ui import group_members
@@ -84,13 +84,7 @@ def test_real_ablate_ui_links_the_sweep_and_stops_its_process_group_on_sigterm(
     sweep = labelled_sweep(tmp_path)
     run_tracked(sweep, store, MlflowTracker(store.root, sqlite_uri))
     t0 = time.monotonic()
-    ui = subprocess.Popen(
-        [sys.executable, "-m", "ablate.cli", "ui", str(sweep.path), "--tracking-uri", sqlite_uri],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=tmp_path,
-    )
+    ui = start_ablate_ui(sweep.path, sqlite_uri, tmp_path)
     lines = OutputLines(ui)
     lines.wait_for("starting MLflow UI", 30)
     assert time.monotonic() - t0 < 30, "said at once that it starts"

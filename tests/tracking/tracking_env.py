@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -81,6 +82,17 @@ def assert_finished_child(client, child, parent, *, steps=None, points=None):
         assert sorted(m.step for m in history) == list(range(steps))
     if points is not None:
         assert len(history) == points
+
+
+def start_ablate_ui(sweep_path: Path, tracking_uri: str, cwd: Path) -> subprocess.Popen[str]:
+    """``ablate ui SWEEP --tracking-uri URI`` as a user starts it, its output merged on stdout."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "ablate.cli", "ui", str(sweep_path), "--tracking-uri", tracking_uri],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=cwd,
+    )
 
 
 class OutputLines:
